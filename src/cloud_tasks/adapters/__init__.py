@@ -1,0 +1,1 @@
+"""Adapters: one package per provider, each implementing the ports."""

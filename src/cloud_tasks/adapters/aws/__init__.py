@@ -1,0 +1,1 @@
+"""AWS adapters (boto3): SQS, EC2, Pricing API, IMDSv2. Imported only when used."""

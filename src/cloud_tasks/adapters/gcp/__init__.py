@@ -1,0 +1,1 @@
+"""GCP adapters: Pub/Sub, Compute Engine, Cloud Billing, GCE metadata. Imported only when used."""

@@ -1,0 +1,1 @@
+"""The local provider: a SQLite queue and local process groups as instances (SPEC §8)."""

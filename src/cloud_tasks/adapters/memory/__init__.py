@@ -1,0 +1,1 @@
+"""In-process adapters for every port, and the bundled offline catalog (SPEC §9)."""

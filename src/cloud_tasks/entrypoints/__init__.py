@@ -1,0 +1,1 @@
+"""Entry points: the CLI, the worker and the pytest plugin."""

@@ -1,0 +1,1 @@
+"""The ``cloud_tasks`` command line (SPEC §11)."""

@@ -1,0 +1,52 @@
+"""The one exception hierarchy of Cloud Tasks.
+
+Adapters translate SDK exceptions into these at the boundary; no boto3 or google exception
+escapes ``cloud_tasks.adapters``. The CLI turns any ``CloudTasksError`` into one line on stderr
+and exit status 1.
+"""
+
+from __future__ import annotations
+
+
+class CloudTasksError(Exception):
+    """Base of every error Cloud Tasks raises on purpose.
+
+    The message is one line a user can act on: what failed, where, and what to do.
+    """
+
+
+class ConfigError(CloudTasksError):
+    """A configuration file, flag or environment variable is invalid."""
+
+
+class TaskFileError(CloudTasksError):
+    """A task file is missing, unreadable or malformed."""
+
+
+class ProviderError(CloudTasksError):
+    """A cloud or local provider call failed."""
+
+
+class CredentialsError(ProviderError):
+    """Credentials are missing or rejected."""
+
+
+class CapacityError(ProviderError):
+    """The provider has no capacity for this instance type in this zone; try another."""
+
+    def __init__(self, message: str, *, instance_type: str = "", zone: str = "") -> None:
+        super().__init__(message)
+        self.instance_type = instance_type
+        self.zone = zone
+
+
+class QuotaError(CapacityError):
+    """A quota (vCPUs, instances, IPs) forbids more instances in this region."""
+
+
+class QueueNotFoundError(ProviderError):
+    """The named queue does not exist."""
+
+
+class SelectionError(CloudTasksError):
+    """No instance type meets the constraints; the message names the eliminating constraint."""

@@ -1,0 +1,252 @@
+"""The ports: interfaces every adapter implements (SPEC §1, §2).
+
+Ports are synchronous; SDK calls block. The worker and the pool manager own an asyncio loop and
+call ports off-loop (``asyncio.to_thread``). Every adapter translates its SDK's errors into
+``cloud_tasks.exceptions`` at the boundary. The contract suites in ``tests/contract/`` enforce
+the semantics stated here on every adapter.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+
+from cloud_tasks.domain.offers import InstanceOffer
+from cloud_tasks.domain.tasks import Envelope, Task
+
+
+@attrs.frozen
+class ReceivedTask:
+    """A task as delivered by a queue.
+
+    ``receipt`` identifies this delivery (not the task) for extend/ack/release/requeue.
+    ``delivery_count`` counts deliveries of this message including this one; because an
+    application failure re-sends the task as a new message (see ``TaskQueue.requeue``), it
+    counts only deliveries lost to preemption, lost leases or shutdowns, plus one.
+    ``envelope.failures`` counts application failures so far.
+    """
+
+    envelope: Envelope
+    receipt: str
+    delivery_count: int = 1
+
+    @property
+    def task_id(self) -> str:
+        return self.envelope.task.task_id
+
+    @property
+    def data(self) -> Mapping[str, Any]:
+        return self.envelope.task.data
+
+    @property
+    def attempt(self) -> int:
+        """Application attempt number, 1 for the first try."""
+        return self.envelope.failures + 1
+
+
+@runtime_checkable
+class TaskQueue(Protocol):
+    """A durable queue of tasks with at-least-once delivery and visibility timeouts.
+
+    Semantics every adapter honours:
+
+    - ``send`` is at-least-once: after it returns, every task is stored.
+    - A received message is hidden from other receivers until its visibility timeout (lease)
+      expires, then it is delivered again (``delivery_count`` + 1).
+    - ``extend`` restarts the lease from now; a lease extended in time is never redelivered.
+    - ``ack`` removes the message; acking twice, or acking an expired receipt whose message was
+      already acked, is not an error.
+    - ``release`` makes the message visible again at once without touching ``failures``.
+    - ``requeue`` records one application failure: it sends the task again with
+      ``failures + 1`` and then acks the delivery (send first, so nothing is lost on a crash).
+    - ``depth`` is approximate: visible plus leased messages.
+    - Operations on a queue that does not exist raise ``QueueNotFoundError``.
+    """
+
+    name: str
+    max_message_bytes: int
+
+    def create(self) -> None:
+        """Create the queue if missing (idempotent)."""
+
+    def exists(self) -> bool: ...
+
+    def delete(self) -> None:
+        """Delete the queue and everything in it (idempotent)."""
+
+    def send(self, envelopes: Sequence[Envelope]) -> None:
+        """Store every envelope; batches as the service allows."""
+
+    def receive(
+        self, max_messages: int, visibility_timeout_s: float, wait_s: float = 0.0
+    ) -> list[ReceivedTask]:
+        """Lease up to ``max_messages``; waits up to ``wait_s`` for the first one."""
+
+    def extend(self, receipt: str, visibility_timeout_s: float) -> None: ...
+
+    def ack(self, receipt: str) -> None: ...
+
+    def release(self, receipt: str) -> None: ...
+
+    def requeue(self, message: ReceivedTask) -> None: ...
+
+    def depth(self) -> int: ...
+
+    def purge(self) -> None: ...
+
+
+@attrs.frozen
+class ReceivedEvent:
+    """An event as delivered by an event queue; ``receipt`` is for ``ack``."""
+
+    event: Mapping[str, Any]
+    receipt: str
+
+
+@runtime_checkable
+class EventQueue(Protocol):
+    """The ``<queue>-events`` queue workers report to (SPEC §10 events, as JSON objects).
+
+    At-least-once like ``TaskQueue``; consumers must tolerate duplicates.
+    """
+
+    name: str
+
+    def create(self) -> None: ...
+
+    def exists(self) -> bool: ...
+
+    def delete(self) -> None: ...
+
+    def send(self, events: Sequence[Mapping[str, Any]]) -> None: ...
+
+    def receive(self, max_messages: int, wait_s: float = 0.0) -> list[ReceivedEvent]: ...
+
+    def ack(self, receipts: Iterable[str]) -> None: ...
+
+
+class InstanceState(enum.Enum):
+    """Lifecycle of a VM as the pool manager sees it."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    TERMINATED = "terminated"
+    PREEMPTED = "preempted"
+    FAILED = "failed"
+
+
+@attrs.frozen
+class InstanceSpec:
+    """Everything needed to launch one instance of a job."""
+
+    job_id: str
+    instance_type: str
+    zone: str
+    image: str
+    startup_script: str
+    use_spot: bool
+    boot_disk_gb: int
+    boot_disk_type: str | None = None
+    service_account: str | None = None
+
+
+@attrs.frozen
+class Instance:
+    """A VM (or local process group) started by Cloud Tasks and tagged with its job id."""
+
+    instance_id: str
+    name: str
+    job_id: str
+    instance_type: str
+    zone: str
+    state: InstanceState
+    is_spot: bool = False
+    price_per_hour_usd: float = 0.0
+    launched_at: float = 0.0
+
+
+@attrs.frozen
+class Region:
+    name: str
+    zones: tuple[str, ...] = ()
+    description: str = ""
+
+
+@attrs.frozen
+class Image:
+    name: str
+    architecture: str
+    description: str = ""
+    created: str = ""
+
+
+class Compute(Protocol):
+    """Starts, lists and stops a job's instances; every query is scoped by job tags/labels.
+
+    ``create_instance`` raises ``CapacityError`` (try another zone or type) or ``QuotaError``.
+    ``terminate`` is idempotent and also deletes preempted or failed instances.
+    """
+
+    provider: str
+
+    def create_instance(self, spec: InstanceSpec) -> Instance: ...
+
+    def list_instances(self, job_id: str | None) -> list[Instance]:
+        """This job's instances, or every managed instance when ``job_id`` is None."""
+
+    def terminate(self, instance_ids: Sequence[str]) -> None: ...
+
+    def list_regions(self) -> list[Region]: ...
+
+    def list_images(self, architecture: str | None = None) -> list[Image]: ...
+
+    def default_image(self, architecture: str) -> str: ...
+
+
+class Pricing(Protocol):
+    """Instance types with on-demand and spot prices for a region."""
+
+    provider: str
+
+    def offers(self, region: str, *, refresh: bool = False) -> list[InstanceOffer]:
+        """Every offer in ``region``; per-zone offers where spot prices differ by zone."""
+
+
+class InstanceMetadata(Protocol):
+    """What the VM knows about itself (IMDSv2 on AWS, the metadata server on GCP)."""
+
+    def instance_id(self) -> str | None: ...
+
+    def termination_notice(self) -> bool:
+        """True once the provider has announced that this spot VM will be reclaimed."""
+
+
+class Clock(Protocol):
+    """Time, passed in so tests and ``simulate`` can run on virtual time."""
+
+    def now(self) -> float:
+        """Seconds since the epoch (or since the start of a simulation)."""
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+__all__ = [
+    "Clock",
+    "Compute",
+    "EventQueue",
+    "Image",
+    "Instance",
+    "InstanceMetadata",
+    "InstanceSpec",
+    "InstanceState",
+    "Pricing",
+    "ReceivedEvent",
+    "ReceivedTask",
+    "Region",
+    "Task",
+    "TaskQueue",
+]
