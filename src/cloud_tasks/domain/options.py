@@ -50,9 +50,9 @@ class RunOptions:
     Times are in seconds, ``max_memory_allowed_per_task`` in GB.
     """
 
-    constraints: InstanceConstraints = InstanceConstraints()
-    limits: PoolLimits = PoolLimits()
-    retry: RetryPolicy = RetryPolicy()
+    constraints: InstanceConstraints = attrs.Factory(InstanceConstraints)
+    limits: PoolLimits = attrs.Factory(PoolLimits)
+    retry: RetryPolicy = attrs.Factory(RetryPolicy)
     startup_script: str | None = None
     startup_script_file: str | None = None
     image: str | None = None
@@ -94,7 +94,7 @@ class JobConfig:
     """
 
     provider: str
-    provider_options: ProviderOptions = ProviderOptions()
-    run: RunOptions = RunOptions()
+    provider_options: ProviderOptions = attrs.Factory(ProviderOptions)
+    run: RunOptions = attrs.Factory(RunOptions)
     source: str | None = None
     notices: tuple[str, ...] = ()
