@@ -152,6 +152,8 @@ class InstanceSpec:
     boot_disk_gb: int
     boot_disk_type: str | None = None
     service_account: str | None = None
+    #: The expected hourly price; recorded on the instance (tag/label) so listings can show it.
+    price_per_hour_usd: float | None = None
 
 
 @attrs.frozen
