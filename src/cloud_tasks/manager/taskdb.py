@@ -1,0 +1,558 @@
+"""The task database (SPEC §13): one SQLite file per job with every task and every event.
+
+One row per task (id, data, state, attempts, last event, result, error, timestamps, instance),
+every event the workers sent (deduplicated: the event queue delivers at least once), and every
+instance the manager started with its launch-time price, so spend can be computed after a
+restart. The manager is the only writer; ``status`` reads it from another process.
+
+State rules: ``pending`` → ``running`` → ``completed`` | ``failed``. A task whose outcome asked for
+a retry goes back to ``pending`` (not terminal). ``completed`` is final: a second completion of
+the same task (a duplicate delivery) is recorded in the event table and counted in
+``duplicate_completions``, never counted twice. ``failed`` may still become ``completed`` when a
+late delivery of the same task succeeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from cloud_tasks.domain.tasks import Task
+from cloud_tasks.exceptions import CloudTasksError
+
+PENDING = "pending"
+RUNNING = "running"
+COMPLETED = "completed"
+FAILED = "failed"
+STATES: tuple[str, ...] = (PENDING, RUNNING, COMPLETED, FAILED)
+TERMINAL_STATES: frozenset[str] = frozenset({COMPLETED, FAILED})
+
+_OUTCOME_EVENTS = frozenset(
+    {"task_completed", "task_exception", "task_exited", "task_timed_out", "task_dead_lettered"}
+)
+_INSERT_CHUNK = 5000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+    seq INTEGER PRIMARY KEY,
+    task_id TEXT NOT NULL UNIQUE,
+    data TEXT,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_event TEXT,
+    result TEXT,
+    error TEXT,
+    created_at REAL,
+    started_at REAL,
+    finished_at REAL,
+    elapsed_s REAL,
+    instance_id TEXT,
+    duplicate_completions INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    digest TEXT NOT NULL UNIQUE,
+    received_at REAL NOT NULL,
+    timestamp TEXT,
+    event_type TEXT,
+    task_id TEXT,
+    instance_id TEXT,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_task ON events (task_id);
+CREATE TABLE IF NOT EXISTS instances (
+    instance_id TEXT PRIMARY KEY,
+    name TEXT,
+    instance_type TEXT,
+    zone TEXT,
+    is_spot INTEGER NOT NULL DEFAULT 0,
+    price_per_hour_usd REAL NOT NULL DEFAULT 0,
+    launched_at REAL NOT NULL,
+    ended_at REAL,
+    end_reason TEXT,
+    first_seen_alive REAL,
+    last_seen_alive REAL,
+    last_task_event REAL
+);
+"""
+
+
+@attrs.frozen
+class TaskCounts:
+    """Tasks by state; ``total`` is their sum."""
+
+    pending: int = 0
+    running: int = 0
+    completed: int = 0
+    failed: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.pending + self.running + self.completed + self.failed
+
+    @property
+    def terminal(self) -> int:
+        return self.completed + self.failed
+
+    @property
+    def remaining(self) -> int:
+        return self.pending + self.running
+
+
+@attrs.frozen
+class IngestResult:
+    """What one batch of events changed: ``alive`` maps instance id to when it was last heard."""
+
+    new_events: int = 0
+    duplicate_events: int = 0
+    transitions: int = 0
+    alive: Mapping[str, float] = attrs.field(factory=dict)
+    worked: Mapping[str, float] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class InstanceRecord:
+    """An instance as recorded by the manager: enough to compute spend after a restart."""
+
+    instance_id: str
+    name: str
+    instance_type: str
+    zone: str
+    is_spot: bool
+    price_per_hour_usd: float
+    launched_at: float
+    ended_at: float | None = None
+    end_reason: str | None = None
+    first_seen_alive: float | None = None
+    last_seen_alive: float | None = None
+    last_task_event: float | None = None
+
+    def cost_usd(self, now: float) -> float:
+        end = self.ended_at if self.ended_at is not None else now
+        return self.price_per_hour_usd * max(0.0, end - self.launched_at) / 3600.0
+
+
+@attrs.frozen
+class TaskRow:
+    """One task as stored."""
+
+    task_id: str
+    state: str
+    attempts: int
+    last_event: str | None
+    result: Any
+    error: str | None
+    elapsed_s: float | None
+    instance_id: str | None
+    duplicate_completions: int
+
+
+def _error_text(event: Mapping[str, Any]) -> str | None:
+    kind = event.get("event_type")
+    if kind == "task_exception":
+        text = str(event.get("exception") or "exception")
+        return text.strip().splitlines()[-1] if text.strip() else "exception"
+    if kind == "task_exited":
+        return f"process exited with code {event.get('exit_code')}"
+    if kind == "task_timed_out":
+        return "timed out (max_runtime exceeded)"
+    if kind == "task_dead_lettered":
+        return f"dead-lettered: {event.get('reason') or 'max_attempts reached'}"
+    if kind == "task_completed" and not event.get("success", True):
+        return "process_task returned False (retry requested)"
+    return None
+
+
+class TaskDatabase:
+    """The SQLite task database of one job. Not thread-safe: use it from one thread."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd)
+            os.chmod(self.path, 0o600)
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise CloudTasksError(
+                f"{self.path}: cannot open the task database: {exc}; check the path of db_file"
+            ) from exc
+        self._counts = self._load_counts()
+
+    @classmethod
+    def open_existing(cls, path: str | Path) -> TaskDatabase:
+        """Open a database that must already exist (``status``, ``--continue``)."""
+        if not Path(path).is_file():
+            raise CloudTasksError(
+                f"{path}: no task database here; run 'cloud_tasks run' first or pass --db-file"
+            )
+        return cls(path)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> TaskDatabase:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- metadata -------------------------------------------------------------------------
+
+    def set_meta(self, **values: Any) -> None:
+        self._db.executemany(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [(key, json.dumps(value)) for key, value in values.items()],
+        )
+
+    def meta(self) -> dict[str, Any]:
+        return {key: json.loads(value) for key, value in self._db.execute("SELECT * FROM meta")}
+
+    # -- tasks ----------------------------------------------------------------------------
+
+    def _load_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(STATES, 0)
+        for state, count in self._db.execute("SELECT state, COUNT(*) FROM tasks GROUP BY state"):
+            counts[state] = count
+        return counts
+
+    def counts(self) -> TaskCounts:
+        return TaskCounts(**{state: self._counts.get(state, 0) for state in STATES})
+
+    def add_tasks(self, tasks: Iterable[Task], now: float) -> int:
+        """Record tasks as pending; tasks already recorded are left as they are.
+
+        Returns the number of new rows.
+        """
+        added = 0
+        chunk: list[tuple[str, str, str, float]] = []
+
+        def flush() -> int:
+            before = self._db.total_changes
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR IGNORE INTO tasks (task_id, data, state, created_at) VALUES (?,?,?,?)",
+                chunk,
+            )
+            self._db.execute("COMMIT")
+            return self._db.total_changes - before
+
+        for task in tasks:
+            chunk.append((task.task_id, json.dumps(task.data), PENDING, now))
+            if len(chunk) >= _INSERT_CHUNK:
+                added += flush()
+                chunk.clear()
+        if chunk:
+            added += flush()
+        self._counts[PENDING] += added
+        return added
+
+    def task(self, task_id: str) -> TaskRow | None:
+        row = self._db.execute(
+            "SELECT task_id, state, attempts, last_event, result, error, elapsed_s, "
+            "instance_id, duplicate_completions FROM tasks WHERE task_id = ?",
+            (task_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return TaskRow(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            None if row[4] is None else json.loads(row[4]),
+            row[5],
+            row[6],
+            row[7],
+            row[8],
+        )
+
+    def task_ids(self, state: str) -> list[str]:
+        return [
+            r[0] for r in self._db.execute("SELECT task_id FROM tasks WHERE state = ?", (state,))
+        ]
+
+    def mark_lost(self, now: float, reason: str) -> int:
+        """Fail every non-terminal task (their messages left the queue without an outcome)."""
+        self._db.execute("BEGIN")
+        cursor = self._db.execute(
+            "UPDATE tasks SET state = ?, error = ?, finished_at = ? WHERE state IN (?, ?)",
+            (FAILED, reason, now, PENDING, RUNNING),
+        )
+        self._db.execute("COMMIT")
+        self._counts = self._load_counts()
+        return cursor.rowcount
+
+    # -- events ---------------------------------------------------------------------------
+
+    def ingest(self, events: Sequence[Mapping[str, Any]], now: float) -> IngestResult:
+        """Record a batch of worker events and apply them to the task rows, atomically."""
+        new = duplicates = transitions = 0
+        alive: dict[str, float] = {}
+        worked: dict[str, float] = {}
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            for event in events:
+                body = json.dumps(event, sort_keys=True, separators=(",", ":"), default=str)
+                digest = hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
+                kind = str(event.get("event_type", ""))
+                task_id = event.get("task_id")
+                instance_id = event.get("instance_id")
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO events (digest, received_at, timestamp, event_type, "
+                    "task_id, instance_id, body) VALUES (?,?,?,?,?,?,?)",
+                    (
+                        digest,
+                        now,
+                        event.get("timestamp"),
+                        kind,
+                        None if task_id is None else str(task_id),
+                        None if instance_id is None else str(instance_id),
+                        body,
+                    ),
+                )
+                if cursor.rowcount == 0:
+                    duplicates += 1
+                    continue
+                new += 1
+                if instance_id is not None:
+                    alive[str(instance_id)] = now
+                if task_id is None:
+                    continue
+                if instance_id is not None:
+                    worked[str(instance_id)] = now
+                if self._apply(str(task_id), kind, event, now):
+                    transitions += 1
+            for instance_id, seen in alive.items():
+                db.execute(
+                    "UPDATE instances SET last_seen_alive = ?, "
+                    "first_seen_alive = COALESCE(first_seen_alive, ?) WHERE instance_id = ?",
+                    (seen, seen, instance_id),
+                )
+            for instance_id, seen in worked.items():
+                db.execute(
+                    "UPDATE instances SET last_task_event = ? WHERE instance_id = ?",
+                    (seen, instance_id),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            self._counts = self._load_counts()
+            raise
+        return IngestResult(new, duplicates, transitions, alive, worked)
+
+    def _apply(self, task_id: str, kind: str, event: Mapping[str, Any], now: float) -> bool:
+        """Apply one new event to its task row; True when the state changed."""
+        db = self._db
+        row = db.execute(
+            "SELECT state, attempts, error FROM tasks WHERE task_id = ?", (task_id,)
+        ).fetchone()
+        if row is None:
+            # A task loaded by someone else (manage_pool, monitor_event_queue).
+            db.execute(
+                "INSERT INTO tasks (task_id, state, created_at) VALUES (?, ?, ?)",
+                (task_id, PENDING, now),
+            )
+            self._counts[PENDING] += 1
+            state, attempts, error = PENDING, 0, None
+        else:
+            state, attempts, error = row
+        instance_id = event.get("instance_id")
+        attempt = event.get("attempt")
+        attempts = max(attempts, attempt if isinstance(attempt, int) else 0)
+
+        if kind == "task_started":
+            if state in TERMINAL_STATES:
+                return False
+            new_state = RUNNING
+            attempts = max(attempts, 1)
+            db.execute(
+                "UPDATE tasks SET state = ?, attempts = ?, last_event = ?, started_at = ?, "
+                "instance_id = ? WHERE task_id = ?",
+                (new_state, attempts, kind, now, instance_id, task_id),
+            )
+            return self._move(state, new_state)
+        if kind not in _OUTCOME_EVENTS:
+            db.execute("UPDATE tasks SET last_event = ? WHERE task_id = ?", (kind, task_id))
+            return False
+
+        success = kind == "task_completed" and bool(event.get("success"))
+        elapsed = event.get("elapsed_time")
+        elapsed_s = float(elapsed) if isinstance(elapsed, int | float) else None
+        if state == COMPLETED:
+            if success:
+                db.execute(
+                    "UPDATE tasks SET duplicate_completions = duplicate_completions + 1 "
+                    "WHERE task_id = ?",
+                    (task_id,),
+                )
+            return False
+        if success:
+            result = json.dumps(event.get("result", {}), default=str)
+            db.execute(
+                "UPDATE tasks SET state = ?, attempts = ?, last_event = ?, result = ?, "
+                "finished_at = ?, elapsed_s = ?, instance_id = ? WHERE task_id = ?",
+                (COMPLETED, max(attempts, 1), kind, result, now, elapsed_s, instance_id, task_id),
+            )
+            return self._move(state, COMPLETED)
+        new_error = _error_text(event)
+        if kind == "task_dead_lettered" and error and error not in (new_error or ""):
+            new_error = f"{new_error}; last error: {error}"
+        if state == FAILED:
+            return False
+        retry = kind != "task_dead_lettered" and event.get("retry") is True
+        new_state = PENDING if retry else FAILED
+        db.execute(
+            "UPDATE tasks SET state = ?, attempts = ?, last_event = ?, error = ?, "
+            "finished_at = ?, elapsed_s = COALESCE(?, elapsed_s), instance_id = ? "
+            "WHERE task_id = ?",
+            (
+                new_state,
+                max(attempts, 1),
+                kind,
+                new_error,
+                None if retry else now,
+                elapsed_s,
+                instance_id,
+                task_id,
+            ),
+        )
+        return self._move(state, new_state)
+
+    def _move(self, old: str, new: str) -> bool:
+        if old == new:
+            return False
+        self._counts[old] -= 1
+        self._counts[new] += 1
+        return True
+
+    def events(self, task_id: str | None = None) -> list[dict[str, Any]]:
+        """Recorded events in arrival order (of one task when ``task_id`` is given)."""
+        if task_id is None:
+            rows: Iterable[tuple[str]] = self._db.execute("SELECT body FROM events ORDER BY id")
+        else:
+            rows = self._db.execute(
+                "SELECT body FROM events WHERE task_id = ? ORDER BY id", (task_id,)
+            )
+        return [json.loads(body) for (body,) in rows]
+
+    # -- instances ------------------------------------------------------------------------
+
+    def record_instance(self, record: InstanceRecord) -> None:
+        self._db.execute(
+            "INSERT INTO instances (instance_id, name, instance_type, zone, is_spot, "
+            "price_per_hour_usd, launched_at) VALUES (?,?,?,?,?,?,?) "
+            "ON CONFLICT(instance_id) DO NOTHING",
+            (
+                record.instance_id,
+                record.name,
+                record.instance_type,
+                record.zone,
+                int(record.is_spot),
+                record.price_per_hour_usd,
+                record.launched_at,
+            ),
+        )
+
+    def end_instance(self, instance_id: str, ended_at: float, reason: str) -> None:
+        self._db.execute(
+            "UPDATE instances SET ended_at = ?, end_reason = ? "
+            "WHERE instance_id = ? AND ended_at IS NULL",
+            (ended_at, reason, instance_id),
+        )
+
+    def instances(self, *, active_only: bool = False) -> list[InstanceRecord]:
+        query = (
+            "SELECT instance_id, name, instance_type, zone, is_spot, price_per_hour_usd, "
+            "launched_at, ended_at, end_reason, first_seen_alive, last_seen_alive, "
+            "last_task_event FROM instances"
+        )
+        if active_only:
+            query += " WHERE ended_at IS NULL"
+        return [
+            InstanceRecord(r[0], r[1], r[2], r[3], bool(r[4]), *r[5:])
+            for r in self._db.execute(query + " ORDER BY launched_at")
+        ]
+
+    def spend_usd(self, now: float) -> float:
+        return sum(record.cost_usd(now) for record in self.instances())
+
+    # -- report queries -------------------------------------------------------------------
+
+    def finished_between(self, start: float, end: float) -> int:
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM tasks WHERE finished_at > ? AND finished_at <= ? "
+            "AND state IN (?, ?)",
+            (start, end, COMPLETED, FAILED),
+        ).fetchone()
+        return int(row[0])
+
+    def elapsed_times(self) -> list[float]:
+        """Elapsed seconds of every completed task, sorted."""
+        return [
+            r[0]
+            for r in self._db.execute(
+                "SELECT elapsed_s FROM tasks WHERE state = ? AND elapsed_s IS NOT NULL "
+                "ORDER BY elapsed_s",
+                (COMPLETED,),
+            )
+        ]
+
+    def top_errors(self, limit: int = 5) -> list[tuple[str, int]]:
+        return [
+            (str(r[0]), int(r[1]))
+            for r in self._db.execute(
+                "SELECT error, COUNT(*) FROM tasks WHERE state = ? GROUP BY error "
+                "ORDER BY COUNT(*) DESC, error LIMIT ?",
+                (FAILED, limit),
+            )
+        ]
+
+    def failures(self, limit: int = 10) -> list[TaskRow]:
+        ids = [
+            r[0]
+            for r in self._db.execute(
+                "SELECT task_id FROM tasks WHERE state = ? ORDER BY seq LIMIT ?", (FAILED, limit)
+            )
+        ]
+        return [row for row in (self.task(task_id) for task_id in ids) if row is not None]
+
+    def duplicate_completions(self) -> int:
+        row = self._db.execute("SELECT COALESCE(SUM(duplicate_completions), 0) FROM tasks")
+        return int(row.fetchone()[0])
+
+    def iter_rows(self) -> Iterator[TaskRow]:
+        for (task_id,) in self._db.execute("SELECT task_id FROM tasks ORDER BY seq").fetchall():
+            row = self.task(task_id)
+            if row is not None:
+                yield row
+
+
+__all__ = [
+    "COMPLETED",
+    "FAILED",
+    "PENDING",
+    "RUNNING",
+    "STATES",
+    "TERMINAL_STATES",
+    "IngestResult",
+    "InstanceRecord",
+    "TaskCounts",
+    "TaskDatabase",
+    "TaskRow",
+]
