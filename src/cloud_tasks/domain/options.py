@@ -68,7 +68,10 @@ class RunOptions:
 
 @attrs.frozen
 class ProviderOptions:
-    """Provider options (SPEC §4). Credentials fields are never logged or printed."""
+    """Provider options (SPEC §4). Credentials fields are never logged or printed.
+
+    ``catalog`` (memory provider only): ``aws``, ``gcp``, ``all`` or the path of a catalog file.
+    """
 
     job_id: str | None = None
     queue_name: str | None = None
@@ -80,6 +83,7 @@ class ProviderOptions:
     project_id: str | None = None
     credentials_file: str | None = None
     service_account: str | None = None
+    catalog: str | None = None
 
     @property
     def effective_queue_name(self) -> str | None:
@@ -91,6 +95,8 @@ class JobConfig:
     """A fully resolved configuration: provider, its options and the run options.
 
     ``notices`` holds one line per override (``gcp.min_cpu=8 overrides run.min_cpu=2``).
+    ``section`` is the configuration section the options came from: the provider's own, or
+    ``aws``/``gcp`` when the ``memory`` provider stands in for that cloud (SPEC §9).
     """
 
     provider: str
@@ -98,3 +104,4 @@ class JobConfig:
     run: RunOptions = attrs.Factory(RunOptions)
     source: str | None = None
     notices: tuple[str, ...] = ()
+    section: str | None = None
