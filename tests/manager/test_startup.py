@@ -80,6 +80,7 @@ def test_every_worker_option_is_exported() -> None:
         "RETRY_ON_EXCEPTION": "false",
         "RETRY_ON_TIMEOUT": "true",
         "MAX_ATTEMPTS": "3",
+        "MAX_PREEMPTIONS": "20",
         "MAX_MEMORY_ALLOWED_PER_TASK": "1.5",
         "KEEPALIVE_INTERVAL": "30",
         "EVENT_LOG_TO_QUEUE": "true",

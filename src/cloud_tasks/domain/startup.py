@@ -54,6 +54,7 @@ class WorkerSettings:
     retry_on_exception: bool = False
     retry_on_timeout: bool = False
     max_attempts: int = 5
+    max_preemptions: int = 20
     max_memory_allowed_per_task_gb: float | None = None
     keepalive_interval_s: float = 60.0
     exactly_once_queue: bool = False
@@ -98,6 +99,7 @@ def worker_environment(settings: WorkerSettings) -> dict[str, str]:
         ("RETRY_ON_EXCEPTION", _flag(settings.retry_on_exception)),
         ("RETRY_ON_TIMEOUT", _flag(settings.retry_on_timeout)),
         ("MAX_ATTEMPTS", _number(settings.max_attempts)),
+        ("MAX_PREEMPTIONS", _number(settings.max_preemptions)),
         (
             "MAX_MEMORY_ALLOWED_PER_TASK",
             None
