@@ -1,0 +1,641 @@
+"""The pool manager (SPEC §6, §12): starts, watches, replaces and stops a job's instances.
+
+One asyncio loop, every wait on the injected ``Clock`` so that tests and ``simulate`` run it on
+virtual time. Every event-poll interval it moves worker events from the event queue into the task
+database; every ``scaling_check_interval`` it reconciles the pool with the provider:
+
+- instances the provider reports preempted, failed or gone are deleted and replaced;
+- an instance that never sent a keep-alive within ``keepalive_startup_timeout``, or went silent
+  for ``keepalive_timeout``, is replaced; when no instance ever sent one the job stops with
+  "the startup script is probably broken";
+- the target size comes from the domain (limits, remaining work, ``max_total_cost``);
+- new instances use the best launch option; a capacity error moves to the next zone, then to
+  the next instance type;
+- idle instances beyond the target are stopped after ``instance_termination_delay``.
+
+When every task is terminal it stops every instance and deletes the queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, ParamSpec, TypeVar
+
+import attrs
+
+from cloud_tasks.domain.options import PoolLimits
+from cloud_tasks.domain.selection import Candidate
+from cloud_tasks.domain.sizing import (
+    apply_cost_cap,
+    cost_horizon_s,
+    idle_instances_to_terminate,
+    target_pool_size,
+)
+from cloud_tasks.exceptions import CapacityError, CloudTasksError, ProviderError
+from cloud_tasks.manager.taskdb import InstanceRecord, TaskCounts, TaskDatabase
+from cloud_tasks.ports import (
+    Clock,
+    Compute,
+    EventQueue,
+    Instance,
+    InstanceSpec,
+    InstanceState,
+    TaskQueue,
+)
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+logger = logging.getLogger("cloud_tasks.manager")
+
+#: Fields of a ``keep_alive`` event that may say how many tasks the worker is running.
+_BUSY_FIELDS = ("running_tasks", "tasks_running", "in_flight", "active_tasks")
+#: Startup failures (an instance lost before any keep-alive) tolerated while no instance has
+#: ever worked, before the job stops as "startup script probably broken".
+MAX_STARTUP_FAILURES = 3
+#: A queue that stays empty this long (and for three checks) while tasks still lack an outcome
+#: means those outcomes were lost; the tasks are marked failed rather than waited on forever.
+LOST_OUTCOME_GRACE_S = 30.0
+
+Status = Literal["completed", "broken_startup", "cost_cap", "stopped"]
+
+
+@attrs.frozen
+class LaunchOption:
+    """One instance type in one zone, with its generated startup script."""
+
+    candidate: Candidate
+    zone: str
+    startup_script: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.candidate.name, self.zone)
+
+
+@attrs.frozen
+class PoolSettings:
+    """What the pool manager needs from the run options. Times in seconds."""
+
+    job_id: str
+    image: str
+    limits: PoolLimits = attrs.field(factory=PoolLimits)
+    scaling_check_interval_s: float = 60.0
+    instance_termination_delay_s: float = 60.0
+    keepalive_interval_s: float = 60.0
+    keepalive_startup_timeout_s: float = 600.0
+    keepalive_timeout_s: float = 300.0
+    event_poll_interval_s: float = 1.0
+    service_account: str | None = None
+    #: Run port calls in a worker thread (real providers block); off for in-memory adapters.
+    offload: bool = True
+    #: Delete the task and event queues when every task is terminal.
+    delete_queues: bool = True
+    #: Every task is recorded in the database (``run``); otherwise (``manage_pool``) the job is
+    #: done when the queue is empty and every task seen in an event is terminal.
+    tasks_known: bool = True
+
+
+@attrs.frozen
+class JobOutcome:
+    """How the manager's run ended."""
+
+    status: Status
+    message: str
+    counts: TaskCounts
+    spend_usd: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "completed"
+
+
+@attrs.frozen
+class PoolSnapshot:
+    """What the live display shows, refreshed every event poll."""
+
+    counts: TaskCounts
+    instances: int
+    spend_usd: float
+    now: float
+
+
+@attrs.define
+class _Tracked:
+    instance_id: str
+    instance_type: str
+    zone: str
+    price_per_hour_usd: float
+    launched_at: float
+    tasks_per_instance: int
+    first_alive: float | None = None
+    last_alive: float | None = None
+    last_busy: float = 0.0
+
+
+class _Abort(Exception):
+    def __init__(self, status: Status, message: str) -> None:
+        super().__init__(message)
+        self.status: Status = status
+        self.message = message
+
+
+class PoolManager:
+    """Supervises one job's pool until every task is terminal (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        compute: Compute,
+        task_queue: TaskQueue,
+        event_queue: EventQueue,
+        db: TaskDatabase,
+        clock: Clock,
+        options: Sequence[LaunchOption],
+        settings: PoolSettings,
+        on_update: Callable[[PoolSnapshot], None] | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        if not options:
+            raise CloudTasksError("the pool manager needs at least one instance type to launch")
+        self.compute = compute
+        self.task_queue = task_queue
+        self.event_queue = event_queue
+        self.db = db
+        self.clock = clock
+        self.options = list(options)
+        self.settings = settings
+        self.on_update = on_update
+        self.log = log or logger.info
+        self.tracked: dict[str, _Tracked] = {}
+        self.exhausted: set[tuple[str, str]] = set()
+        self.ever_alive = False
+        self.startup_failures = 0
+        self.replaced = 0
+        self.launched = 0
+        self._empty_since: float | None = None
+        self._empty_checks = 0
+        self._next_check = 0.0
+        self._depth = 0
+        self._option_by_type = {option.candidate.name: option for option in self.options}
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    async def _call(self, func: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        if self.settings.offload:
+            return await asyncio.to_thread(func, *args, **kwargs)
+        return func(*args, **kwargs)
+
+    def _now(self) -> float:
+        return self.clock.now()
+
+    def current_option(self) -> LaunchOption | None:
+        """The best launch option that has not hit a capacity error recently."""
+        for option in self.options:
+            if option.key not in self.exhausted:
+                return option
+        return None
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def run(self) -> JobOutcome:
+        """Supervise until done; then stop every instance and (by default) delete the queues."""
+        self._adopt_recorded()
+        try:
+            while True:
+                await self.poll_events()
+                now = self._now()
+                if self._tasks_done():
+                    break
+                if now >= self._next_check:
+                    await self.check(now)
+                    self._next_check = now + self.settings.scaling_check_interval_s
+                    if self._queue_drained():
+                        break
+                self._publish(now)
+                await self.clock.sleep(self.settings.event_poll_interval_s)
+        except _Abort as abort:
+            await self.stop_all(reason=abort.status)
+            counts = self.db.counts()
+            return JobOutcome(abort.status, abort.message, counts, self.db.spend_usd(self._now()))
+        await self.stop_all(reason="job done")
+        await self.poll_events()
+        if self.settings.delete_queues:
+            await self._call(self.task_queue.delete)
+            await self._call(self.event_queue.delete)
+        now = self._now()
+        counts = self.db.counts()
+        self.db.set_meta(finished_at=now)
+        self._publish(now)
+        message = f"every task is done: {counts.completed} completed, {counts.failed} failed"
+        return JobOutcome("completed", message, counts, self.db.spend_usd(now))
+
+    def _publish(self, now: float) -> None:
+        if self.on_update is not None:
+            self.on_update(
+                PoolSnapshot(self.db.counts(), len(self.tracked), self.db.spend_usd(now), now)
+            )
+
+    def _tasks_done(self) -> bool:
+        if not self.settings.tasks_known:
+            return False
+        counts = self.db.counts()
+        return counts.total > 0 and counts.remaining == 0
+
+    def _queue_drained(self) -> bool:
+        """``manage_pool``: done once the queue stayed empty for two checks."""
+        if self.settings.tasks_known:
+            return False
+        return self._empty_checks >= 2 and self.db.counts().remaining == 0
+
+    def _adopt_recorded(self) -> None:
+        """After a restart: resume tracking the instances the database says are running."""
+        for record in self.db.instances(active_only=True):
+            option = self._option_by_type.get(record.instance_type)
+            tasks = option.candidate.tasks_per_instance if option else 1
+            self.tracked[record.instance_id] = _Tracked(
+                record.instance_id,
+                record.instance_type,
+                record.zone,
+                record.price_per_hour_usd,
+                record.launched_at,
+                tasks,
+                record.first_seen_alive,
+                record.last_seen_alive,
+                record.last_task_event or record.launched_at,
+            )
+            if record.first_seen_alive is not None:
+                self.ever_alive = True
+
+    async def poll_events(self, max_batches: int = 50) -> int:
+        """Move waiting events into the database (ingest, then ack: at least once)."""
+        total = 0
+        for _ in range(max_batches):
+            batch = await self._call(self.event_queue.receive, 500, 0.0)
+            if not batch:
+                break
+            now = self._now()
+            events = [received.event for received in batch]
+            result = self.db.ingest(events, now)
+            await self._call(self.event_queue.ack, [received.receipt for received in batch])
+            total += len(batch)
+            for instance_id, seen in result.alive.items():
+                tracked = self.tracked.get(instance_id)
+                if tracked is None:
+                    continue
+                if tracked.first_alive is None:
+                    tracked.first_alive = seen
+                tracked.last_alive = seen
+            if result.alive:
+                self.ever_alive = True
+            for instance_id, seen in result.worked.items():
+                if instance_id in self.tracked:
+                    self.tracked[instance_id].last_busy = seen
+            for event in events:
+                if event.get("event_type") == "keep_alive" and any(
+                    isinstance(event.get(f), int) and event[f] > 0 for f in _BUSY_FIELDS
+                ):
+                    tracked = self.tracked.get(str(event.get("instance_id")))
+                    if tracked is not None:
+                        tracked.last_busy = now
+            if len(batch) < 500:
+                break
+        return total
+
+    # -- one scaling check ----------------------------------------------------------------
+
+    async def check(self, now: float) -> None:
+        """Reconcile the pool with the provider, the work left and the budget."""
+        listed = await self._call(self.compute.list_instances, self.settings.job_id)
+        by_id = {instance.instance_id: instance for instance in listed}
+        self._adopt_unknown(listed, now)
+        await self._remove_lost(by_id, now)
+        await self._remove_unhealthy(now)
+        await self._track_queue(now)
+        await self._resize(now)
+
+    def _adopt_unknown(self, listed: Sequence[Instance], now: float) -> None:
+        for instance in listed:
+            if instance.instance_id in self.tracked or instance.state not in (
+                InstanceState.PENDING,
+                InstanceState.RUNNING,
+            ):
+                continue
+            option = self._option_by_type.get(instance.instance_type)
+            launched = now
+            self.tracked[instance.instance_id] = _Tracked(
+                instance.instance_id,
+                instance.instance_type,
+                instance.zone,
+                instance.price_per_hour_usd,
+                launched,
+                option.candidate.tasks_per_instance if option else 1,
+                last_busy=launched,
+            )
+            self.db.record_instance(
+                InstanceRecord(
+                    instance.instance_id,
+                    instance.name,
+                    instance.instance_type,
+                    instance.zone,
+                    instance.is_spot,
+                    instance.price_per_hour_usd,
+                    launched,
+                )
+            )
+            self.log(f"found running instance {instance.instance_id}; supervising it")
+
+    async def _remove_lost(self, by_id: dict[str, Instance], now: float) -> None:
+        lost: list[tuple[str, str]] = []
+        for instance_id in list(self.tracked):
+            instance = by_id.get(instance_id)
+            if instance is None:
+                lost.append((instance_id, "gone"))
+            elif instance.state in (
+                InstanceState.PREEMPTED,
+                InstanceState.FAILED,
+                InstanceState.TERMINATED,
+            ):
+                lost.append((instance_id, instance.state.value))
+        if not lost:
+            return
+        cleanup = [i for i, reason in lost if reason != "gone"]
+        if cleanup:
+            # Preempted and failed instances are deleted, not left behind.
+            await self._call(self.compute.terminate, cleanup)
+        for instance_id, reason in lost:
+            tracked = self.tracked.pop(instance_id)
+            self.db.end_instance(instance_id, now, reason)
+            self.replaced += 1
+            if tracked.first_alive is None:
+                self.startup_failures += 1
+            self.log(f"instance {instance_id} {reason}; it will be replaced if work remains")
+        if not self.ever_alive and self.startup_failures >= MAX_STARTUP_FAILURES:
+            raise _Abort(
+                "broken_startup",
+                self._broken_message(
+                    lost[-1][0],
+                    f"{self.startup_failures} instances ended before sending any keep-alive",
+                ),
+            )
+
+    async def _remove_unhealthy(self, now: float) -> None:
+        s = self.settings
+        if s.keepalive_interval_s <= 0:
+            return  # workers were told not to send keep-alives
+        never, silent = [], []
+        for tracked in self.tracked.values():
+            if tracked.first_alive is None:
+                if (
+                    s.keepalive_startup_timeout_s > 0
+                    and now - tracked.launched_at > s.keepalive_startup_timeout_s
+                ):
+                    never.append(tracked.instance_id)
+            elif (
+                s.keepalive_timeout_s > 0
+                and tracked.last_alive is not None
+                and now - tracked.last_alive > s.keepalive_timeout_s
+            ):
+                silent.append(tracked.instance_id)
+        if never and not self.ever_alive:
+            raise _Abort(
+                "broken_startup",
+                self._broken_message(
+                    never[0],
+                    f"no instance sent a keep-alive within keepalive_startup_timeout="
+                    f"{s.keepalive_startup_timeout_s:g}s",
+                ),
+            )
+        for instance_id in never:
+            self.log(
+                f"instance {instance_id} sent no keep-alive within "
+                f"{s.keepalive_startup_timeout_s:g}s; replacing it"
+            )
+        for instance_id in silent:
+            self.log(
+                f"instance {instance_id} silent for more than {s.keepalive_timeout_s:g}s; "
+                "replacing it"
+            )
+        bad = never + silent
+        if bad:
+            self.startup_failures += len(never)
+            self.replaced += len(bad)
+            await self._terminate(bad, now, "unhealthy")
+
+    def _broken_message(self, instance_id: str, what: str) -> str:
+        hint_func = getattr(self.compute, "startup_log_hint", None)
+        if callable(hint_func):
+            where = str(hint_func(instance_id))
+        elif self.compute.provider == "aws":
+            where = f"'aws ec2 get-console-output --instance-id {instance_id}'"
+        elif self.compute.provider == "gcp":
+            where = f"'gcloud compute instances get-serial-port-output {instance_id}'"
+        else:
+            where = "the instance's console output"
+        return (
+            f"{what}: the startup script is probably broken. Look at {where}; fix the "
+            "script, then resume with 'cloud_tasks run --continue' (the queue and the task "
+            "database are kept)"
+        )
+
+    async def _track_queue(self, now: float) -> None:
+        depth = await self._call(self.task_queue.depth)
+        self._depth = depth
+        if depth > 0:
+            self._empty_since = None
+            self._empty_checks = 0
+            return
+        if self._empty_since is None:
+            self._empty_since = now
+        self._empty_checks += 1
+        counts = self.db.counts()
+        if (
+            self.settings.tasks_known
+            and counts.remaining > 0
+            and self._empty_checks >= 3
+            and now - self._empty_since >= LOST_OUTCOME_GRACE_S
+        ):
+            lost = self.db.mark_lost(
+                now, "the task left the queue without an outcome event (event lost)"
+            )
+            self.log(f"{lost} tasks left the queue without an outcome event; marked failed")
+
+    def _remaining(self) -> int:
+        counts = self.db.counts()
+        if self.settings.tasks_known:
+            return counts.remaining
+        return max(self._depth, counts.running)
+
+    async def _resize(self, now: float) -> None:
+        remaining = self._remaining()
+        option = self.current_option()
+        if option is None:
+            self.log("every instance type and zone hit a capacity error; retrying all of them")
+            self.exhausted.clear()
+            option = self.options[0]
+        target = target_pool_size(option.candidate, self.settings.limits, remaining).count
+        limits = self.settings.limits
+        # Busy instances first, so the cost cap keeps those that are working.
+        active = sorted(self.tracked.values(), key=lambda t: -t.last_busy)
+        spent = self.db.spend_usd(now)
+        decision = apply_cost_cap(
+            target_count=target,
+            running_prices_per_hour_usd=[t.price_per_hour_usd for t in active],
+            new_price_per_hour_usd=option.candidate.price_per_hour_usd,
+            spent_usd=spent,
+            max_total_cost_usd=limits.max_total_cost,
+            horizon_s=cost_horizon_s(self.settings.scaling_check_interval_s),
+        )
+        if decision.stop:
+            ids = [active[index].instance_id for index in decision.stop]
+            self.log(
+                f"max_total_cost=${limits.max_total_cost:g}: stopping {len(ids)} instances "
+                f"(spent ${spent:.4f})"
+            )
+            await self._terminate(ids, now, "cost cap")
+        if (
+            decision.at_cap
+            and not decision.keep
+            and decision.start == 0
+            and remaining > 0
+            and limits.max_total_cost is not None
+        ):
+            raise _Abort(
+                "cost_cap",
+                f"max_total_cost=${limits.max_total_cost:g} reached (spent ${spent:.4f}) with "
+                f"{remaining} tasks left; every instance was stopped. Raise max_total_cost and "
+                "run 'cloud_tasks run --continue' to finish",
+            )
+        if len(self.tracked) > target:
+            idle = idle_instances_to_terminate(
+                now_s=now,
+                last_busy_s={t.instance_id: t.last_busy for t in self.tracked.values()},
+                termination_delay_s=self.settings.instance_termination_delay_s,
+                keep_at_least=target,
+            )
+            if idle:
+                self.log(f"work is running out: stopping {len(idle)} idle instances")
+                await self._terminate(list(idle), now, "idle")
+        if decision.start > 0 and remaining > 0:
+            await self._launch(decision.start, now)
+
+    async def _launch(self, count: int, now: float) -> None:
+        started = 0
+        failures = 0
+        while started < count:
+            option = self.current_option()
+            if option is None:
+                self.log("no capacity for any instance type in any zone; retrying next check")
+                self.exhausted.clear()
+                return
+            candidate = option.candidate
+            spec = InstanceSpec(
+                job_id=self.settings.job_id,
+                instance_type=candidate.name,
+                zone=option.zone,
+                image=self.settings.image,
+                startup_script=option.startup_script,
+                use_spot=candidate.use_spot,
+                boot_disk_gb=candidate.boot_disk_gb,
+                boot_disk_type=candidate.boot_disk_type,
+                service_account=self.settings.service_account,
+                price_per_hour_usd=candidate.price_per_hour_usd,
+            )
+            try:
+                instance = await self._call(self.compute.create_instance, spec)
+            except CapacityError as exc:
+                self.exhausted.add(option.key)
+                following = self.current_option()
+                nxt = (
+                    f"trying {following.candidate.name} in {following.zone or 'the region'}"
+                    if following
+                    else "no other type or zone left"
+                )
+                self.log(f"{candidate.name} in {option.zone or 'the region'}: {exc}; {nxt}")
+                continue
+            except ProviderError as exc:
+                failures += 1
+                self.log(f"could not start {candidate.name}: {exc}")
+                if failures >= 3:
+                    raise
+                continue
+            launched = self._now()
+            self.tracked[instance.instance_id] = _Tracked(
+                instance.instance_id,
+                candidate.name,
+                option.zone,
+                candidate.price_per_hour_usd,
+                launched,
+                candidate.tasks_per_instance,
+                last_busy=launched,
+            )
+            self.db.record_instance(
+                InstanceRecord(
+                    instance.instance_id,
+                    instance.name,
+                    candidate.name,
+                    option.zone,
+                    candidate.use_spot,
+                    candidate.price_per_hour_usd,
+                    launched,
+                )
+            )
+            started += 1
+            self.launched += 1
+        if started:
+            self.log(
+                f"started {started} instance{'s' if started > 1 else ''} "
+                f"({len(self.tracked)} in the pool)"
+            )
+
+    async def _terminate(self, instance_ids: Sequence[str], now: float, reason: str) -> None:
+        if not instance_ids:
+            return
+        await self._call(self.compute.terminate, list(instance_ids))
+        for instance_id in instance_ids:
+            self.tracked.pop(instance_id, None)
+            self.db.end_instance(instance_id, now, reason)
+
+    async def stop_all(self, reason: str) -> list[str]:
+        """Stop every instance of the job, tracked or not (tag-scoped)."""
+        listed = await self._call(self.compute.list_instances, self.settings.job_id)
+        ids = sorted({instance.instance_id for instance in listed} | set(self.tracked))
+        if ids:
+            self.log(f"stopping {len(ids)} instances ({reason})")
+        await self._terminate(ids, self._now(), reason)
+        return ids
+
+
+def instances_needed(remaining_tasks: int, tasks_per_instance: int) -> int:
+    """Instances needed to run every remaining task at once."""
+    return math.ceil(max(remaining_tasks, 0) / max(tasks_per_instance, 1))
+
+
+def describe(option: LaunchOption) -> dict[str, Any]:
+    """A launch option as plain data (dry run, logs)."""
+    c = option.candidate
+    return {
+        "instance_type": c.name,
+        "zone": option.zone,
+        "vcpus": c.vcpus,
+        "memory_gib": c.offer.memory_gib,
+        "tasks_per_instance": c.tasks_per_instance,
+        "boot_disk_gb": c.boot_disk_gb,
+        "boot_disk_type": c.boot_disk_type,
+        "use_spot": c.use_spot,
+        "price_per_hour_usd": c.price_per_hour_usd,
+    }
+
+
+__all__ = [
+    "JobOutcome",
+    "LaunchOption",
+    "PoolManager",
+    "PoolSettings",
+    "PoolSnapshot",
+    "describe",
+    "instances_needed",
+]

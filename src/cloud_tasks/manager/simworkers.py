@@ -1,0 +1,265 @@
+"""Simulated workers on simulated VMs, and a driver that runs the pool manager on virtual time.
+
+``SimulatedWorkers`` plays the worker runtime on every running instance of an ``InMemoryCompute``
+(or any ``Compute``): it leases tasks from the task queue, "runs" each for a modelled duration,
+acknowledges it and reports events (``task_completed``, ``keep_alive``) to the event queue, as
+the real worker would. A preempted or stopped instance's tasks go back to the queue. Work per
+step is proportional to what changes (finishing tasks, free slots, keep-alives due), not to the
+number of tasks: finishing times live in a heap.
+
+``run_on_virtual_time`` runs a coroutine (the pool manager) against a ``VirtualClock``, stepping
+the workers and moving time forward whenever the coroutine is waiting on the clock, so hours of
+a job run in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, Protocol, TypeVar
+
+import attrs
+
+from cloud_tasks.ports import (
+    Compute,
+    EventQueue,
+    Instance,
+    InstanceState,
+    ReceivedTask,
+    TaskQueue,
+)
+
+_T = TypeVar("_T")
+
+#: (task id, task data, attempt) → seconds the task takes.
+DurationModel = Callable[[str, Mapping[str, Any], int], float]
+#: (task id, task data, attempt) → True when the task succeeds, False to ask for a retry.
+OutcomeModel = Callable[[str, Mapping[str, Any], int], bool]
+
+
+class SteppableClock(Protocol):
+    """A virtual clock: ``now``, ``sleep``, how many sleep, and a way to move time."""
+
+    def now(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+    def advance(self, seconds: float) -> None: ...
+
+    @property
+    def pending_sleepers(self) -> int: ...
+
+
+@attrs.define
+class _Vm:
+    instance_id: str
+    slots: int
+    next_keepalive: float
+    booted_at: float
+    running: dict[str, str] = attrs.field(factory=dict)  # receipt → task id
+
+
+@attrs.define
+class SimStats:
+    """Counters of what the simulated workers did."""
+
+    started: int = 0
+    completed: int = 0
+    retried: int = 0
+    released: int = 0
+    keepalives: int = 0
+
+
+class SimulatedWorkers:
+    """Worker behaviour for every running instance of ``job_id`` (see the module docstring).
+
+    ``tasks_per_instance`` maps an instance type to its slots. ``startup_delay_s`` is the time
+    from "running" until the worker starts (installing software); ``broken_startup`` makes every
+    worker never start at all, as a broken startup script would. ``silent_after_s`` makes a
+    worker stop sending keep-alives (and working) that long after it started: a hung VM.
+    """
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        compute: Compute,
+        task_queue: TaskQueue,
+        event_queue: EventQueue,
+        clock: SteppableClock,
+        tasks_per_instance: Callable[[str], int],
+        duration: DurationModel,
+        outcome: OutcomeModel | None = None,
+        keepalive_interval_s: float = 60.0,
+        startup_delay_s: float = 0.0,
+        broken_startup: bool = False,
+        silent_after_s: float | None = None,
+        visibility_timeout_s: float = 3600.0,
+    ) -> None:
+        self.job_id = job_id
+        self.compute = compute
+        self.task_queue = task_queue
+        self.event_queue = event_queue
+        self.clock = clock
+        self.tasks_per_instance = tasks_per_instance
+        self.duration = duration
+        self.outcome = outcome
+        self.keepalive_interval_s = keepalive_interval_s
+        self.startup_delay_s = startup_delay_s
+        self.broken_startup = broken_startup
+        self.silent_after_s = silent_after_s
+        self.visibility_timeout_s = visibility_timeout_s
+        self.stats = SimStats()
+        self._vms: dict[str, _Vm] = {}
+        self._finishing: list[tuple[float, int, str, str]] = []  # (at, seq, vm, receipt)
+        self._seq = itertools.count()
+        self._messages: dict[str, ReceivedTask] = {}
+        self._started_at: dict[str, float] = {}
+
+    def step(self) -> None:
+        """Advance every worker to ``clock.now()``."""
+        now = self.clock.now()
+        events: list[dict[str, Any]] = []
+        self._sync_instances(now)
+        while self._finishing and self._finishing[0][0] <= now:
+            at, _, vm_id, receipt = heapq.heappop(self._finishing)
+            vm = self._vms.get(vm_id)
+            if vm is None or receipt not in vm.running:
+                continue
+            task_id = vm.running.pop(receipt)
+            message = self._messages.pop(receipt)
+            attempt = message.attempt
+            success = True if self.outcome is None else self.outcome(task_id, message.data, attempt)
+            if success:
+                self.task_queue.ack(receipt)
+                self.stats.completed += 1
+            else:
+                self.task_queue.requeue(message)
+                self.stats.retried += 1
+            events.append(
+                self._event(
+                    vm_id,
+                    "task_completed",
+                    task_id=task_id,
+                    success=success,
+                    retry=not success,
+                    attempt=attempt,
+                    elapsed_time=at - self._started_at.pop(receipt, at),
+                    result={} if success else None,
+                )
+            )
+        for vm in self._vms.values():
+            if not self._working(vm, now):
+                continue
+            free = vm.slots - len(vm.running)
+            if free > 0:
+                for message in self.task_queue.receive(free, self.visibility_timeout_s, 0.0):
+                    seconds = max(
+                        0.0, self.duration(message.task_id, message.data, message.attempt)
+                    )
+                    vm.running[message.receipt] = message.task_id
+                    self._messages[message.receipt] = message
+                    self._started_at[message.receipt] = now
+                    heapq.heappush(
+                        self._finishing,
+                        (now + seconds, next(self._seq), vm.instance_id, message.receipt),
+                    )
+                    self.stats.started += 1
+            if self.keepalive_interval_s > 0 and now >= vm.next_keepalive:
+                events.append(
+                    self._event(vm.instance_id, "keep_alive", running_tasks=len(vm.running))
+                )
+                vm.next_keepalive = now + self.keepalive_interval_s
+                self.stats.keepalives += 1
+        if events:
+            self.event_queue.send(events)
+
+    def _working(self, vm: _Vm, now: float) -> bool:
+        if self.broken_startup or now < vm.booted_at + self.startup_delay_s:
+            return False
+        return self.silent_after_s is None or now < (
+            vm.booted_at + self.startup_delay_s + self.silent_after_s
+        )
+
+    def _event(self, instance_id: str, kind: str, **fields: Any) -> dict[str, Any]:
+        return {
+            "timestamp": f"{self.clock.now():.3f}",
+            "hostname": instance_id,
+            "instance_id": instance_id,
+            "event_type": kind,
+            **fields,
+        }
+
+    def _sync_instances(self, now: float) -> None:
+        listed: dict[str, Instance] = {
+            i.instance_id: i for i in self.compute.list_instances(self.job_id)
+        }
+        for instance_id in list(self._vms):
+            instance = listed.get(instance_id)
+            if instance is None or instance.state is not InstanceState.RUNNING:
+                self._lose(instance_id)
+        for instance in listed.values():
+            if instance.state is InstanceState.RUNNING and instance.instance_id not in self._vms:
+                self._vms[instance.instance_id] = _Vm(
+                    instance.instance_id,
+                    max(1, self.tasks_per_instance(instance.instance_type)),
+                    next_keepalive=now + self.startup_delay_s,
+                    booted_at=now,
+                )
+
+    def _lose(self, instance_id: str) -> None:
+        """A preempted or stopped VM: its unfinished tasks go back to the queue at once."""
+        vm = self._vms.pop(instance_id)
+        for receipt in vm.running:
+            self._messages.pop(receipt, None)
+            self._started_at.pop(receipt, None)
+            self.task_queue.release(receipt)
+            self.stats.released += 1
+
+    @property
+    def busy_instances(self) -> int:
+        return sum(1 for vm in self._vms.values() if vm.running)
+
+
+async def run_on_virtual_time(
+    clock: SteppableClock,
+    main: Coroutine[Any, Any, _T],
+    *,
+    step: Callable[[], None] | None = None,
+    tick_s: float = 1.0,
+    max_virtual_s: float = 30 * 24 * 3600.0,
+) -> _T:
+    """Run ``main`` to completion, moving ``clock`` by ``tick_s`` whenever ``main`` waits on it.
+
+    ``step`` (e.g. ``SimulatedWorkers.step``) runs before each move. ``main`` must do its
+    waiting through ``clock.sleep``; port calls should not be offloaded to threads.
+
+    Raises:
+        TimeoutError: ``main`` did not finish within ``max_virtual_s`` of virtual time.
+    """
+    task = asyncio.ensure_future(main)
+    start = clock.now()
+    try:
+        while not task.done():
+            for _ in range(100):
+                await asyncio.sleep(0)
+                if task.done() or clock.pending_sleepers > 0:
+                    break
+            if task.done():
+                break
+            if clock.pending_sleepers == 0:
+                continue
+            if step is not None:
+                step()
+            clock.advance(tick_s)
+            if clock.now() - start > max_virtual_s:
+                raise TimeoutError(f"not finished after {max_virtual_s:g} virtual seconds")
+    finally:
+        if not task.done():
+            task.cancel()
+    return task.result()
+
+
+__all__ = ["SimStats", "SimulatedWorkers", "run_on_virtual_time"]

@@ -1,0 +1,232 @@
+"""The pool manager on the memory provider and virtual time: hours of a job in seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import pytest
+
+from cloud_tasks.adapters.memory.catalog import bundled_catalog
+from cloud_tasks.adapters.memory.clock import VirtualClock
+from cloud_tasks.adapters.memory.compute import InMemoryCompute
+from cloud_tasks.adapters.memory.queue import InMemoryEventQueue, InMemoryTaskQueue
+from cloud_tasks.domain.constraints import InstanceConstraints
+from cloud_tasks.domain.options import PoolLimits
+from cloud_tasks.domain.selection import rank_offers
+from cloud_tasks.domain.tasks import Envelope, Task
+from cloud_tasks.manager.plan import ZoneChoice, launch_options
+from cloud_tasks.manager.pool import JobOutcome, PoolManager, PoolSettings
+from cloud_tasks.manager.simworkers import SimulatedWorkers, run_on_virtual_time
+from cloud_tasks.manager.taskdb import TaskDatabase
+
+START = 1_800_000_000.0
+_DB_NUMBERS = itertools.count()
+
+
+@attrs.define
+class Job:
+    clock: VirtualClock
+    compute: InMemoryCompute
+    task_queue: InMemoryTaskQueue
+    event_queue: InMemoryEventQueue
+    db: TaskDatabase
+    manager: PoolManager
+    workers: SimulatedWorkers
+    log: list[str]
+
+    def run(self, hook: Callable[[float], None] | None = None) -> JobOutcome:
+        def step() -> None:
+            if hook is not None:
+                hook(self.clock.now() - START)
+            self.workers.step()
+
+        return asyncio.run(
+            run_on_virtual_time(
+                self.clock, self.manager.run(), step=step, tick_s=5.0, max_virtual_s=48 * 3600
+            )
+        )
+
+
+def make_job(
+    n_tasks: int = 40,
+    *,
+    duration_s: float = 60.0,
+    limits: PoolLimits | None = None,
+    constraints: InstanceConstraints | None = None,
+    worker_kw: dict[str, Any] | None = None,
+    settings_kw: dict[str, Any] | None = None,
+    compute_kw: dict[str, Any] | None = None,
+) -> Job:
+    clock = VirtualClock(START)
+    catalog = bundled_catalog("aws")
+    compute = InMemoryCompute(catalog, clock=clock, **{"boot_delay_s": 30.0, **(compute_kw or {})})
+    task_queue = InMemoryTaskQueue("job", clock=clock)
+    event_queue = InMemoryEventQueue("job-events", clock=clock)
+    task_queue.create()
+    event_queue.create()
+    tasks = [Task(f"t{i:04d}", {"i": i}) for i in range(n_tasks)]
+    task_queue.send([Envelope(t) for t in tasks])
+    db = TaskDatabase(f"job-{next(_DB_NUMBERS)}.db")
+    db.add_tasks(tasks, clock.now())
+    db.set_meta(job_id="job", started_at=clock.now())
+    offers = [o for _p, o in catalog.offers if o.region == "us-east-1"]
+    ranked = rank_offers(
+        offers,
+        constraints
+        or InstanceConstraints(min_cpu=2, max_cpu=2, use_spot=True, instance_types=("^m7",)),
+    )
+    options = launch_options(
+        ranked, ZoneChoice(None, ()), lambda c, z: f"#!/bin/bash\n# {c.name} {z}\n"
+    )
+    settings = PoolSettings(
+        **{
+            "job_id": "job",
+            "image": "ubuntu-24.04-x86_64",
+            "limits": limits or PoolLimits(max_instances=4),
+            "scaling_check_interval_s": 30.0,
+            "instance_termination_delay_s": 60.0,
+            "keepalive_interval_s": 30.0,
+            "keepalive_startup_timeout_s": 300.0,
+            "keepalive_timeout_s": 120.0,
+            "event_poll_interval_s": 5.0,
+            "offload": False,
+            **(settings_kw or {}),
+        }
+    )
+    log: list[str] = []
+    manager = PoolManager(
+        compute=compute,
+        task_queue=task_queue,
+        event_queue=event_queue,
+        db=db,
+        clock=clock,
+        options=options,
+        settings=settings,
+        log=log.append,
+    )
+    slots = {o.candidate.name: o.candidate.tasks_per_instance for o in options}
+    workers = SimulatedWorkers(
+        job_id="job",
+        compute=compute,
+        task_queue=task_queue,
+        event_queue=event_queue,
+        clock=clock,
+        tasks_per_instance=lambda name: slots[name],
+        duration=lambda _id, _data, _attempt: duration_s,
+        **{"keepalive_interval_s": 30.0, **(worker_kw or {})},
+    )
+    return Job(clock, compute, task_queue, event_queue, db, manager, workers, log)
+
+
+def test_job_completes_and_leaves_nothing_behind() -> None:
+    job = make_job(40)
+    outcome = job.run()
+    assert outcome.status == "completed", outcome.message
+    assert job.db.counts().completed == 40
+    assert job.compute.list_instances("job") == []
+    assert not job.task_queue.exists() and not job.event_queue.exists()
+    assert job.manager.launched == 4
+    # 40 tasks / (4 instances x 2 slots) x 60 s = 300 s of work, plus boot: spend is real.
+    assert 0 < outcome.spend_usd < 1.0
+    assert all(r.ended_at is not None for r in job.db.instances())
+    assert job.clock.now() - START < 3600
+
+
+def test_preempting_half_the_pool_loses_nothing() -> None:
+    job = make_job(80, duration_s=120.0)
+    preempted: list[str] = []
+
+    def hook(elapsed: float) -> None:
+        if elapsed >= 400 and not preempted:
+            preempted.extend(job.compute.preempt_fraction(0.5, "job"))
+
+    outcome = job.run(hook)
+    assert outcome.status == "completed", outcome.message
+    assert len(preempted) == 2
+    assert job.db.counts().completed == 80 and job.db.counts().failed == 0
+    assert job.manager.replaced >= 2
+    assert job.manager.launched >= 6
+    assert job.workers.stats.released > 0  # in-flight tasks went back to the queue
+    ended = {r.instance_id: r.end_reason for r in job.db.instances()}
+    assert all(ended[i] == "preempted" for i in preempted)
+    assert job.compute.list_instances("job") == []
+
+
+def test_capacity_error_moves_to_next_zone_then_next_type() -> None:
+    job = make_job(16)
+    best = job.manager.options[0]
+    job.compute.inject_capacity_error(instance_type=f"^{best.candidate.name}$", zone=best.zone)
+    outcome = job.run()
+    assert outcome.status == "completed"
+    launched = {(s.instance_type, s.zone) for s in job.compute.launched}
+    assert (best.candidate.name, best.zone) not in launched
+    assert {t for t, _z in launched} == {best.candidate.name}
+    assert any("insufficient capacity" in line for line in job.log)
+
+    job = make_job(16)
+    best_type = job.manager.options[0].candidate.name
+    job.compute.inject_capacity_error(instance_type=f"^{best_type}$")
+    outcome = job.run()
+    assert outcome.status == "completed"
+    assert best_type not in {s.instance_type for s in job.compute.launched}
+    assert job.compute.launched
+
+
+def test_broken_startup_script_stops_the_job_with_a_clear_message() -> None:
+    job = make_job(10, worker_kw={"broken_startup": True})
+    outcome = job.run()
+    assert outcome.status == "broken_startup"
+    assert "the startup script is probably broken" in outcome.message
+    assert "get-console-output" not in outcome.message or "aws" in outcome.message
+    assert job.compute.list_instances("job") == []
+    # The queue and the database are kept so the job can be resumed.
+    assert job.task_queue.exists() and job.db.counts().pending == 10
+    assert job.clock.now() - START <= 300 + 2 * 30 + 60
+
+
+def test_silent_instances_are_replaced() -> None:
+    job = make_job(24, duration_s=100.0, worker_kw={"silent_after_s": 150.0})
+    outcome = job.run()
+    assert outcome.status == "completed", outcome.message
+    assert job.db.counts().completed == 24
+    assert any("silent for more than 120s" in line for line in job.log)
+    assert job.manager.replaced >= 1
+
+
+def test_cost_cap_drains_and_stops() -> None:
+    # Four instances at roughly $0.03/h each running for hours would cost far more than the cap.
+    job = make_job(2000, duration_s=600.0, limits=PoolLimits(max_instances=4, max_total_cost=0.05))
+    outcome = job.run()
+    assert outcome.status == "cost_cap"
+    assert "max_total_cost=$0.05 reached" in outcome.message
+    assert outcome.spend_usd <= 0.05 + 1e-9
+    assert job.compute.list_instances("job") == []
+    assert job.db.counts().remaining > 0
+    assert job.task_queue.exists()
+
+
+def test_pool_shrinks_as_work_runs_out() -> None:
+    # Short tasks plus one long one: the pool should stop idle instances long before the end.
+    job = make_job(30, duration_s=30.0)
+    job.workers.duration = lambda task_id, _d, _a: 3000.0 if task_id == "t0000" else 30.0
+    outcome = job.run()
+    assert outcome.status == "completed"
+    idle = [r for r in job.db.instances() if r.end_reason == "idle"]
+    assert len(idle) == 3
+    assert any("idle" in line for line in job.log)
+
+
+@pytest.mark.parametrize("interval", [0.0])
+def test_keepalives_off_disables_health_checks(interval: float) -> None:
+    job = make_job(
+        8,
+        worker_kw={"keepalive_interval_s": interval, "broken_startup": False},
+        settings_kw={"keepalive_interval_s": interval},
+    )
+    outcome = job.run()
+    assert outcome.status == "completed"
+    assert job.manager.replaced == 0
