@@ -1,0 +1,248 @@
+"""Simulated VMs for tests, dry runs and ``simulate`` (SPEC §9).
+
+Instances exist only in this process. Their state follows the injected clock: an instance is
+``PENDING`` for ``boot_delay_s`` after it was created, then ``RUNNING``; a spot instance can be
+preempted on demand (``preempt``) or at random at ``preemption_rate_per_hour`` (seeded, so runs
+repeat). Capacity and quota errors can be injected per type and zone so the pool manager's
+fallbacks (next zone, next type) can be exercised.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import re
+import threading
+from collections.abc import Sequence
+
+import attrs
+
+from cloud_tasks.adapters.memory.catalog import bundled_catalog
+from cloud_tasks.adapters.memory.clock import SystemClock
+from cloud_tasks.adapters.offer_records import Catalog
+from cloud_tasks.exceptions import CapacityError, ProviderError, QuotaError
+from cloud_tasks.ports import Clock, Image, Instance, InstanceSpec, InstanceState, Region
+
+MEMORY_IMAGES: tuple[Image, ...] = (
+    Image("ubuntu-24.04-x86_64", "x86_64", "Simulated Ubuntu 24.04 LTS (x86_64)"),
+    Image("ubuntu-24.04-arm64", "arm64", "Simulated Ubuntu 24.04 LTS (arm64)"),
+)
+
+
+@attrs.define
+class CapacityRule:
+    """An injected failure: launches matching ``instance_type``/``zone`` fail.
+
+    ``instance_type`` is a regular expression searched in the type name; ``None`` matches
+    every type or zone. ``remaining`` counts the failures left (``None``: forever).
+    """
+
+    instance_type: str | None = None
+    zone: str | None = None
+    remaining: int | None = None
+    quota: bool = False
+
+    def matches(self, spec: InstanceSpec) -> bool:
+        if self.remaining is not None and self.remaining <= 0:
+            return False
+        if self.instance_type is not None and not re.search(self.instance_type, spec.instance_type):
+            return False
+        return self.zone is None or self.zone == spec.zone
+
+
+@attrs.define
+class _Vm:
+    instance: Instance
+    spec: InstanceSpec
+    ready_at: float
+    preempt_at: float | None = None
+
+
+class InMemoryCompute:
+    """The ``Compute`` port on simulated VMs.
+
+    Args:
+        catalog: offers and zones that exist (default: the bundled catalog of every provider).
+        clock: anything with ``now()``; a ``VirtualClock`` makes boots and preemptions
+            happen on virtual time.
+        boot_delay_s: seconds from ``create_instance`` until the instance is ``RUNNING``.
+        preemption_rate_per_hour: expected preemptions per spot instance per hour (Poisson);
+            0 disables random preemption.
+        seed: seeds the random preemption times.
+    """
+
+    provider = "memory"
+
+    def __init__(
+        self,
+        catalog: Catalog | None = None,
+        *,
+        clock: Clock | None = None,
+        boot_delay_s: float = 30.0,
+        preemption_rate_per_hour: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        if boot_delay_s < 0 or preemption_rate_per_hour < 0:
+            raise ValueError("boot_delay_s and preemption_rate_per_hour must be non-negative")
+        self.catalog = catalog if catalog is not None else bundled_catalog("all")
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.boot_delay_s = boot_delay_s
+        self.preemption_rate_per_hour = preemption_rate_per_hour
+        self.capacity_rules: list[CapacityRule] = []
+        self.launched: list[InstanceSpec] = []
+        self._random = random.Random(seed)
+        self._ids = itertools.count(1)
+        self._vms: dict[str, _Vm] = {}
+        self._lock = threading.Lock()
+        self._zone_region = {
+            zone: region
+            for region in self.catalog.region_names()
+            for zone in self.catalog.zones(region)
+        }
+
+    # -- knobs for tests and simulation ---------------------------------------------------
+
+    def inject_capacity_error(
+        self,
+        *,
+        instance_type: str | None = None,
+        zone: str | None = None,
+        times: int | None = None,
+        quota: bool = False,
+    ) -> CapacityRule:
+        """Make launches of matching type/zone fail ``times`` times (``None``: always)."""
+        rule = CapacityRule(instance_type, zone, times, quota)
+        with self._lock:
+            self.capacity_rules.append(rule)
+        return rule
+
+    def clear_capacity_errors(self) -> None:
+        with self._lock:
+            self.capacity_rules.clear()
+
+    def preempt(self, instance_ids: Sequence[str]) -> None:
+        """Reclaim these instances now, as the provider would a spot VM."""
+        now = self.clock.now()
+        with self._lock:
+            for instance_id in instance_ids:
+                vm = self._vms.get(instance_id)
+                if vm is None:
+                    raise ProviderError(f"no simulated instance {instance_id!r} to preempt")
+                if vm.preempt_at is None or vm.preempt_at > now:
+                    vm.preempt_at = now
+
+    def preempt_fraction(self, fraction: float, job_id: str | None = None) -> list[str]:
+        """Preempt ``fraction`` (0..1) of the live instances, oldest first; returns their ids."""
+        live = [
+            i.instance_id
+            for i in self.list_instances(job_id)
+            if i.state in (InstanceState.PENDING, InstanceState.RUNNING)
+        ]
+        chosen = live[: round(len(live) * min(max(fraction, 0.0), 1.0))]
+        self.preempt(chosen)
+        return chosen
+
+    # -- the Compute port -----------------------------------------------------------------
+
+    def create_instance(self, spec: InstanceSpec) -> Instance:
+        region = self._zone_region.get(spec.zone)
+        if region is None:
+            raise ProviderError(
+                f"zone {spec.zone!r} is not in the instance catalog; "
+                f"known zones: {', '.join(sorted(self._zone_region)) or 'none'}"
+            )
+        offer = next(
+            (
+                o
+                for _p, o in self.catalog.offers
+                if o.name == spec.instance_type
+                and o.region == region
+                and o.zone in (None, spec.zone)
+            ),
+            None,
+        )
+        if offer is None:
+            raise ProviderError(
+                f"instance type {spec.instance_type!r} is not offered in {spec.zone} "
+                "in the instance catalog"
+            )
+        if spec.use_spot and offer.spot_price_per_hour_usd is None:
+            raise CapacityError(
+                f"{spec.instance_type} cannot run as spot in {spec.zone}",
+                instance_type=spec.instance_type,
+                zone=spec.zone,
+            )
+        now = self.clock.now()
+        with self._lock:
+            for rule in self.capacity_rules:
+                if rule.matches(spec):
+                    if rule.remaining is not None:
+                        rule.remaining -= 1
+                    kind = QuotaError if rule.quota else CapacityError
+                    what = "quota exceeded" if rule.quota else "insufficient capacity"
+                    raise kind(
+                        f"simulated {what} for {spec.instance_type} in {spec.zone}",
+                        instance_type=spec.instance_type,
+                        zone=spec.zone,
+                    )
+            number = next(self._ids)
+            price = spec.price_per_hour_usd
+            if price is None:
+                price = (
+                    offer.spot_price_per_hour_usd if spec.use_spot else offer.price_per_hour_usd
+                ) or 0.0
+            instance = Instance(
+                instance_id=f"mem-{number:06d}",
+                name=f"{spec.job_id}-{number:06d}",
+                job_id=spec.job_id,
+                instance_type=spec.instance_type,
+                zone=spec.zone,
+                state=InstanceState.PENDING,
+                is_spot=spec.use_spot,
+                price_per_hour_usd=price,
+                launched_at=now,
+            )
+            preempt_at = None
+            if spec.use_spot and self.preemption_rate_per_hour > 0:
+                preempt_at = now + self._random.expovariate(self.preemption_rate_per_hour / 3600)
+            vm = _Vm(instance, spec, now + self.boot_delay_s, preempt_at)
+            self._vms[instance.instance_id] = vm
+            self.launched.append(spec)
+        return self._current(vm, now)
+
+    def list_instances(self, job_id: str | None) -> list[Instance]:
+        now = self.clock.now()
+        with self._lock:
+            vms = list(self._vms.values())
+        return [
+            self._current(vm, now) for vm in vms if job_id is None or vm.instance.job_id == job_id
+        ]
+
+    def terminate(self, instance_ids: Sequence[str]) -> None:
+        with self._lock:
+            for instance_id in instance_ids:
+                self._vms.pop(instance_id, None)
+
+    def list_regions(self) -> list[Region]:
+        return [
+            Region(name=r, zones=self.catalog.zones(r), description="simulated")
+            for r in self.catalog.region_names()
+        ]
+
+    def list_images(self, architecture: str | None = None) -> list[Image]:
+        return [i for i in MEMORY_IMAGES if architecture in (None, i.architecture)]
+
+    def default_image(self, architecture: str) -> str:
+        for image in MEMORY_IMAGES:
+            if image.architecture == architecture:
+                return image.name
+        raise ProviderError(f"no simulated image for architecture {architecture!r}")
+
+    def _current(self, vm: _Vm, now: float) -> Instance:
+        if vm.preempt_at is not None and now >= vm.preempt_at:
+            state = InstanceState.PREEMPTED
+        elif now < vm.ready_at:
+            state = InstanceState.PENDING
+        else:
+            state = InstanceState.RUNNING
+        return attrs.evolve(vm.instance, state=state)
