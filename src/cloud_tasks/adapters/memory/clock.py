@@ -1,0 +1,78 @@
+"""Clocks implementing ``ports.Clock``: the system clock and a virtual one for tests/simulation."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import threading
+import time
+
+
+class SystemClock:
+    """Wall-clock time and real sleeps."""
+
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class VirtualClock:
+    """Time that moves only when ``advance`` (or ``set``) is called.
+
+    ``sleep`` returns once virtual time has reached its deadline. ``now`` and ``advance`` may be
+    called from any thread; sleepers are woken on their own event loop.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._counter = itertools.count()
+
+    def now(self) -> float:
+        with self._lock:
+            return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        with self._lock:
+            deadline = self._now + max(0.0, seconds)
+            if deadline <= self._now:
+                future.set_result(None)
+            else:
+                heapq.heappush(self._sleepers, (deadline, next(self._counter), future))
+        await future
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds`` and wake every sleeper whose deadline passed."""
+        with self._lock:
+            self._set_locked(self._now + max(0.0, seconds))
+
+    def set(self, now: float) -> None:
+        """Move time forward to ``now`` (never backwards)."""
+        with self._lock:
+            self._set_locked(max(self._now, now))
+
+    def _set_locked(self, now: float) -> None:
+        self._now = now
+        while self._sleepers and self._sleepers[0][0] <= now:
+            _, _, future = heapq.heappop(self._sleepers)
+            loop = future.get_loop()
+            loop.call_soon_threadsafe(_wake, future)
+
+    @property
+    def pending_sleepers(self) -> int:
+        """How many ``sleep`` calls are waiting (lets a driver know when to advance)."""
+        with self._lock:
+            return len(self._sleepers)
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+__all__ = ["SystemClock", "VirtualClock"]

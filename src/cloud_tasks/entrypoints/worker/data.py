@@ -1,0 +1,68 @@
+"""``WorkerData``: what ``process_task`` learns about its worker, options and live state."""
+
+from __future__ import annotations
+
+import argparse
+import mmap
+
+import attrs
+
+from cloud_tasks.entrypoints.worker.options import WorkerOptions
+
+_TERMINATION = 0
+_SHUTDOWN = 1
+
+
+class LiveFlags:
+    """Two flags in anonymous shared memory, created before any fork.
+
+    The worker sets them; every task process forked afterwards reads the same page, so a
+    running task sees a notice the moment it arrives.
+    """
+
+    def __init__(self) -> None:
+        self._page = mmap.mmap(-1, mmap.PAGESIZE)
+
+    @property
+    def termination_notice(self) -> bool:
+        return self._page[_TERMINATION] != 0
+
+    @property
+    def shutdown_request(self) -> bool:
+        return self._page[_SHUTDOWN] != 0
+
+    def set_termination_notice(self) -> None:
+        self._page[_TERMINATION] = 1
+
+    def set_shutdown_request(self) -> None:
+        self._page[_SHUTDOWN] = 1
+
+
+@attrs.frozen(kw_only=True)
+class WorkerData(WorkerOptions):
+    """Options of this worker plus live state, passed to every ``process_task`` call.
+
+    Every worker option is an attribute under its long name (``max_runtime``,
+    ``num_simultaneous_tasks``, ...). ``args`` holds the parsed command line including the
+    user's own ``argparser`` options. ``attempt`` is 1 for the first try of this task.
+    ``received_termination_notice`` and ``received_shutdown_request`` change while a task runs.
+    """
+
+    args: argparse.Namespace = attrs.field(factory=argparse.Namespace, eq=False)
+    instance_id: str | None = None
+    hostname: str = ""
+    attempt: int = 1
+    flags: LiveFlags = attrs.field(factory=LiveFlags, eq=False, repr=False)
+
+    @property
+    def received_termination_notice(self) -> bool:
+        """True once the VM got a spot termination notice (real or simulated)."""
+        return self.flags.termination_notice
+
+    @property
+    def received_shutdown_request(self) -> bool:
+        """True once the worker got SIGINT or SIGTERM and is winding down."""
+        return self.flags.shutdown_request
+
+
+__all__ = ["LiveFlags", "WorkerData"]
