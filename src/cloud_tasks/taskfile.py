@@ -1,39 +1,431 @@
-"""Reading task files (SPEC §3).
+"""Reading task files (SPEC §3): JSON as a stream, YAML of any valid form.
 
-Placeholder reader with the final API; the streaming reader with full error reporting replaces
-its body.
+A task file is a list of ``{"task_id": str, "data": mapping}``. JSON is parsed incrementally
+(``json.JSONDecoder.raw_decode`` over a buffered, chunked read), so a file of millions of tasks
+is never held in memory whole; YAML is parsed with ``safe_load`` semantics.
+
+Every error is a ``TaskFileError`` whose message names the file, the task index (counted from
+0 in file order, as ``--start-task`` counts) and, where the parser knows it, the line.
 """
 
 from __future__ import annotations
 
+import codecs
+import datetime
+import difflib
+import itertools
 import json
-from collections.abc import Iterator
+import re
+import reprlib
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import IO, Any
 
 import yaml
+from yaml.nodes import MappingNode, SequenceNode
 
-from cloud_tasks.domain.tasks import Task
+from cloud_tasks.domain.tasks import Task, encoded_size
 from cloud_tasks.exceptions import TaskFileError
+
+TASK_FILE_SUFFIXES: tuple[str, ...] = (".json", ".yaml", ".yml")
+
+_CHUNK_BYTES = 1 << 20
+# A decode error this close to the end of the buffer may only mean the value continues in the
+# next chunk (a truncated literal, number or \uXXXX escape), not that the JSON is wrong.
+_LOOKAHEAD_CHARS = 16
+_NOT_JSON_SPACE = re.compile(r"[^ \t\n\r]")
+_SEPARATOR = re.compile(r"[ \t\n\r]*,[ \t\n\r]*")
+_KEYS = ("task_id", "data")
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = 40
+_SHORT.maxother = 40
+_SHORT.maxlist = 4
+_SHORT.maxdict = 4
+_SHORT.maxlevel = 2
 
 
 def iter_tasks(path: str | Path) -> Iterator[Task]:
-    """Yield the tasks of a JSON or YAML task file in file order.
+    """Yield the tasks of a JSON or YAML task file in file order, reading lazily.
+
+    The extension and the file's existence are checked at once; everything else is checked
+    as the tasks are read, so an error may come after some tasks were yielded. Call
+    ``validate_task_file`` first when nothing may happen unless the whole file is valid.
 
     Raises:
-        TaskFileError: the file is missing, unreadable, malformed or has duplicate ids.
+        TaskFileError: the file is missing, unreadable, malformed, or has an invalid task or
+            a duplicate task_id.
     """
-    path = Path(path)
-    if path.suffix not in (".json", ".yaml", ".yml"):
-        raise TaskFileError(f"{path}: unsupported extension (use .json, .yaml or .yml)")
+    where = str(path)
+    suffix = Path(path).suffix.lower()
+    if suffix not in TASK_FILE_SUFFIXES:
+        raise TaskFileError(
+            f"{where}: unsupported task file extension {suffix or '(none)'!r}; "
+            "use .json, .yaml or .yml"
+        )
+    stream = _open(Path(path), where)
+    if suffix == ".json":
+        source = _JsonStream(stream, where)
+        return _tasks(_json_records(source), source.line_at, stream, where, from_yaml=False)
+    return _tasks(_yaml_records(stream, where), _same_line, stream, where, from_yaml=True)
+
+
+def read_tasks(path: str | Path) -> list[Task]:
+    """All tasks of a task file, fully validated."""
+    return list(iter_tasks(path))
+
+
+def validate_task_file(path: str | Path) -> int:
+    """Check a whole task file without keeping its tasks; return the number of tasks.
+
+    This is the pass to run before enqueuing anything: when it returns, every task is valid
+    and every task_id unique.
+    """
+    count = 0
+    for _task in iter_tasks(path):
+        count += 1
+    return count
+
+
+def select_tasks(
+    tasks: Iterable[Task], *, start: int = 0, limit: int | None = None
+) -> Iterator[Task]:
+    """Skip the first ``start`` tasks and yield at most ``limit`` of the rest (``--start-task``,
+    ``--limit``)."""
+    if start < 0 or (limit is not None and limit < 0):
+        raise ValueError("start and limit must not be negative")
+    stop = None if limit is None else start + limit
+    return itertools.islice(tasks, start, stop)
+
+
+def find_oversized(tasks: Iterable[Task], max_bytes: int) -> list[str]:
+    """The ids of tasks whose queue message would be larger than ``max_bytes``, in order."""
+    return [task.task_id for task in tasks if encoded_size(task) > max_bytes]
+
+
+def _open(path: Path, where: str) -> IO[bytes]:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.open("rb")
+    except FileNotFoundError:
+        raise TaskFileError(f"{where}: task file not found") from None
+    except IsADirectoryError:
+        raise TaskFileError(f"{where}: is a directory, not a task file") from None
     except OSError as exc:
-        raise TaskFileError(f"{path}: cannot read task file: {exc.strerror}") from exc
-    records = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    seen: set[str] = set()
-    for index, record in enumerate(records):
-        task_id = record["task_id"]
-        if task_id in seen:
-            raise TaskFileError(f"{path}: task {index}: duplicate task_id {task_id!r}")
-        seen.add(task_id)
-        yield Task(task_id, record["data"])
+        raise TaskFileError(f"{where}: cannot read task file: {exc.strerror or exc}") from None
+
+
+class _Located(Exception):
+    """A problem with one task, before the file and line are attached."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+# A record source yields (index, value, position); a line function maps the position to the
+# line, and must be called before the source advances.
+_Records = Iterator[tuple[int, Any, int]]
+
+
+def _same_line(line: int) -> int:
+    return line
+
+
+def _tasks(
+    records: _Records,
+    line_of: Callable[[int], int],
+    stream: IO[bytes],
+    where: str,
+    *,
+    from_yaml: bool,
+) -> Iterator[Task]:
+    seen: dict[str, int] = {}
+    try:
+        for index, value, position in records:
+            # Fast path for the well-formed task; _make_task explains anything else.
+            if (
+                type(value) is dict
+                and len(value) == 2
+                and type(task_id := value.get("task_id")) is str
+                and task_id
+                and type(data := value.get("data")) is dict
+                and not from_yaml
+            ):
+                task = Task(task_id, data)
+            else:
+                try:
+                    task = _make_task(value, from_yaml=from_yaml)
+                except _Located as exc:
+                    raise TaskFileError(
+                        _at(where, index, line_of(position)) + exc.problem
+                    ) from None
+            first = seen.setdefault(task.task_id, index)
+            if first != index:
+                raise TaskFileError(
+                    _at(where, index, line_of(position))
+                    + f"duplicate task_id {task.task_id!r} (first used by task index {first})"
+                )
+            yield task
+    finally:
+        stream.close()
+
+
+def _at(where: str, index: int, line: int | None) -> str:
+    return f"{where}, task index {index}" + (f" (line {line})" if line else "") + ": "
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"the string {_SHORT.repr(value)}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    return f"{type(value).__name__} {_SHORT.repr(value)}"
+
+
+def _make_task(value: Any, *, from_yaml: bool) -> Task:
+    if not isinstance(value, dict):
+        raise _Located(f"expected a mapping with task_id and data, got {_type_name(value)}")
+    if len(value) != 2 or "task_id" not in value or "data" not in value:
+        for key in value:
+            if key not in _KEYS:
+                match = difflib.get_close_matches(str(key), _KEYS, n=1)
+                hint = f"; did you mean {match[0]!r}?" if match else ""
+                raise _Located(
+                    f"unknown key {_SHORT.repr(key)}{hint} (a task has only task_id and data)"
+                )
+        missing = next(key for key in _KEYS if key not in value)
+        hint = " (use {} for a task without data)" if missing == "data" else ""
+        raise _Located(f"missing key {missing!r}{hint}")
+    task_id, data = value["task_id"], value["data"]
+    if not isinstance(task_id, str):
+        raise _Located(
+            f"task_id must be a string, got {_type_name(task_id)}; quote it "
+            f'("{_SHORT.repr(task_id)}")'
+        )
+    if not task_id:
+        raise _Located("task_id must not be empty")
+    if not isinstance(data, dict):
+        raise _Located(f"data must be a mapping, got {_type_name(data)}")
+    if from_yaml:
+        problem = _json_problem(data, "data", set())
+        if problem:
+            raise _Located(problem)
+    return Task(task_id, data)
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _json_problem(value: Any, path: str, checked: set[int]) -> str | None:
+    """Why a YAML value cannot travel as JSON (a date, a set, binary, a non-string key)."""
+    if isinstance(value, _JSON_SCALARS):
+        return None
+    if id(value) in checked:  # a YAML alias to an already checked value
+        return None
+    if isinstance(value, dict):
+        checked.add(id(value))
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{path}: key {_SHORT.repr(key)} is not a string; quote it"
+            problem = _json_problem(item, f"{path}.{key}", checked)
+            if problem:
+                return problem
+        return None
+    if isinstance(value, list):
+        checked.add(id(value))
+        for index, item in enumerate(value):
+            problem = _json_problem(item, f"{path}[{index}]", checked)
+            if problem:
+                return problem
+        return None
+    if isinstance(value, datetime.date):
+        return f"{path}: {value} is a date, which JSON cannot hold; quote it"
+    kind = type(value).__name__
+    return f"{path}: {_SHORT.repr(value)} is a {kind}, which JSON cannot hold; quote it"
+
+
+class _JsonStream:
+    """A growing text buffer over a binary file, with line numbers for any offset."""
+
+    def __init__(self, stream: IO[bytes], where: str) -> None:
+        self._stream = stream
+        self.where = where
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._bytes_read = 0
+        self._started = False
+        self.eof = False
+        self.buf = ""
+        self.pos = 0
+        self._lines_before = 0  # newlines in text already dropped from the buffer
+
+    def line_at(self, pos: int) -> int:
+        return self._lines_before + self.buf.count("\n", 0, pos) + 1
+
+    def column_at(self, pos: int) -> int:
+        return pos - (self.buf.rfind("\n", 0, pos) + 1) + 1
+
+    def more(self, chars: int = _CHUNK_BYTES) -> bool:
+        """Drop consumed text and append at least one more chunk; ``False`` at end of file."""
+        if self.pos:
+            self._lines_before += self.buf.count("\n", 0, self.pos)
+            self.buf = self.buf[self.pos :]
+            self.pos = 0
+        while not self.eof:
+            try:
+                data = self._stream.read(max(chars, _CHUNK_BYTES))
+            except OSError as exc:
+                raise TaskFileError(
+                    f"{self.where}: cannot read task file: {exc.strerror or exc}"
+                ) from None
+            try:
+                text = self._decoder.decode(data, final=not data)
+            except UnicodeDecodeError as exc:
+                raise TaskFileError(
+                    f"{self.where}: not UTF-8 text (bad byte near offset "
+                    f"{self._bytes_read + exc.start}); is this a task file?"
+                ) from None
+            self._bytes_read += len(data)
+            if not data:
+                self.eof = True
+            if not self._started and text:
+                self._started = True
+                text = text.removeprefix("\ufeff")
+            if text:
+                self.buf += text
+                return True
+        return False
+
+    def next_char(self) -> str:
+        """Skip JSON whitespace; the next character, or ``""`` at end of file."""
+        while True:
+            match = _NOT_JSON_SPACE.search(self.buf, self.pos)
+            if match:
+                self.pos = match.start()
+                return self.buf[self.pos]
+            self.pos = len(self.buf)
+            if not self.more():
+                return ""
+
+    def fail(self, pos: int, problem: str, index: int | None = None) -> TaskFileError:
+        place = f"line {self.line_at(pos)}, column {self.column_at(pos)}"
+        if index is None:
+            return TaskFileError(f"{self.where}, {place}: {problem}")
+        return TaskFileError(f"{self.where}, task index {index} ({place}): {problem}")
+
+
+def _json_records(source: _JsonStream) -> _Records:
+    """Yield each element of the top-level JSON list, reading the file chunk by chunk."""
+    first = source.next_char()
+    if first == "":
+        raise TaskFileError(
+            f"{source.where}: the task file is empty; expected a JSON list of tasks"
+        )
+    if first != "[":
+        got = {"{": "an object"}.get(first, repr(first))
+        raise source.fail(source.pos, f"expected a JSON list of tasks at the top level, got {got}")
+    source.pos += 1
+    if source.next_char() == "]":
+        source.pos += 1
+    else:
+        yield from _json_elements(source)
+    if source.next_char():
+        raise source.fail(source.pos, "unexpected text after the closing ']'")
+
+
+def _json_elements(source: _JsonStream) -> _Records:
+    """Yield the list's elements; ``source.pos`` is at the first one and ends after ']'."""
+    # The decoder's scanner (C when available); typeshed does not declare the attribute.
+    scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+    separator = _SEPARATOR.match
+    index = 0
+    while True:
+        buf, pos = source.buf, source.pos
+        try:
+            value, end = scan(buf, pos)
+        except (json.JSONDecodeError, StopIteration) as exc:
+            if isinstance(exc, StopIteration):
+                message, error_pos = "Expecting value", int(exc.value)
+            else:
+                message, error_pos = exc.msg, exc.pos
+            maybe_truncated = (
+                message.startswith("Unterminated string")
+                or error_pos >= len(buf) - _LOOKAHEAD_CHARS
+            )
+            if maybe_truncated and not source.eof:
+                source.more(len(buf) - pos)  # grow by doubling: linear even for huge tasks
+                continue
+            raise source.fail(error_pos, f"invalid JSON: {message}", index) from None
+        except RecursionError:
+            raise source.fail(pos, "invalid JSON: nested too deeply", index) from None
+        if end >= len(buf) and not source.eof:
+            source.more()  # a number or literal may continue in the next chunk
+            continue
+        yield index, value, pos
+        # The common case, ", " then the next element in the same buffer, without a call.
+        match = separator(buf, end)
+        if match is not None and match.end() < len(buf) and buf[match.end()] != "]":
+            source.pos = match.end()
+            index += 1
+            continue
+        source.pos = end
+        char = source.next_char()
+        if char == ",":
+            source.pos += 1
+            if source.next_char() == "]":
+                raise source.fail(source.pos, "trailing comma before ']'", index)
+            index += 1
+            continue
+        if char == "]":
+            source.pos += 1
+            return
+        if char == "":
+            raise source.fail(source.pos, "the file ends before the closing ']'", index)
+        raise source.fail(source.pos, f"expected ',' or ']' after the task, got {char!r}", index)
+
+
+def _yaml_records(stream: IO[bytes], where: str) -> _Records:
+    """Yield each element of the top-level YAML sequence with its line."""
+    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = loader_class(stream)
+    try:
+        try:
+            node = loader.get_single_node()
+        except yaml.YAMLError as exc:
+            raise TaskFileError(_yaml_error(exc, where)) from None
+        if node is None:
+            raise TaskFileError(f"{where}: the task file is empty; expected a YAML list of tasks")
+        if not isinstance(node, SequenceNode):
+            got = "a mapping" if isinstance(node, MappingNode) else "a single value"
+            raise TaskFileError(
+                f"{where}, line {node.start_mark.line + 1}: expected a list of tasks at the "
+                f"top level, got {got}"
+            )
+        for index, item in enumerate(node.value):
+            line = item.start_mark.line + 1
+            try:
+                value = loader.construct_object(item, deep=True)
+            except yaml.YAMLError as exc:
+                raise TaskFileError(_at(where, index, line) + _yaml_error(exc, "")) from None
+            except RecursionError:
+                raise TaskFileError(_at(where, index, line) + "nested too deeply") from None
+            yield index, value, line
+    finally:
+        loader.dispose()
+
+
+def _yaml_error(exc: yaml.YAMLError, where: str) -> str:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if isinstance(exc, yaml.reader.ReaderError):
+        problem = "not UTF-8 text or contains control characters; is this a task file?"
+    place = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    prefix = f"{where}, " if where and place else (f"{where}: " if where else "")
+    return f"{prefix}{place}invalid YAML: {problem}"

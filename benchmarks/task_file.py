@@ -1,0 +1,104 @@
+"""Time and peak memory to read a task file of 1,000,000 tasks (SPEC §3).
+
+Writes a JSON task file into a temporary directory, then reads and fully validates it in a
+child process (so the figure is the reader's own peak RSS, not this script's) and prints the
+seconds and MB. Target on a 2-core machine: at most 10 s and 300 MB peak RSS.
+
+    .venv/bin/python benchmarks/task_file.py [--tasks N] [--yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGET_S = 10.0
+TARGET_MB = 300.0
+
+_READER = """
+import json, sys, time
+from cloud_tasks.taskfile import iter_tasks, validate_task_file
+path, mode = sys.argv[1], sys.argv[2]
+start = time.perf_counter()
+if mode == "validate":
+    count = validate_task_file(path)
+elif mode == "iterate":
+    count = sum(1 for task in iter_tasks(path) if task.data)
+else:
+    count = 0
+print(json.dumps({"count": count, "seconds": time.perf_counter() - start}))
+"""
+
+
+def write_task_file(path: Path, count: int) -> None:
+    """A JSON list of ``count`` tasks with small, varied data, one task per line."""
+    with path.open("w", encoding="utf-8") as out:
+        out.write("[\n")
+        batch: list[str] = []
+        for index in range(count):
+            task = {
+                "task_id": f"task-{index:07d}",
+                "data": {
+                    "input": f"gs://bucket/images/file-{index:07d}.fits",
+                    "band": index % 7,
+                    "threshold": 0.5 + index % 10 / 10,
+                    "flags": ["calibrate", "stack"],
+                },
+            }
+            batch.append(json.dumps(task))
+            if len(batch) == 10_000:
+                out.write(",\n".join(batch))
+                batch = []
+                if index + 1 < count:
+                    out.write(",\n")
+        if batch:
+            out.write(",\n".join(batch))
+        out.write("\n]\n")
+
+
+def measure(path: Path, mode: str) -> tuple[int, float, float]:
+    """Run the reader in a fresh child; return (tasks, seconds, the child's peak RSS in MB)."""
+    with tempfile.TemporaryFile("w+") as output:
+        child = subprocess.Popen([sys.executable, "-c", _READER, str(path), mode], stdout=output)
+        # wait4 gives this one child's resource usage (RUSAGE_CHILDREN would be a maximum
+        # over every child so far).
+        _pid, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            raise SystemExit(f"reader failed with exit status {child.returncode}")
+        output.seek(0)
+        figures = json.loads(output.read())
+    return int(figures["count"]), float(figures["seconds"]), usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=1_000_000, help="tasks in the file")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tasks.json"
+        start = time.perf_counter()
+        write_task_file(path, args.tasks)
+        size_mb = path.stat().st_size / 1e6
+        print(
+            f"wrote {args.tasks:,} tasks ({size_mb:.0f} MB) in {time.perf_counter() - start:.1f} s"
+        )
+        _, _, base_mb = measure(path, "import")
+        print(f"interpreter + import cloud_tasks.taskfile: peak RSS {base_mb:.0f} MB")
+        for mode in ("validate", "iterate"):
+            count, seconds, peak_mb = measure(path, mode)
+            verdict = "ok" if seconds <= TARGET_S and peak_mb <= TARGET_MB else "OVER TARGET"
+            print(
+                f"{mode:8s} {count:,} tasks: {seconds:.2f} s, peak RSS {peak_mb:.0f} MB "
+                f"(target ≤ {TARGET_S:.0f} s, ≤ {TARGET_MB:.0f} MB): {verdict}"
+            )
+
+
+if __name__ == "__main__":
+    main()

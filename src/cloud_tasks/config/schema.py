@@ -1,0 +1,228 @@
+"""The configuration schema: one ``OptionSpec`` per option, read from the attrs value objects.
+
+The value objects in ``cloud_tasks.domain`` are the single list of options; this module only
+adds what they cannot say themselves (help text, which provider an option belongs to) and
+never lists a field twice. The CLI flags, the loader and ``docs/configuration.md`` are all
+generated from ``RUN_OPTIONS`` and ``PROVIDER_OPTIONS``.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Any, Literal
+
+import attrs
+
+from cloud_tasks.domain.constraints import InstanceConstraints
+from cloud_tasks.domain.options import PoolLimits, ProviderOptions, RetryPolicy, RunOptions
+
+Kind = Literal["int", "float", "bool", "str", "str_list"]
+Group = Literal["constraints", "limits", "retry", "run", "provider"]
+
+#: The run option that has no command-line flag (a script does not fit on a command line).
+NO_FLAG: frozenset[str] = frozenset({"startup_script", "access_key", "secret_key"})
+
+#: Provider options valid only in one provider's section.
+PROVIDER_ONLY: dict[str, str] = {
+    "access_key": "aws",
+    "secret_key": "aws",
+    "project_id": "gcp",
+    "credentials_file": "gcp",
+    "service_account": "gcp",
+    "catalog": "memory",
+}
+
+_HELP: dict[str, str] = {
+    # instance constraints (SPEC §5)
+    "architecture": "CPU architecture: x86_64 or arm64; null for either.",
+    "cpu_family": "Only instance types of this CPU family (e.g. 'Intel Ice Lake').",
+    "min_cpu_rank": "Lowest acceptable CPU performance rank.",
+    "max_cpu_rank": "Highest acceptable CPU performance rank.",
+    "instance_types": "Regular expressions; a type is eligible when any matches its name "
+    "(anywhere, unless anchored with ^ or $). A single string or a list.",
+    "min_cpu": "Fewest vCPUs per instance.",
+    "max_cpu": "Most vCPUs per instance.",
+    "cpus_per_task": "vCPUs each task needs; tasks per instance = vCPUs / cpus_per_task.",
+    "min_tasks_per_instance": "Fewest tasks one instance must run at once.",
+    "max_tasks_per_instance": "Most tasks one instance may run at once.",
+    "min_total_memory": "Least memory per instance, GiB.",
+    "max_total_memory": "Most memory per instance, GiB.",
+    "min_memory_per_cpu": "Least memory per vCPU, GiB.",
+    "max_memory_per_cpu": "Most memory per vCPU, GiB.",
+    "min_memory_per_task": "Least memory per task, GiB.",
+    "max_memory_per_task": "Most memory per task, GiB.",
+    "min_local_ssd": "Least local SSD per instance, GB.",
+    "max_local_ssd": "Most local SSD per instance, GB.",
+    "local_ssd_base_size": "Local SSD reserved for the system before per-CPU/per-task "
+    "shares are computed, GB.",
+    "min_local_ssd_per_cpu": "Least local SSD per vCPU, GB.",
+    "max_local_ssd_per_cpu": "Most local SSD per vCPU, GB.",
+    "min_local_ssd_per_task": "Least local SSD per task, GB.",
+    "max_local_ssd_per_task": "Most local SSD per task, GB.",
+    "boot_disk_types": "Acceptable boot disk types (e.g. pd-balanced, gp3), best first. "
+    "A single string or a list.",
+    "boot_disk_iops": "Provisioned boot disk IOPS, where the disk type supports it.",
+    "boot_disk_throughput": "Provisioned boot disk throughput, MB/s, where supported.",
+    "total_boot_disk_size": "Smallest boot disk, GB.",
+    "boot_disk_base_size": "Boot disk for the system before per-CPU/per-task space, GB.",
+    "boot_disk_per_cpu": "Extra boot disk per vCPU, GB.",
+    "boot_disk_per_task": "Extra boot disk per task, GB.",
+    "use_spot": "Use spot (preemptible) instances.",
+    # pool limits (SPEC §6)
+    "min_instances": "Fewest instances while work remains.",
+    "max_instances": "Most instances at once.",
+    "min_total_cpus": "Fewest vCPUs across the pool.",
+    "max_total_cpus": "Most vCPUs across the pool.",
+    "min_simultaneous_tasks": "Fewest task slots across the pool.",
+    "max_simultaneous_tasks": "Most task slots across the pool.",
+    "min_total_price_per_hour": "Least the pool should cost, USD per hour.",
+    "max_total_price_per_hour": "Most the pool may cost, USD per hour.",
+    "max_total_cost": "Most the whole job may cost, USD; at the cap the pool drains and stops.",
+    # retry policy (SPEC §7)
+    "retry_on_exit": "Retry a task whose process died (exit, signal, out of memory).",
+    "retry_on_exception": "Retry a task that raised an exception.",
+    "retry_on_timeout": "Retry a task that exceeded max_runtime.",
+    "max_attempts": "Application-failure attempts before a task is dead-lettered; 0 = no limit.",
+    "max_preemptions": "Deliveries lost to preemption or shutdown before a task is "
+    "dead-lettered (these never count against max_attempts).",
+    # other run options (SPEC §4)
+    "startup_script": "The startup script text each instance runs (exclusive with "
+    "startup_script_file).",
+    "startup_script_file": "File holding the startup script; a relative path is relative to "
+    "the configuration file.",
+    "image": "Boot image for the instances (provider's default Linux image when unset).",
+    "scaling_check_interval": "Seconds between pool-size checks.",
+    "instance_termination_delay": "Seconds an instance may sit idle before it is terminated.",
+    "max_runtime": "Seconds one task may run before it is killed.",
+    "max_memory_allowed_per_task": "Memory limit of one task process, GB (unset = no limit).",
+    "keepalive_interval": "Seconds between worker keep-alive messages; 0 = off.",
+    "keepalive_startup_timeout": "Seconds a new instance has to send its first keep-alive "
+    "before it is replaced; 0 = off.",
+    "keepalive_timeout": "Seconds an instance may stay silent before it is replaced; 0 = off.",
+    "db_file": "SQLite task database (default: <job_id>.db).",
+    # provider options (SPEC §4)
+    "job_id": "Job name: lowercase letters, digits and '-', starting with a letter, at most "
+    "24 characters. Names the queues and tags the instances.",
+    "queue_name": "Task queue name (default: the job id).",
+    "region": "Region to run in (derived from zone when only zone is given).",
+    "zone": "Zone to run in.",
+    "exactly_once_queue": "Use an exactly-once delivery queue where the provider offers one.",
+    "access_key": "AWS access key id (default: the boto3 credential chain).",
+    "secret_key": "AWS secret access key (default: the boto3 credential chain).",
+    "project_id": "GCP project id.",
+    "credentials_file": "GCP service-account key file (default: Application Default Credentials).",
+    "service_account": "GCP service account the instances run as.",
+    "catalog": "Instance catalog for the memory provider: aws, gcp, all, or a catalog file.",
+}
+
+
+@attrs.frozen
+class OptionSpec:
+    """One configuration option: its key, type, default, where it lives and its help text."""
+
+    name: str
+    kind: Kind
+    optional: bool
+    default: Any
+    group: Group
+    help: str
+
+    @property
+    def flag(self) -> str | None:
+        """The command-line flag (``--max-instances``), or ``None`` when there is none."""
+        if self.name in NO_FLAG:
+            return None
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def provider_only(self) -> str | None:
+        """The one provider whose section may hold this option, if it is provider-specific."""
+        return PROVIDER_ONLY.get(self.name)
+
+
+def _kind_of(annotation: Any) -> tuple[Kind, bool]:
+    """Map a field annotation (``int | None``, ``tuple[str, ...]``) to its kind and optionality."""
+    args = typing.get_args(annotation)
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) != 1:
+            raise TypeError(f"unsupported option type {annotation!r}")
+        kind, _ = _kind_of(rest[0])
+        return kind, True
+    if typing.get_origin(annotation) is tuple and args in ((str, Ellipsis),):
+        return "str_list", False
+    simple: dict[Any, Kind] = {int: "int", float: "float", bool: "bool", str: "str"}
+    if annotation in simple:
+        return simple[annotation], False
+    raise TypeError(f"unsupported option type {annotation!r}")
+
+
+def _specs(cls: type, group: Group, skip: frozenset[str] = frozenset()) -> list[OptionSpec]:
+    hints = typing.get_type_hints(cls)
+    specs = []
+    for field in attrs.fields(cls):
+        if field.name in skip:
+            continue
+        kind, optional = _kind_of(hints[field.name])
+        default = field.default
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            default = default.factory()
+        specs.append(
+            OptionSpec(field.name, kind, optional, default, group, _HELP.get(field.name, ""))
+        )
+    return specs
+
+
+_NESTED: dict[str, tuple[type, Group]] = {
+    "constraints": (InstanceConstraints, "constraints"),
+    "limits": (PoolLimits, "limits"),
+    "retry": (RetryPolicy, "retry"),
+}
+
+#: Every run option, keyed by its flat name (``max_instances``), in documentation order.
+RUN_OPTIONS: dict[str, OptionSpec] = {
+    spec.name: spec for cls, group in _NESTED.values() for spec in _specs(cls, group)
+}
+RUN_OPTIONS.update((spec.name, spec) for spec in _specs(RunOptions, "run", skip=frozenset(_NESTED)))
+
+#: Every provider option, keyed by name.
+PROVIDER_OPTIONS: dict[str, OptionSpec] = {
+    spec.name: spec for spec in _specs(ProviderOptions, "provider")
+}
+
+SECTIONS: tuple[str, ...] = ("provider", "run", "aws", "gcp", "local", "memory")
+
+
+def nested_group(name: str) -> str | None:
+    """The ``RunOptions`` attribute holding run option ``name`` (``limits``), or ``None``."""
+    group = RUN_OPTIONS[name].group
+    return group if group in _NESTED else None
+
+
+def format_value(value: Any) -> str:
+    """A value as a user would write it in YAML (``true``, ``null``, ``[n2-, e2-]``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
+    return str(value)
+
+
+def render_option_table() -> str:
+    """The Markdown table of every option that ``docs/configuration.md`` must contain."""
+    lines = [
+        "| key | default | flag | sections | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for spec in (*PROVIDER_OPTIONS.values(), *RUN_OPTIONS.values()):
+        if spec.group == "provider":
+            sections = spec.provider_only or "aws, gcp, local, memory"
+        else:
+            sections = "run, aws, gcp, local, memory"
+        flag = f"`{spec.flag}`" if spec.flag else "—"
+        default = format_value(spec.default)
+        lines.append(f"| `{spec.name}` | `{default}` | {flag} | {sections} | {spec.help} |")
+    return "\n".join(lines) + "\n"
