@@ -1,15 +1,603 @@
-"""Job commands: run, manage_pool, status, stop, monitor_event_queue."""
+"""Job commands: run, manage_pool, status, stop, monitor_event_queue (SPEC §11)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
 import click
 
-from cloud_tasks.entrypoints.cli._stub import not_built
+from cloud_tasks.domain.cost import estimate_job
+from cloud_tasks.domain.options import JobConfig
+from cloud_tasks.entrypoints.cli.options import (
+    common_options,
+    format_option,
+    resolve_config,
+    run_options,
+    verbosity,
+)
+from cloud_tasks.exceptions import CloudTasksError, ConfigError, QueueNotFoundError, TaskFileError
+from cloud_tasks.manager.pool import JobOutcome, PoolManager, PoolSnapshot
+from cloud_tasks.manager.report import build_report, format_report
+from cloud_tasks.manager.session import (
+    RUNNABLE_PROVIDERS,
+    Adapters,
+    build_adapters,
+    db_path_of,
+    describe_plan,
+    job_id_of,
+    load_tasks,
+    make_plan,
+    pool_settings,
+)
+from cloud_tasks.manager.taskdb import TaskDatabase
+
+
+class _SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+def _echo_err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _db_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--db-file",
+        "db_file",
+        type=str,
+        default=None,
+        help="Task database (default: db_file from the configuration, else <job_id>.db).",
+    )(function)
+
+
+def _require_runnable(config: JobConfig) -> None:
+    if config.provider not in RUNNABLE_PROVIDERS:
+        raise ConfigError(
+            f"provider {config.provider!r} only simulates instances: use --dry-run to see the "
+            "plan or 'cloud_tasks simulate' for a what-if run; use provider local, aws or gcp "
+            "to run the job"
+        )
+
+
+def _validate_tasks(path: Path, max_message_bytes: int) -> int:
+    """Check the whole task file (and message sizes) before anything is created."""
+    from cloud_tasks.taskfile import find_oversized, iter_tasks, validate_task_file
+
+    count = validate_task_file(path)
+    if count == 0:
+        raise TaskFileError(f"{path}: the task file holds no tasks; nothing to run")
+    oversized = find_oversized(iter_tasks(path), max_message_bytes)
+    if oversized:
+        shown = ", ".join(oversized[:5]) + (" ..." if len(oversized) > 5 else "")
+        raise TaskFileError(
+            f"{path}: {len(oversized)} tasks are larger than the queue's {max_message_bytes}-byte "
+            f"message limit ({shown}); keep large inputs in files and pass their paths"
+        )
+    return count
+
+
+class _LiveDisplay:
+    """A progress bar with done/failed/running and money spent (a plain line when not a tty)."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = Console(stderr=True)
+        self.quiet = quiet
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
+            disable=quiet or not self.console.is_terminal,
+        )
+        self.task = self.progress.add_task("tasks", total=total or None, detail="")
+        self._last_line = 0.0
+
+    def __enter__(self) -> _LiveDisplay:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.progress.stop()
+
+    def log(self, message: str) -> None:
+        if not self.quiet:
+            self.progress.console.print(message, markup=False, highlight=False)
+
+    def update(self, snapshot: PoolSnapshot) -> None:
+        c = snapshot.counts
+        detail = (
+            f"done {c.completed}  failed {c.failed}  running {c.running}  "
+            f"instances {snapshot.instances}  ${snapshot.spend_usd:.4f}"
+        )
+        self.progress.update(
+            self.task, completed=c.completed + c.failed, total=c.total or None, detail=detail
+        )
+        if not self.console.is_terminal and not self.quiet:
+            now = time.monotonic()
+            if now - self._last_line >= 10.0:
+                self._last_line = now
+                self.console.print(f"{c.completed + c.failed}/{c.total} tasks: {detail}")
+
+
+def _final(outcome: JobOutcome, db: TaskDatabase, *, strict: bool, quiet: bool) -> None:
+    report = build_report(db, time.time())
+    click.echo(format_report(report))
+    counts = outcome.counts
+    if outcome.status != "completed":
+        raise CloudTasksError(outcome.message)
+    if counts.failed:
+        click.echo(
+            f"WARNING: {counts.failed} of {counts.total} tasks FAILED (see the errors above; "
+            f"details in {db.path})."
+        )
+        if strict:
+            sys.exit(1)
+    elif not quiet:
+        click.echo(f"All {counts.total} tasks completed.")
+
+
+def _supervise(
+    config: JobConfig,
+    adapters: Adapters,
+    db: TaskDatabase,
+    *,
+    tasks_known: bool,
+    quiet: bool,
+    strict: bool,
+    resume_hint: str,
+) -> None:
+    """Run the pool manager with a live display; Ctrl-C asks what to do."""
+    counts = db.counts()
+    plan = make_plan(config, adapters, max(counts.remaining, 1))
+    settings = pool_settings(config, plan, tasks_known=tasks_known)
+    display = _LiveDisplay(counts.total, quiet)
+    with display:
+        display.log(
+            f"instance type {plan.best.name} ({plan.best.tasks_per_instance} tasks each, "
+            f"${plan.best.price_per_hour_usd:.4f}/h), up to {plan.initial_count} instances"
+        )
+        while True:
+            manager = PoolManager(
+                compute=adapters.compute,
+                task_queue=adapters.task_queue,
+                event_queue=adapters.event_queue,
+                db=db,
+                clock=_SystemClock(),
+                options=plan.options,
+                settings=settings,
+                on_update=display.update,
+                log=display.log,
+            )
+            try:
+                outcome = asyncio.run(manager.run())
+                break
+            except KeyboardInterrupt:
+                choice = _ask_after_interrupt(display)
+                if choice == "c":
+                    display.log("continuing")
+                    continue
+                if choice == "t":
+                    display.log("stopping every instance and deleting the queues")
+                    asyncio.run(manager.stop_all("interrupted"))
+                    _delete_queues(adapters)
+                    display.log(f"stopped; the task database is kept in {db.path}")
+                    sys.exit(130)
+                display.log(
+                    "instances left running. Resume with: "
+                    f"{resume_hint}; stop them with: cloud_tasks stop"
+                    + (f" --config {config.source}" if config.source else "")
+                )
+                sys.exit(130)
+    _final(outcome, db, strict=strict, quiet=quiet)
+
+
+def _ask_after_interrupt(display: _LiveDisplay) -> str:
+    if not sys.stdin.isatty():
+        return "l"
+    display.progress.stop()
+    try:
+        return str(
+            click.prompt(
+                "\nInterrupted. [t]erminate every instance and delete the queues, "
+                "[l]eave them running (resume later with --continue), or [c]ontinue?",
+                type=click.Choice(["t", "l", "c"]),
+                default="c",
+            )
+        )
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        return "l"
+    finally:
+        display.progress.start()
+
+
+def _delete_queues(adapters: Adapters) -> None:
+    for queue in (adapters.task_queue, adapters.event_queue):
+        with contextlib.suppress(QueueNotFoundError):
+            queue.delete()
+
+
+@click.command("run")
+@common_options
+@run_options
+@click.option(
+    "--tasks",
+    "--task-file",
+    "tasks_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="JSON or YAML task file to load (not needed with --continue).",
+)
+@click.option(
+    "--continue",
+    "resume",
+    is_flag=True,
+    help="Resume a job whose manager stopped (from its task database, queue and instances).",
+)
+@click.option("--dry-run", is_flag=True, help="Print the plan and cost estimate; create nothing.")
+@click.option(
+    "--task-duration",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="With --dry-run: seconds one task takes, for the makespan and cost estimate.",
+)
+@click.option("--force", is_flag=True, help="Start over even if the queue or database exist.")
+@click.option("--strict", is_flag=True, help="Exit 1 when any task failed.")
+@format_option
+def run_command(**params: Any) -> None:
+    """Load tasks, start and supervise instances until every task is done.
+
+    Validates the configuration and the whole task file first, creates the task and event
+    queues, records every task in the task database, loads the queue, picks the cheapest
+    instance type meeting the constraints, starts instances with the generated startup
+    script, replaces lost ones, and when every task is done stops everything and deletes the
+    queues. Ctrl-C asks whether to stop everything, leave the instances running, or continue.
+    """
+    config = resolve_config(**params)
+    quiet = verbosity(params) < 0
+    for notice in config.notices:
+        if verbosity(params) > 0:
+            _echo_err(notice)
+    job_id = job_id_of(config)
+    db_path = db_path_of(config)
+    tasks_file: Path | None = params["tasks_file"]
+    if params["resume"]:
+        _require_runnable(config)
+        _resume(config, db_path, quiet=quiet, strict=params["strict"])
+        return
+    if tasks_file is None:
+        raise click.UsageError("give the task file with --tasks FILE (or resume with --continue)")
+    adapters = build_adapters(config, db_path)
+    n_tasks = _validate_tasks(tasks_file, adapters.task_queue.max_message_bytes)
+    plan = make_plan(config, adapters, n_tasks)
+    if params["dry_run"]:
+        _print_dry_run(config, plan, n_tasks, params["task_duration"], params["output_format"])
+        return
+    _require_runnable(config)
+    if db_path.exists():
+        if not params["force"]:
+            raise ConfigError(
+                f"{db_path}: a task database for job {job_id!r} already exists; resume it with "
+                "--continue, or start over with --force"
+            )
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(db_path) + suffix).unlink(missing_ok=True)
+    adapters.task_queue.create()
+    adapters.event_queue.create()
+    depth = adapters.task_queue.depth()
+    if depth > 0:
+        if not params["force"] and not (
+            sys.stdin.isatty()
+            and click.confirm(
+                f"Queue {adapters.task_queue.name!r} already holds about {depth} messages. "
+                "Purge them and start over?"
+            )
+        ):
+            raise ConfigError(
+                f"queue {adapters.task_queue.name!r} is not empty ({depth} messages); "
+                "resume with --continue, or purge it with --force"
+            )
+        adapters.task_queue.purge()
+    from cloud_tasks.taskfile import iter_tasks
+
+    with TaskDatabase(db_path) as db:
+        now = time.time()
+        db.set_meta(
+            job_id=job_id,
+            provider=config.provider,
+            queue=adapters.task_queue.name,
+            config=config.source,
+            tasks_file=str(tasks_file.resolve()),
+            started_at=now,
+            loaded=False,
+        )
+        db.add_tasks(iter_tasks(tasks_file), now)
+        if not quiet:
+            _echo_err(f"loading {n_tasks} tasks into queue {adapters.task_queue.name!r}")
+        load_tasks(adapters.task_queue, iter_tasks(tasks_file))
+        db.set_meta(loaded=True)
+        _supervise(
+            config,
+            adapters,
+            db,
+            tasks_known=True,
+            quiet=quiet,
+            strict=params["strict"],
+            resume_hint=_resume_hint(config),
+        )
+
+
+def _resume_hint(config: JobConfig) -> str:
+    return "cloud_tasks run --continue" + (f" --config {config.source}" if config.source else "")
+
+
+def _resume(config: JobConfig, db_path: Path, *, quiet: bool, strict: bool) -> None:
+    with TaskDatabase.open_existing(db_path) as db:
+        adapters = build_adapters(config, db_path)
+        meta = db.meta()
+        if not adapters.task_queue.exists():
+            if db.counts().remaining:
+                raise ConfigError(
+                    f"queue {adapters.task_queue.name!r} no longer exists but "
+                    f"{db.counts().remaining} tasks are unfinished; start the job again with "
+                    "--force"
+                )
+            click.echo("every task was already done")
+            return
+        if not meta.get("loaded") and meta.get("tasks_file"):
+            from cloud_tasks.taskfile import iter_tasks
+
+            load_tasks(adapters.task_queue, iter_tasks(meta["tasks_file"]))
+            db.set_meta(loaded=True)
+        if not quiet:
+            _echo_err(f"resuming job {job_id_of(config)}: {db.counts().remaining} tasks left")
+        _supervise(
+            config,
+            adapters,
+            db,
+            tasks_known=True,
+            quiet=quiet,
+            strict=strict,
+            resume_hint=_resume_hint(config),
+        )
+
+
+def _print_dry_run(
+    config: JobConfig, plan: Any, n_tasks: int, task_duration: float | None, output_format: str
+) -> None:
+    data = describe_plan(plan, config, n_tasks)
+    if task_duration is not None:
+        estimate = estimate_job(
+            plan.best,
+            plan.initial_count,
+            n_tasks,
+            task_duration,
+            idle_tail_s=config.run.instance_termination_delay,
+        )
+        data["estimate"] = {
+            "task_duration_s": task_duration,
+            "instances": estimate.count,
+            "makespan_s": estimate.makespan_s,
+            "instance_hours": estimate.instance_hours,
+            "total_cost_usd": estimate.total_cost_usd,
+        }
+    if output_format == "json":
+        click.echo(json.dumps(data, indent=2))
+        return
+    lines = [
+        f"Dry run of job {data['job_id']} on {data['provider']} ({data['region']}); "
+        "nothing was created.",
+        f"  tasks:              {n_tasks}",
+        f"  instance type:      {data['instance_type']} ({data['vcpus']} vCPUs, "
+        f"{data['memory_gib']:g} GiB, {'spot' if data['use_spot'] else 'on-demand'})"
+        + (f" in {data['zone']}" if data["zone"] else ""),
+        f"  instances:          {data['instances']} (limited by {data['limited_by']})",
+        f"  price:              ${data['price_per_hour_usd']:.4f}/h each, "
+        f"${data['total_price_per_hour_usd']:.4f}/h in total",
+        f"  tasks per instance: {data['tasks_per_instance']}",
+        f"  boot disk:          {data['boot_disk_gb']} GB"
+        + (f" {data['boot_disk_type']}" if data["boot_disk_type"] else ""),
+        f"  image:              {data['image']}",
+    ]
+    if data["fallbacks"]:
+        shown = ", ".join(
+            f"{f['instance_type']}" + (f"/{f['zone']}" if f["zone"] else "")
+            for f in data["fallbacks"][:6]
+        )
+        lines.append(f"  on capacity errors: {shown}")
+    if "estimate" in data:
+        e = data["estimate"]
+        lines.append(
+            f"  estimate:           {e['makespan_s'] / 3600:.2f} h makespan, "
+            f"{e['instance_hours']:.2f} instance-hours, ${e['total_cost_usd']:.2f} total "
+            f"(tasks of {e['task_duration_s']:g} s)"
+        )
+    else:
+        lines.append("  estimate:           pass --task-duration SECONDS for makespan and cost")
+    lines.append("Startup script that would be sent:")
+    lines.append(data["startup_script"].rstrip("\n"))
+    click.echo("\n".join(lines))
+
+
+@click.command("manage_pool")
+@common_options
+@run_options
+@click.option("--strict", is_flag=True, help="Exit 1 when any task failed.")
+def manage_pool_command(**params: Any) -> None:
+    """Supervise the instance pool for an already loaded queue (see load_queue).
+
+    Starts and replaces instances like 'run' until the queue is empty and every task seen is
+    done, then stops the instances (the queues are kept).
+    """
+    config = resolve_config(**params)
+    _require_runnable(config)
+    quiet = verbosity(params) < 0
+    db_path = db_path_of(config)
+    adapters = build_adapters(config, db_path)
+    if not adapters.task_queue.exists():
+        raise ConfigError(
+            f"queue {adapters.task_queue.name!r} does not exist; load it first with "
+            "'cloud_tasks load_queue' (or use 'cloud_tasks run')"
+        )
+    adapters.event_queue.create()
+    with TaskDatabase(db_path) as db:
+        if "started_at" not in db.meta():
+            db.set_meta(job_id=job_id_of(config), provider=config.provider, started_at=time.time())
+        counts = db.counts()
+        plan = make_plan(config, adapters, max(adapters.task_queue.depth(), counts.remaining, 1))
+        settings = pool_settings(config, plan, tasks_known=False)
+        settings = attrs.evolve(settings, delete_queues=False)
+        display = _LiveDisplay(0, quiet)
+        with display:
+            manager = PoolManager(
+                compute=adapters.compute,
+                task_queue=adapters.task_queue,
+                event_queue=adapters.event_queue,
+                db=db,
+                clock=_SystemClock(),
+                options=plan.options,
+                settings=settings,
+                on_update=display.update,
+                log=display.log,
+            )
+            try:
+                outcome = asyncio.run(manager.run())
+            except KeyboardInterrupt:
+                display.log(
+                    "interrupted; instances left running (stop them with 'cloud_tasks stop')"
+                )
+                sys.exit(130)
+        _final(outcome, db, strict=params["strict"], quiet=quiet)
+
+
+def _instance_states(adapters: Adapters, job_id: str) -> dict[str, str] | None:
+    try:
+        return {i.instance_id: i.state.value for i in adapters.compute.list_instances(job_id)}
+    except CloudTasksError:
+        return None
+
+
+@click.command("status")
+@common_options
+@_db_option
+@format_option
+def status_command(**params: Any) -> None:
+    """Show task counts, throughput, ETA, failures with their last error, instances, spend."""
+    config = resolve_config(**params)
+    db_path = db_path_of(config)
+    job_id = job_id_of(config)
+    with TaskDatabase.open_existing(db_path) as db:
+        states = None
+        if config.provider in RUNNABLE_PROVIDERS:
+            try:
+                states = _instance_states(build_adapters(config, db_path), job_id)
+            except CloudTasksError:
+                states = None
+        report = build_report(db, time.time(), job_id=job_id, instance_states=states)
+    if params["output_format"] == "json":
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        click.echo(format_report(report))
+
+
+@click.command("stop")
+@common_options
+@_db_option
+@click.option("--delete-queues", is_flag=True, help="Also delete the task and event queues.")
+def stop_command(**params: Any) -> None:
+    """Terminate this job's instances (found by their job tag), and optionally its queues."""
+    config = resolve_config(**params)
+    _require_runnable(config)
+    db_path = db_path_of(config)
+    job_id = job_id_of(config)
+    adapters = build_adapters(config, db_path)
+    instances = adapters.compute.list_instances(job_id)
+    ids = [i.instance_id for i in instances]
+    if ids:
+        adapters.compute.terminate(ids)
+    if db_path.exists():
+        with TaskDatabase(db_path) as db:
+            now = time.time()
+            for record in db.instances(active_only=True):
+                db.end_instance(record.instance_id, now, "stopped")
+    click.echo(f"stopped {len(ids)} instances of job {job_id}")
+    if params["delete_queues"]:
+        _delete_queues(adapters)
+        click.echo(f"deleted queues {adapters.task_queue.name!r} and {adapters.event_queue.name!r}")
+
+
+@click.command("monitor_event_queue")
+@common_options
+@_db_option
+@click.option("--once", is_flag=True, help="Record the waiting events and exit.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    help="Seconds between polls.",
+)
+def monitor_event_queue_command(**params: Any) -> None:
+    """Consume worker events into the task database (for workers started by hand).
+
+    Runs until Ctrl-C (or, with --once, until the event queue is empty).
+    """
+    config = resolve_config(**params)
+    _require_runnable(config)
+    db_path = db_path_of(config)
+    job_id = job_id_of(config)
+    adapters = build_adapters(config, db_path)
+    if not adapters.event_queue.exists():
+        raise ConfigError(
+            f"event queue {adapters.event_queue.name!r} does not exist; create it with "
+            "'cloud_tasks load_queue' or 'cloud_tasks run'"
+        )
+    with TaskDatabase(db_path) as db:
+        if "started_at" not in db.meta():
+            db.set_meta(job_id=job_id, provider=config.provider, started_at=time.time())
+        total = 0
+        try:
+            while True:
+                received = 0
+                while batch := adapters.event_queue.receive(500, 0.0):
+                    db.ingest([r.event for r in batch], time.time())
+                    adapters.event_queue.ack([r.receipt for r in batch])
+                    received += len(batch)
+                total += received
+                c = db.counts()
+                if received or params["once"]:
+                    click.echo(
+                        f"{total} events recorded: {c.completed} completed, {c.failed} failed, "
+                        f"{c.pending + c.running} not finished"
+                    )
+                if params["once"]:
+                    return
+                time.sleep(params["interval"])
+        except KeyboardInterrupt:
+            click.echo(f"stopped; {total} events recorded in {db.path}")
+
 
 COMMANDS: list[click.Command] = [
-    not_built("run", "Load tasks, start and supervise instances until every task is done."),
-    not_built("manage_pool", "Supervise the instance pool for an already loaded queue."),
-    not_built("status", "Show task counts, failures, instances and spend."),
-    not_built("stop", "Terminate this job's instances."),
-    not_built("monitor_event_queue", "Consume worker events into the task database."),
+    run_command,
+    manage_pool_command,
+    status_command,
+    stop_command,
+    monitor_event_queue_command,
 ]

@@ -1,0 +1,311 @@
+"""Everything a job command needs, assembled from a resolved configuration.
+
+``JobSession`` holds the adapters of the configured provider, the task database path and the
+launch plan. ``run``, ``manage_pool``, ``status``, ``stop`` and ``monitor_event_queue`` are thin
+click commands over it; tests use it directly.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from cloud_tasks.domain.options import JobConfig
+from cloud_tasks.domain.selection import Candidate, rank_offers
+from cloud_tasks.domain.sizing import target_pool_size
+from cloud_tasks.domain.startup import ENV_PREFIX
+from cloud_tasks.domain.tasks import Envelope, Task
+from cloud_tasks.exceptions import ConfigError
+from cloud_tasks.manager.plan import ZoneChoice, launch_options, startup_script_for
+from cloud_tasks.manager.pool import LaunchOption, PoolSettings
+from cloud_tasks.ports import Clock, Compute, EventQueue, Pricing, TaskQueue
+
+LOAD_BATCH = 500
+#: Providers whose instances really run workers; ``memory`` plans and simulates only.
+RUNNABLE_PROVIDERS = ("aws", "gcp", "local")
+
+
+@attrs.frozen
+class Adapters:
+    """The ports of one provider for one job."""
+
+    task_queue: TaskQueue
+    event_queue: EventQueue
+    compute: Compute
+    pricing: Pricing
+    #: Variables every instance needs beyond the generated settings (e.g. the queue location).
+    instance_environment: Mapping[str, str] = attrs.field(factory=dict)
+
+
+def job_id_of(config: JobConfig) -> str:
+    """The job id, required by every job command."""
+    job_id = config.provider_options.job_id
+    if not job_id:
+        where = f" ({config.source})" if config.source else ""
+        raise ConfigError(
+            f"job_id is not set{where}: add 'job_id: my-job' to the "
+            f"{getattr(config, 'section', None) or config.provider} section or pass --job-id"
+        )
+    return job_id
+
+
+def queue_name_of(config: JobConfig) -> str:
+    return config.provider_options.effective_queue_name or job_id_of(config)
+
+
+def db_path_of(config: JobConfig) -> Path:
+    """``db_file`` from the configuration, else ``<job_id>.db`` in the current directory."""
+    return Path(config.run.db_file or f"{job_id_of(config)}.db")
+
+
+def local_state_dir(db_path: Path) -> Path:
+    """Where the local provider keeps its instance registry and instance logs."""
+    return db_path.resolve().parent / ".cloud_tasks" / db_path.stem
+
+
+def config_dir(config: JobConfig) -> Path:
+    return Path(config.source).resolve().parent if config.source else Path.cwd()
+
+
+def _bootstrap(name: str) -> Callable[..., Any] | None:
+    from cloud_tasks import bootstrap
+
+    factory = getattr(bootstrap, name, None)
+    return factory if callable(factory) else None
+
+
+def build_adapters(config: JobConfig, db_path: Path, clock: Clock | None = None) -> Adapters:
+    """The adapters of ``config.provider`` (SDKs are imported only for that provider)."""
+    provider = config.provider
+    queue_name = queue_name_of(config)
+    if provider == "local":
+        from cloud_tasks.adapters.local.compute import LocalCompute, LocalPricing
+        from cloud_tasks.adapters.local.sqlite_queue import (
+            SqliteDatabase,
+            SqliteEventQueue,
+            SqliteTaskQueue,
+            default_queue_dir,
+            queue_file,
+        )
+
+        queue_dir = default_queue_dir().resolve()
+        database = SqliteDatabase(queue_file(queue_name, queue_dir))
+        environment = {"RMS_CLOUD_TASKS_QUEUE_DIR": str(queue_dir)}
+        return Adapters(
+            # Leases in the SQLite queue are on the wall clock shared by every process.
+            SqliteTaskQueue(database, queue_name),
+            SqliteEventQueue(database, f"{queue_name}-events"),
+            LocalCompute(
+                local_state_dir(db_path), workdir=config_dir(config), environment=environment
+            ),
+            LocalPricing(),
+            environment,
+        )
+    if provider == "memory":
+        from cloud_tasks.adapters.memory.catalog import MemoryPricing, resolve_catalog
+        from cloud_tasks.adapters.memory.compute import InMemoryCompute
+        from cloud_tasks.adapters.memory.queue import InMemoryEventQueue, InMemoryTaskQueue
+
+        choice = getattr(config.provider_options, "catalog", None)
+        if choice in (None, "aws", "gcp", "all"):
+            catalog = resolve_catalog(choice)
+        else:
+            catalog = resolve_catalog(None, choice)
+        return Adapters(
+            InMemoryTaskQueue(queue_name, clock=clock),
+            InMemoryEventQueue(f"{queue_name}-events", clock=clock),
+            InMemoryCompute(catalog, clock=clock),
+            MemoryPricing(catalog),
+        )
+    factories = {
+        name: _bootstrap(name)
+        for name in ("make_task_queue", "make_event_queue", "make_compute", "make_pricing")
+    }
+    missing = [name for name, factory in factories.items() if factory is None]
+    if missing:
+        raise ConfigError(
+            f"provider {provider!r} is not available in this installation ({', '.join(missing)} "
+            "missing); use provider 'local' or 'memory'"
+        )
+    make_task_queue, make_event_queue, make_compute, make_pricing = factories.values()
+    if make_task_queue is None or make_event_queue is None:  # for the type checker
+        raise ConfigError(f"provider {provider!r} has no queue adapter")
+    if make_compute is None or make_pricing is None:
+        raise ConfigError(f"provider {provider!r} has no compute adapter")
+    return Adapters(
+        make_task_queue(config),
+        make_event_queue(config),
+        make_compute(config),
+        make_pricing(config),
+    )
+
+
+@attrs.frozen
+class JobPlan:
+    """What ``run`` will launch: the options in order and the first sizing decision."""
+
+    options: tuple[LaunchOption, ...]
+    image: str
+    initial_count: int
+    limited_by: str
+    region: str
+
+    @property
+    def best(self) -> Candidate:
+        return self.options[0].candidate
+
+
+def region_of(config: JobConfig, pricing: Pricing) -> str:
+    region = config.provider_options.region
+    if region:
+        return region
+    if config.provider == "local":
+        return "local"
+    default = getattr(pricing, "default_region", None)
+    if callable(default):
+        return str(default())
+    raise ConfigError(
+        f"no region set for provider {config.provider!r}: add 'region:' to the configuration "
+        "or pass --region"
+    )
+
+
+def make_plan(
+    config: JobConfig, adapters: Adapters, remaining_tasks: int, *, refresh: bool = False
+) -> JobPlan:
+    """Choose types, zones and the first pool size; build each option's startup script.
+
+    Read-only against the provider (prices, zones, images).
+
+    Raises:
+        ConfigError: no startup script, a bad script, or sizing limits that conflict.
+        SelectionError: no instance type meets the constraints.
+    """
+    user_script = config.run.startup_script
+    if not user_script or not user_script.strip():
+        raise ConfigError(
+            "no startup script: set startup_script or startup_script_file in the configuration "
+            "(the script each instance runs to start your worker)"
+        )
+    region = region_of(config, adapters.pricing)
+    offers = adapters.pricing.offers(region, refresh=refresh)
+    zone = config.provider_options.zone
+    if zone:
+        offers = [o for o in offers if o.zone in (None, zone)]
+    ranked = rank_offers(offers, config.run.constraints)
+    if not ranked:
+        # select_instance_type explains which constraint eliminated the last candidates.
+        from cloud_tasks.domain.selection import select_instance_type
+
+        select_instance_type(offers, config.run.constraints)
+    region_zones: tuple[str, ...] = ()
+    if not zone and any(c.offer.zone is None for c in ranked[:1]):
+        for listed in adapters.compute.list_regions():
+            if listed.name == region:
+                region_zones = tuple(listed.zones)
+    extra = {
+        name.removeprefix(ENV_PREFIX): value
+        for name, value in adapters.instance_environment.items()
+    }
+    options = launch_options(
+        ranked,
+        ZoneChoice(zone, region_zones),
+        lambda candidate, z: startup_script_for(config, user_script, candidate, z, extra),
+    )
+    best = options[0].candidate
+    target = target_pool_size(best, config.run.limits, remaining_tasks)
+    image = config.run.image or adapters.compute.default_image(best.offer.architecture)
+    return JobPlan(tuple(options), image, target.count, target.limited_by, region)
+
+
+def pool_settings(config: JobConfig, plan: JobPlan, *, tasks_known: bool = True) -> PoolSettings:
+    run = config.run
+    return PoolSettings(
+        job_id=job_id_of(config),
+        image=plan.image,
+        limits=run.limits,
+        scaling_check_interval_s=run.scaling_check_interval,
+        instance_termination_delay_s=run.instance_termination_delay,
+        keepalive_interval_s=run.keepalive_interval,
+        keepalive_startup_timeout_s=run.keepalive_startup_timeout,
+        keepalive_timeout_s=run.keepalive_timeout,
+        event_poll_interval_s=min(1.0, max(run.scaling_check_interval, 0.05)),
+        service_account=config.provider_options.service_account,
+        offload=config.provider != "memory",
+        tasks_known=tasks_known,
+    )
+
+
+def load_tasks(
+    task_queue: TaskQueue,
+    tasks: Iterable[Task],
+    *,
+    on_progress: Callable[[int], None] | None = None,
+) -> int:
+    """Send every task to the queue in batches; returns the number sent.
+
+    Uses the queue's ``send_once`` when it has one (the SQLite queue remembers loaded ids), so a
+    load interrupted and restarted does not enqueue a task twice.
+    """
+    send_once = getattr(task_queue, "send_once", None)
+    sent = 0
+    iterator = iter(tasks)
+    while batch := list(itertools.islice(iterator, LOAD_BATCH)):
+        envelopes = [Envelope(task) for task in batch]
+        if callable(send_once):
+            send_once(envelopes)
+        else:
+            task_queue.send(envelopes)
+        sent += len(batch)
+        if on_progress is not None:
+            on_progress(sent)
+    return sent
+
+
+def describe_plan(plan: JobPlan, config: JobConfig, n_tasks: int) -> dict[str, Any]:
+    """The plan as plain data for ``--dry-run``."""
+    best = plan.best
+    return {
+        "job_id": job_id_of(config),
+        "provider": config.provider,
+        "region": plan.region,
+        "instance_type": best.name,
+        "zone": plan.options[0].zone or None,
+        "vcpus": best.vcpus,
+        "memory_gib": best.offer.memory_gib,
+        "use_spot": best.use_spot,
+        "price_per_hour_usd": best.price_per_hour_usd,
+        "tasks_per_instance": best.tasks_per_instance,
+        "boot_disk_gb": best.boot_disk_gb,
+        "boot_disk_type": best.boot_disk_type,
+        "image": plan.image,
+        "instances": plan.initial_count,
+        "limited_by": plan.limited_by,
+        "total_price_per_hour_usd": plan.initial_count * best.price_per_hour_usd,
+        "tasks": n_tasks,
+        "fallbacks": [
+            {"instance_type": o.candidate.name, "zone": o.zone or None} for o in plan.options[1:]
+        ],
+        "startup_script": plan.options[0].startup_script,
+    }
+
+
+__all__ = [
+    "RUNNABLE_PROVIDERS",
+    "Adapters",
+    "JobPlan",
+    "build_adapters",
+    "db_path_of",
+    "describe_plan",
+    "job_id_of",
+    "load_tasks",
+    "local_state_dir",
+    "make_plan",
+    "pool_settings",
+    "queue_name_of",
+    "region_of",
+]
