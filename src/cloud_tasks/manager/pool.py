@@ -291,6 +291,15 @@ class PoolManager:
                 tracked.last_alive = seen
             if result.alive:
                 self.ever_alive = True
+            if any(not event.get("instance_id") for event in events):
+                # A worker that cannot name its instance (no metadata): its events still show
+                # that the startup script works. Per-instance health then rests on the
+                # provider's view of each instance.
+                self.ever_alive = True
+                for tracked in self.tracked.values():
+                    if tracked.first_alive is None:
+                        tracked.first_alive = now
+                    tracked.last_alive = now
             for instance_id, seen in result.worked.items():
                 if instance_id in self.tracked:
                     self.tracked[instance_id].last_busy = seen
