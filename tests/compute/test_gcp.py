@@ -1,0 +1,248 @@
+"""Compute Engine and Cloud Billing adapters over real HTTP against loopback fakes.
+
+The google clients are built exactly as in production (REST transport, gcloud's endpoint
+override variables, anonymous credentials for an http:// override).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from cloud_tasks.adapters.gcp.billing import GcpPricing
+from cloud_tasks.adapters.gcp.compute import GceCompute
+from cloud_tasks.adapters.gcp.compute_clients import catalog_client, compute_clients
+from cloud_tasks.exceptions import CapacityError, QuotaError
+from cloud_tasks.ports import InstanceSpec, InstanceState
+from tests.fakes.gce import FakeBilling, FakeComputeEngine, machine_type, sku
+
+PROJECT = "test-project"
+AMERICAS = ["us-central1", "us-east1"]
+
+
+@pytest.fixture
+def gce(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeComputeEngine]:
+    fake = FakeComputeEngine(PROJECT)
+    fake.regions = {
+        "us-central1": ["us-central1-a", "us-central1-b"],
+        "europe-west4": ["europe-west4-a"],
+    }
+    fake.machine_types = {
+        "us-central1-a": [
+            machine_type("n2-standard-4", "us-central1-a", 4, 16),
+            machine_type("e2-micro", "us-central1-a", 2, 1),
+            machine_type("c3-standard-4-lssd", "us-central1-a", 4, 16, lssd=1),
+            machine_type("t2a-standard-2", "us-central1-a", 2, 8, arch="ARM64"),
+            machine_type("x9-unknown-2", "us-central1-a", 2, 8),
+        ],
+        "us-central1-b": [machine_type("n2-standard-4", "us-central1-b", 4, 16)],
+        "europe-west4-a": [machine_type("n2-standard-8", "europe-west4-a", 8, 32)],
+    }
+    fake.images = [
+        {
+            "name": "ubuntu-2404-noble-amd64-v20250101",
+            "family": "ubuntu-2404-lts-amd64",
+            "creationTimestamp": "2025-01-01T00:00:00.000-08:00",
+            "description": "Canonical, Ubuntu, 24.04 LTS",
+        },
+        {
+            "name": "ubuntu-2404-noble-amd64-v20250501",
+            "family": "ubuntu-2404-lts-amd64",
+            "creationTimestamp": "2025-05-01T00:00:00.000-08:00",
+            "description": "Canonical, Ubuntu, 24.04 LTS",
+        },
+        {
+            "name": "ubuntu-2404-noble-arm64-v20250501",
+            "family": "ubuntu-2404-lts-arm64",
+            "creationTimestamp": "2025-05-01T00:00:00.000-08:00",
+            "description": "Canonical, Ubuntu, 24.04 LTS",
+        },
+        {
+            "name": "ubuntu-2204-jammy-v20250101",
+            "family": "ubuntu-2204-lts",
+            "creationTimestamp": "2025-01-01T00:00:00.000-08:00",
+            "description": "22.04",
+        },
+    ]
+    fake.server.start()
+    monkeypatch.setenv("CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE", f"{fake.server.url}/compute/v1/")
+    yield fake
+    fake.server.stop()
+
+
+@pytest.fixture
+def billing(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBilling]:
+    fake = FakeBilling(
+        [
+            sku("N2 Instance Core running in Americas", AMERICAS, "OnDemand", "h", 0, 31611000),
+            sku("N2 Instance Ram running in Americas", AMERICAS, "OnDemand", "GiBy.h", 0, 4237000),
+            sku(
+                "Spot Preemptible N2 Instance Core running in Americas",
+                AMERICAS,
+                "Preemptible",
+                "h",
+                0,
+                7650000,
+            ),
+            sku(
+                "Spot Preemptible N2 Instance Ram running in Americas",
+                AMERICAS,
+                "Preemptible",
+                "GiBy.h",
+                0,
+                1025000,
+            ),
+            sku(
+                "N2 Custom Instance Core running in Americas",
+                AMERICAS,
+                "OnDemand",
+                "h",
+                0,
+                33191000,
+            ),
+            sku(
+                "Commitment v1: N2 Cpu in Americas for 1 Year",
+                AMERICAS,
+                "Commit1Yr",
+                "h",
+                0,
+                19915000,
+            ),
+            sku(
+                "N2 Instance Core running in Paris", ["europe-west9"], "OnDemand", "h", 0, 38000000
+            ),
+            sku("C3 Instance Core running in Americas", AMERICAS, "OnDemand", "h", 0, 33980000),
+            sku("C3 Instance Ram running in Americas", AMERICAS, "OnDemand", "GiBy.h", 0, 4560000),
+            sku("SSD backed Local Storage", AMERICAS, "OnDemand", "GiBy.mo", 0, 80000000),
+            sku(
+                "T2A Arm Instance Core running in Americas", AMERICAS, "OnDemand", "h", 0, 22000000
+            ),
+            sku(
+                "T2A Arm Instance Ram running in Americas",
+                AMERICAS,
+                "OnDemand",
+                "GiBy.h",
+                0,
+                4120000,
+            ),
+            sku("Balanced PD Capacity", AMERICAS, "OnDemand", "GiBy.mo", 0, 100000000),
+            sku("SSD backed PD Capacity", AMERICAS, "OnDemand", "GiBy.mo", 0, 170000000),
+            sku("Storage PD Capacity", AMERICAS, "OnDemand", "GiBy.mo", 0, 40000000),
+            # units and nanos both count: 1.5 USD per hour.
+            sku("E2 Instance Core running in Americas", AMERICAS, "OnDemand", "h", 1, 500000000),
+        ]
+    )
+    fake.server.start()
+    monkeypatch.setenv("CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDBILLING", fake.server.url)
+    yield fake
+    fake.server.stop()
+
+
+def _compute(clients: dict[str, Any]) -> GceCompute:
+    return GceCompute(
+        instances=clients["instances"],
+        zone_operations=clients["zone_operations"],
+        regions=clients["regions"],
+        images=clients["images"],
+        project=PROJECT,
+    )
+
+
+def test_offers_price_machine_types_from_core_and_ram_skus(
+    gce: FakeComputeEngine, billing: FakeBilling
+) -> None:
+    pricing = GcpPricing(compute_clients()["machine_types"], catalog_client(), project=PROJECT)
+    offers = {o.name: o for o in pricing.offers("us-central1")}
+    # Shared-core types, types without core+RAM SKUs and other regions' types are left out.
+    assert set(offers) == {"n2-standard-4", "c3-standard-4-lssd", "t2a-standard-2"}
+    n2 = offers["n2-standard-4"]
+    assert n2.price_per_hour_usd == pytest.approx(4 * 0.031611 + 16 * 0.004237)
+    assert n2.spot_price_per_hour_usd == pytest.approx(4 * 0.00765 + 16 * 0.001025)
+    assert n2.zone is None and n2.region == "us-central1"
+    assert {d.disk_type: d.price_per_gib_hour_usd for d in n2.boot_disks} == {
+        "pd-balanced": pytest.approx(0.10 / 730),
+        "pd-ssd": pytest.approx(0.17 / 730),
+        "pd-standard": pytest.approx(0.04 / 730),
+    }
+    lssd = offers["c3-standard-4-lssd"]
+    assert lssd.local_ssd_gib == 375
+    assert lssd.price_per_hour_usd == pytest.approx(4 * 0.03398 + 16 * 0.00456 + 375 * 0.08 / 730)
+    assert lssd.spot_price_per_hour_usd is None  # no spot SKUs for C3 in this catalog
+    assert offers["t2a-standard-2"].architecture == "arm64"
+    # The catalog was read page by page.
+    assert len(billing.server.requests) > 1
+
+
+def test_create_list_and_delete_a_labelled_spot_vm(gce: FakeComputeEngine) -> None:
+    compute = _compute(compute_clients())
+    image = compute.default_image("x86_64")
+    assert image == "projects/ubuntu-os-cloud/global/images/ubuntu-2404-noble-amd64-v20250501"
+    spec = InstanceSpec(
+        job_id="job-a",
+        instance_type="n2-standard-4",
+        zone="us-central1-a",
+        image=image,
+        startup_script="#!/bin/bash\necho hi\n",
+        use_spot=True,
+        boot_disk_gb=30,
+        boot_disk_type="pd-ssd",
+        service_account="worker@test-project.iam.gserviceaccount.com",
+        price_per_hour_usd=0.05,
+    )
+    created = compute.create_instance(spec)
+    other = compute.create_instance(
+        InstanceSpec("job-b", "n2-standard-4", "us-central1-b", image, "#!/bin/bash\n", False, 10)
+    )
+    assert created.name.startswith("job-a-") and created.zone == "us-central1-a"
+    assert created.instance_type == "n2-standard-4" and created.is_spot
+    assert created.state is InstanceState.PENDING
+
+    sent = gce.instances[("us-central1-a", created.name)]
+    assert sent["labels"] == {"rms-cloud-tasks-job-id": "job-a", "rms-cloud-tasks-managed": "true"}
+    assert {"key": "startup-script", "value": spec.startup_script} in sent["metadata"]["items"]
+    assert sent["scheduling"]["provisioningModel"] == "SPOT"
+    assert sent["scheduling"]["instanceTerminationAction"] == "DELETE"
+    params = sent["disks"][0]["initializeParams"]
+    assert params["diskSizeGb"] == "30" and params["diskType"].endswith("/pd-ssd")
+    assert sent["serviceAccounts"][0]["email"] == spec.service_account
+
+    listed = compute.list_instances("job-a")
+    assert [i.instance_id for i in listed] == [created.instance_id]
+    assert listed[0].price_per_hour_usd == pytest.approx(0.05)
+    assert {i.name for i in compute.list_instances(None)} == {created.name, other.name}
+
+    # A preempted spot VM that was not deleted by GCP shows as preempted and is deleted.
+    gce.set_status(created.name, "TERMINATED")
+    assert compute.list_instances("job-a")[0].state is InstanceState.PREEMPTED
+    compute.terminate([created.instance_id])
+    compute.terminate([created.instance_id])  # idempotent
+    assert compute.list_instances("job-a") == []
+    assert [i.name for i in compute.list_instances(None)] == [other.name]
+
+
+def test_capacity_and_quota_errors_are_typed(gce: FakeComputeEngine) -> None:
+    compute = _compute(compute_clients())
+    spec = InstanceSpec("job-a", "n2-standard-4", "us-central1-a", "img", "#!/bin/bash\n", True, 10)
+    gce.insert_failures["us-central1-a"] = "ZONE_RESOURCE_POOL_EXHAUSTED"
+    with pytest.raises(CapacityError) as caught:
+        compute.create_instance(spec)
+    assert (caught.value.instance_type, caught.value.zone) == ("n2-standard-4", "us-central1-a")
+    assert not isinstance(caught.value, QuotaError)
+    gce.quota_exceeded = True
+    with pytest.raises(QuotaError, match="Quota"):
+        compute.create_instance(spec)
+
+
+def test_regions_and_images(gce: FakeComputeEngine) -> None:
+    compute = _compute(compute_clients())
+    regions = {r.name: r.zones for r in compute.list_regions()}
+    assert regions == {
+        "europe-west4": ("europe-west4-a",),
+        "us-central1": ("us-central1-a", "us-central1-b"),
+    }
+    images = compute.list_images()
+    assert [i.architecture for i in images].count("arm64") == 1
+    assert all("2404" in i.name for i in images)
+    assert compute.list_images("x86_64")[0].name.endswith("v20250501")

@@ -1,0 +1,269 @@
+"""Loopback fakes of the Compute Engine REST API and the Cloud Billing Catalog API.
+
+They serve the paths google-cloud-compute and google-cloud-billing call with the REST
+transport, with recorded-shape payloads, and keep just enough state (instances, operations)
+to check what the adapters send. Capacity and quota failures can be injected.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Any
+
+from tests.fakes.http import LoopbackServer
+
+BASE = "https://www.googleapis.com/compute/v1"
+
+
+def machine_type(
+    name: str, zone: str, vcpus: int, memory_gib: float, *, arch: str = "X86_64", lssd: int = 0
+) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "kind": "compute#machineType",
+        "id": str(abs(hash(name)) % 10**12),
+        "creationTimestamp": "1969-12-31T16:00:00.000-08:00",
+        "name": name,
+        "description": f"{vcpus} vCPUs, {memory_gib} GB RAM",
+        "guestCpus": vcpus,
+        "memoryMb": int(memory_gib * 1024),
+        "maximumPersistentDisks": 128,
+        "maximumPersistentDisksSizeGb": "263168",
+        "zone": zone,
+        "selfLink": f"{BASE}/projects/p/zones/{zone}/machineTypes/{name}",
+        "isSharedCpu": name in ("e2-micro", "e2-small", "e2-medium"),
+        "architecture": arch,
+    }
+    if lssd:
+        item["bundledLocalSsds"] = {"defaultInterface": "NVME", "partitionCount": lssd}
+    return item
+
+
+def sku(
+    description: str, regions: list[str], usage: str, unit: str, units: int, nanos: int
+) -> dict[str, Any]:
+    family = "Storage" if "PD" in description or "Storage" in description else "Compute"
+    return {
+        "name": f"services/6F81-5844-456A/skus/{abs(hash(description + usage)) % 10**8:08X}",
+        "skuId": f"{abs(hash(description + usage)) % 10**8:08X}",
+        "description": description,
+        "category": {
+            "serviceDisplayName": "Compute Engine",
+            "resourceFamily": family,
+            "resourceGroup": "CPU" if "Core" in description else "RAM",
+            "usageType": usage,
+        },
+        "serviceRegions": regions,
+        "pricingInfo": [
+            {
+                "effectiveTime": "2025-05-01T00:00:00Z",
+                "pricingExpression": {
+                    "usageUnit": unit,
+                    "displayQuantity": 1,
+                    "tieredRates": [
+                        {
+                            "startUsageAmount": 0,
+                            "unitPrice": {
+                                "currencyCode": "USD",
+                                "units": str(units),
+                                "nanos": nanos,
+                            },
+                        }
+                    ],
+                    "usageUnitDescription": unit,
+                    "baseUnit": "s",
+                    "baseUnitConversionFactor": 3600,
+                },
+                "currencyConversionRate": 1,
+            }
+        ],
+        "serviceProviderName": "Google",
+    }
+
+
+class FakeBilling:
+    """``GET /v1/services/{id}/skus`` with page tokens."""
+
+    def __init__(self, skus: list[dict[str, Any]], page_size: int = 3) -> None:
+        self.skus = skus
+        self.page_size = page_size
+        self.server = LoopbackServer(self._handle)
+
+    def _handle(
+        self, method: str, path: str, query: Any, body: Any, headers: Any
+    ) -> tuple[int, Any]:
+        match = re.fullmatch(r"/v1/services/([^/]+)/skus", path)
+        if method != "GET" or not match:
+            return 404, {
+                "error": {"code": 404, "message": f"no route {path}", "status": "NOT_FOUND"}
+            }
+        skus = self.skus if match.group(1) == "6F81-5844-456A" else []
+        start = int(query.get("pageToken", ["0"])[0] or 0)
+        page = skus[start : start + self.page_size]
+        reply: dict[str, Any] = {"skus": page}
+        if start + self.page_size < len(skus):
+            reply["nextPageToken"] = str(start + self.page_size)
+        return 200, reply
+
+
+class FakeComputeEngine:
+    """Instances, operations, machine types, regions and images of one project."""
+
+    def __init__(self, project: str) -> None:
+        self.project = project
+        self.machine_types: dict[str, list[dict[str, Any]]] = {}
+        self.regions: dict[str, list[str]] = {}
+        self.images: list[dict[str, Any]] = []
+        self.instances: dict[tuple[str, str], dict[str, Any]] = {}
+        self.operations: dict[str, dict[str, Any]] = {}
+        #: zone -> error code an insert there fails with (operation error)
+        self.insert_failures: dict[str, str] = {}
+        self.quota_exceeded = False
+        self._ids = itertools.count(1)
+        self.server = LoopbackServer(self._handle)
+
+    # -- helpers for tests ---------------------------------------------------------------
+
+    def set_status(self, name: str, status: str) -> None:
+        for (_zone, key), item in self.instances.items():
+            if key == name:
+                item["status"] = status
+
+    def _operation(
+        self, zone: str, kind: str, target: str, error: str | None = None
+    ) -> dict[str, Any]:
+        name = f"operation-{next(self._ids)}"
+        op: dict[str, Any] = {
+            "kind": "compute#operation",
+            "id": str(next(self._ids)),
+            "name": name,
+            "zone": f"{BASE}/projects/{self.project}/zones/{zone}",
+            "operationType": kind,
+            "targetLink": target,
+            "status": "RUNNING",
+            "progress": 0,
+            "selfLink": f"{BASE}/projects/{self.project}/zones/{zone}/operations/{name}",
+        }
+        self.operations[name] = op
+        if error:
+            op["_error"] = {
+                "errors": [
+                    {
+                        "code": error,
+                        "message": f"The zone '{zone}' does not have enough resources available to fulfill the request.",
+                    }
+                ]
+            }
+        return dict((k, v) for k, v in op.items() if not k.startswith("_"))
+
+    def _handle(
+        self, method: str, path: str, query: Any, body: Any, headers: Any
+    ) -> tuple[int, Any]:
+        prefix = f"/compute/v1/projects/{self.project}"
+        ubuntu = "/compute/v1/projects/ubuntu-os-cloud/global/images"
+        if path == f"{prefix}/aggregated/machineTypes" and method == "GET":
+            return 200, {
+                "kind": "compute#machineTypeAggregatedList",
+                "items": {
+                    f"zones/{z}": {"machineTypes": items} for z, items in self.machine_types.items()
+                },
+            }
+        if path == f"{prefix}/regions" and method == "GET":
+            return 200, {
+                "items": [
+                    {
+                        "name": r,
+                        "status": "UP",
+                        "description": r,
+                        "zones": [f"{BASE}/projects/{self.project}/zones/{z}" for z in zones],
+                    }
+                    for r, zones in self.regions.items()
+                ]
+            }
+        if path == ubuntu and method == "GET":
+            return 200, {"items": self.images}
+        match = re.fullmatch(ubuntu + r"/family/([^/]+)", path)
+        if match:
+            candidates = [
+                i
+                for i in self.images
+                if i.get("family") == match.group(1) and not i.get("deprecated")
+            ]
+            if not candidates:
+                return 404, {
+                    "error": {
+                        "code": 404,
+                        "message": "not found",
+                        "errors": [{"reason": "notFound"}],
+                    }
+                }
+            return 200, max(candidates, key=lambda i: i["creationTimestamp"])
+        if path == f"{prefix}/aggregated/instances" and method == "GET":
+            wanted = dict(
+                re.findall(r'labels\.([\w-]+)\s*=\s*"([^"]*)"', query.get("filter", [""])[0])
+            )
+            items: dict[str, Any] = {}
+            for (zone, _name), item in self.instances.items():
+                labels = item.get("labels", {})
+                if all(labels.get(k) == v for k, v in wanted.items()):
+                    items.setdefault(f"zones/{zone}", {"instances": []})["instances"].append(item)
+            return 200, {"kind": "compute#instanceAggregatedList", "items": items}
+        match = re.fullmatch(prefix + r"/zones/([^/]+)/operations/([^/]+)/wait", path)
+        if match and method == "POST":
+            op = self.operations.get(match.group(2))
+            if op is None:
+                return 404, {"error": {"code": 404, "message": "no such operation"}}
+            op["status"] = "DONE"
+            op["progress"] = 100
+            if "_error" in op:
+                op["error"] = op["_error"]
+            return 200, {k: v for k, v in op.items() if not k.startswith("_")}
+        match = re.fullmatch(prefix + r"/zones/([^/]+)/instances", path)
+        if match and method == "POST":
+            zone = match.group(1)
+            if self.quota_exceeded:
+                return 403, {
+                    "error": {
+                        "code": 403,
+                        "message": "Quota 'CPUS' exceeded.  Limit: 24.0 in region.",
+                        "errors": [
+                            {
+                                "message": "Quota 'CPUS' exceeded.",
+                                "domain": "usageLimits",
+                                "reason": "quotaExceeded",
+                            }
+                        ],
+                    }
+                }
+            error = self.insert_failures.get(zone)
+            target = f"{BASE}/projects/{self.project}/zones/{zone}/instances/{body['name']}"
+            if error is None:
+                item = dict(body)
+                item.update(
+                    kind="compute#instance",
+                    id=str(next(self._ids)),
+                    status="PROVISIONING",
+                    zone=f"{BASE}/projects/{self.project}/zones/{zone}",
+                    creationTimestamp="2025-06-01T12:00:00.000-07:00",
+                    selfLink=target,
+                    machineType=f"{BASE}/projects/{self.project}/{body['machineType']}",
+                )
+                self.instances[(zone, body["name"])] = item
+            return 200, self._operation(zone, "insert", target, error)
+        match = re.fullmatch(prefix + r"/zones/([^/]+)/instances/([^/]+)", path)
+        if match:
+            key = (match.group(1), match.group(2))
+            if key not in self.instances:
+                return 404, {
+                    "error": {
+                        "code": 404,
+                        "message": f"The resource '{path}' was not found",
+                        "errors": [{"reason": "notFound"}],
+                    }
+                }
+            if method == "GET":
+                return 200, self.instances[key]
+            if method == "DELETE":
+                del self.instances[key]
+                return 200, self._operation(key[0], "delete", path)
+        return 404, {"error": {"code": 404, "message": f"no route {method} {path}"}}
