@@ -230,3 +230,45 @@ def test_keepalives_off_disables_health_checks(interval: float) -> None:
     outcome = job.run()
     assert outcome.status == "completed"
     assert job.manager.replaced == 0
+
+
+def test_a_new_manager_resumes_from_database_and_tagged_instances() -> None:
+    job = make_job(60, duration_s=120.0)
+
+    async def first_half() -> None:
+        task = asyncio.ensure_future(job.manager.run())
+        while job.clock.now() - START < 400:
+            for _ in range(100):
+                await asyncio.sleep(0)
+                if job.clock.pending_sleepers:
+                    break
+            job.workers.step()
+            job.clock.advance(5.0)
+        task.cancel()  # the manager process dies; its instances keep running
+
+    asyncio.run(first_half())
+    running = job.compute.list_instances("job")
+    assert len(running) == 4
+    done_before = job.db.counts().completed
+    assert 0 < done_before < 60
+    spend_before = job.db.spend_usd(job.clock.now())
+
+    resumed = PoolManager(
+        compute=job.compute,
+        task_queue=job.task_queue,
+        event_queue=job.event_queue,
+        db=TaskDatabase(job.db.path),
+        clock=job.clock,
+        options=job.manager.options,
+        settings=job.manager.settings,
+        log=job.log.append,
+    )
+    outcome = asyncio.run(
+        run_on_virtual_time(job.clock, resumed.run(), step=job.workers.step, tick_s=5.0)
+    )
+    assert outcome.status == "completed"
+    assert resumed.db.counts().completed == 60
+    # The running instances were adopted, not replaced: nothing new had to start.
+    assert resumed.launched == 0
+    assert outcome.spend_usd > spend_before
+    assert job.compute.list_instances("job") == []
