@@ -4,3 +4,152 @@ SDK-backed adapters are imported here lazily, only for the provider in use.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+from cloud_tasks.domain.options import JobConfig
+from cloud_tasks.exceptions import ConfigError
+from cloud_tasks.ports import Clock, Compute, Pricing
+
+#: Regions used when neither ``region`` nor ``zone`` is configured.
+DEFAULT_REGIONS: dict[str, str] = {"aws": "us-east-1", "gcp": "us-central1"}
+
+
+def _zone_region(provider: str, zone: str) -> str:
+    # AWS zones append a letter to the region (us-east-1a), GCP a dash and a letter.
+    return zone[:-1] if provider == "aws" else zone.rsplit("-", 1)[0]
+
+
+def configured_region(config: JobConfig) -> str | None:
+    """The region from ``region``, else derived from ``zone``, else ``None``."""
+    options = config.provider_options
+    if options.region:
+        return options.region
+    if options.zone:
+        cloud = config.section if config.provider == "memory" else config.provider
+        return _zone_region(cloud or "", options.zone)
+    return None
+
+
+def _catalog_of(config: JobConfig) -> Any:
+    from cloud_tasks.adapters.memory.catalog import resolve_catalog
+
+    choice = config.provider_options.catalog
+    if choice is None and config.section in ("aws", "gcp"):
+        # `--provider memory` standing in for a cloud uses that cloud's part (SPEC §9).
+        choice = config.section
+    return resolve_catalog(choice)
+
+
+def _aws_session(config: JobConfig) -> Any:
+    import boto3
+
+    options = config.provider_options
+    return boto3.session.Session(
+        aws_access_key_id=options.access_key,
+        aws_secret_access_key=options.secret_key,
+    )
+
+
+def _aws_region(config: JobConfig, session: Any) -> str:
+    return configured_region(config) or session.region_name or DEFAULT_REGIONS["aws"]
+
+
+def _gcp_project(config: JobConfig) -> str:
+    import os
+
+    project = config.provider_options.project_id or os.environ.get("GOOGLE_CLOUD_PROJECT")
+    if not project:
+        raise ConfigError(
+            "gcp.project_id is not set; add it to the gcp section of the config or pass "
+            "--project-id"
+        )
+    return project
+
+
+def make_compute(config: JobConfig, *, clock: Clock | None = None) -> Compute:
+    """The ``Compute`` adapter of ``config.provider`` (``aws``, ``gcp`` or ``memory``)."""
+    provider = config.provider
+    if provider == "memory":
+        from cloud_tasks.adapters.memory.compute import InMemoryCompute
+
+        return InMemoryCompute(_catalog_of(config), clock=clock)
+    if provider == "aws":
+        from cloud_tasks.adapters.aws.ec2 import Ec2Compute
+
+        session = _aws_session(config)
+        region = _aws_region(config, session)
+        return Ec2Compute(
+            session.client("ec2", region_name=region),
+            region=region,
+            ec2_for_region=lambda name: session.client("ec2", region_name=name),
+        )
+    if provider == "gcp":
+        from cloud_tasks.adapters.gcp.compute import GceCompute
+        from cloud_tasks.adapters.gcp.compute_clients import compute_clients
+
+        project = _gcp_project(config)
+        clients = compute_clients(config.provider_options.credentials_file)
+        return GceCompute(
+            instances=clients["instances"],
+            zone_operations=clients["zone_operations"],
+            regions=clients["regions"],
+            images=clients["images"],
+            project=project,
+        )
+    raise ConfigError(f"provider {provider!r} has no standalone compute adapter; use 'run'")
+
+
+def make_pricing(config: JobConfig) -> Pricing:
+    """The ``Pricing`` adapter of ``config.provider``; AWS and GCP prices are cached on disk."""
+    provider = config.provider
+    if provider == "memory":
+        from cloud_tasks.adapters.memory.catalog import MemoryPricing
+
+        return MemoryPricing(_catalog_of(config))
+    if provider == "local":
+        from cloud_tasks.adapters.local.compute import LocalPricing
+
+        return LocalPricing()
+    from cloud_tasks.adapters.price_cache import PriceCache
+
+    if provider == "aws":
+        from cloud_tasks.adapters.aws.pricing import PRICING_REGION, AwsPricing
+
+        session = _aws_session(config)
+        return AwsPricing(
+            lambda name: session.client("ec2", region_name=name),
+            session.client("pricing", region_name=PRICING_REGION),
+            cache=PriceCache(),
+        )
+    if provider == "gcp":
+        from cloud_tasks.adapters.gcp.billing import GcpPricing
+        from cloud_tasks.adapters.gcp.compute_clients import catalog_client, compute_clients
+
+        credentials = config.provider_options.credentials_file
+        return GcpPricing(
+            compute_clients(credentials)["machine_types"],
+            catalog_client(credentials),
+            project=_gcp_project(config),
+            cache=PriceCache(),
+        )
+    raise ConfigError(f"unknown provider {provider!r}")
+
+
+def pricing_region(config: JobConfig, pricing: Pricing) -> str:
+    """The region whose offers apply: configured, else the provider's default."""
+    region = configured_region(config)
+    if region:
+        return region
+    if config.provider == "local":
+        return "local"
+    default = getattr(pricing, "default_region", None)
+    if callable(default):
+        if config.section in DEFAULT_REGIONS:
+            return DEFAULT_REGIONS[config.section]
+        return str(default())
+    if config.provider == "aws":
+        import boto3
+
+        return str(boto3.session.Session().region_name or DEFAULT_REGIONS["aws"])
+    return DEFAULT_REGIONS.get(config.provider, "")

@@ -23,7 +23,7 @@ def zone_region(zone: str) -> str:
 
 
 class GcpPricing:
-    """Offers for a region: machine types (aggregated list) × Compute Engine SKUs.
+    """Offers for a region: machine types (aggregated list) priced by Compute Engine SKUs.
 
     GCP prices a type by its family's vCPU and RAM rates (plus bundled local SSD); spot prices
     are per region, so offers carry no zone.
