@@ -105,21 +105,16 @@ def build_adapters(config: JobConfig, db_path: Path, clock: Clock | None = None)
             LocalPricing(),
             environment,
         )
+    from cloud_tasks import bootstrap
+
     if provider == "memory":
-        from cloud_tasks.adapters.memory.catalog import MemoryPricing, resolve_catalog
-        from cloud_tasks.adapters.memory.compute import InMemoryCompute
         from cloud_tasks.adapters.memory.queue import InMemoryEventQueue, InMemoryTaskQueue
 
-        choice = getattr(config.provider_options, "catalog", None)
-        if choice in (None, "aws", "gcp", "all"):
-            catalog = resolve_catalog(choice)
-        else:
-            catalog = resolve_catalog(None, choice)
         return Adapters(
             InMemoryTaskQueue(queue_name, clock=clock),
             InMemoryEventQueue(f"{queue_name}-events", clock=clock),
-            InMemoryCompute(catalog, clock=clock),
-            MemoryPricing(catalog),
+            bootstrap.make_compute(config, clock=clock),
+            bootstrap.make_pricing(config),
         )
     factories = {
         name: _bootstrap(name)
@@ -160,18 +155,16 @@ class JobPlan:
 
 
 def region_of(config: JobConfig, pricing: Pricing) -> str:
-    region = config.provider_options.region
-    if region:
-        return region
-    if config.provider == "local":
-        return "local"
-    default = getattr(pricing, "default_region", None)
-    if callable(default):
-        return str(default())
-    raise ConfigError(
-        f"no region set for provider {config.provider!r}: add 'region:' to the configuration "
-        "or pass --region"
-    )
+    """The region whose offers apply: configured, else the provider's default."""
+    from cloud_tasks import bootstrap
+
+    region = bootstrap.pricing_region(config, pricing)
+    if not region:
+        raise ConfigError(
+            f"no region set for provider {config.provider!r}: add 'region:' to the "
+            "configuration or pass --region"
+        )
+    return region
 
 
 def make_plan(
