@@ -265,17 +265,26 @@ class _JsonStream:
         self.buf = ""
         self.pos = 0
         self._lines_before = 0  # newlines in text already dropped from the buffer
+        self._column_before = 0  # characters of the current line already dropped
 
     def line_at(self, pos: int) -> int:
         return self._lines_before + self.buf.count("\n", 0, pos) + 1
 
     def column_at(self, pos: int) -> int:
-        return pos - (self.buf.rfind("\n", 0, pos) + 1) + 1
+        newline = self.buf.rfind("\n", 0, pos)
+        if newline < 0:
+            return self._column_before + pos + 1
+        return pos - newline
 
     def more(self, chars: int = _CHUNK_BYTES) -> bool:
         """Drop consumed text and append at least one more chunk; ``False`` at end of file."""
         if self.pos:
-            self._lines_before += self.buf.count("\n", 0, self.pos)
+            newline = self.buf.rfind("\n", 0, self.pos)
+            if newline < 0:
+                self._column_before += self.pos
+            else:
+                self._lines_before += self.buf.count("\n", 0, self.pos)
+                self._column_before = self.pos - newline - 1
             self.buf = self.buf[self.pos :]
             self.pos = 0
         while not self.eof:
@@ -329,6 +338,10 @@ def _json_records(source: _JsonStream) -> _Records:
             f"{source.where}: the task file is empty; expected a JSON list of tasks"
         )
     if first != "[":
+        if not first.isprintable():
+            raise TaskFileError(
+                f"{source.where}: does not start like a JSON list of tasks (a binary file?)"
+            )
         got = {"{": "an object"}.get(first, repr(first))
         raise source.fail(source.pos, f"expected a JSON list of tasks at the top level, got {got}")
     source.pos += 1

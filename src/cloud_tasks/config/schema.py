@@ -21,7 +21,19 @@ Kind = Literal["int", "float", "bool", "str", "str_list"]
 Group = Literal["constraints", "limits", "retry", "run", "provider"]
 
 #: The run option that has no command-line flag (a script does not fit on a command line).
-NO_FLAG: frozenset[str] = frozenset({"startup_script", "access_key", "secret_key"})
+NO_FLAG: frozenset[str] = frozenset({"startup_script"})
+
+#: The provider options offered as flags by every command (credentials never go on a command
+#: line; ``catalog`` and ``service_account`` are set in the file).
+PROVIDER_FLAGS: tuple[str, ...] = (
+    "job_id",
+    "queue_name",
+    "region",
+    "zone",
+    "project_id",
+    "credentials_file",
+    "exactly_once_queue",
+)
 
 #: Provider options valid only in one provider's section.
 PROVIDER_ONLY: dict[str, str] = {
@@ -131,7 +143,7 @@ class OptionSpec:
     @property
     def flag(self) -> str | None:
         """The command-line flag (``--max-instances``), or ``None`` when there is none."""
-        if self.name in NO_FLAG:
+        if self.name in NO_FLAG or (self.group == "provider" and self.name not in PROVIDER_FLAGS):
             return None
         return "--" + self.name.replace("_", "-")
 
@@ -223,6 +235,8 @@ def render_option_table() -> str:
         else:
             sections = "run, aws, gcp, local, memory"
         flag = f"`{spec.flag}`" if spec.flag else "—"
+        if spec.flag and spec.kind == "bool":
+            flag = f"`{spec.flag}` / `--no-{spec.flag[2:]}`"
         default = format_value(spec.default)
         lines.append(f"| `{spec.name}` | `{default}` | {flag} | {sections} | {spec.help} |")
     return "\n".join(lines) + "\n"

@@ -25,21 +25,10 @@ from typing import Any, TypeVar
 import click
 
 from cloud_tasks.config import PROVIDER_OPTIONS, RUN_OPTIONS, OptionSpec, load_config
+from cloud_tasks.config.schema import PROVIDER_FLAGS
 from cloud_tasks.domain.options import PROVIDERS, JobConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: Provider options that ``common_options`` offers as flags (credentials never go on a
-#: command line; ``catalog`` belongs to the commands that use the memory provider).
-COMMON_PROVIDER_FLAGS: tuple[str, ...] = (
-    "job_id",
-    "queue_name",
-    "region",
-    "zone",
-    "project_id",
-    "credentials_file",
-    "exactly_once_queue",
-)
 
 #: The run options that ``run_options`` offers as flags, in documentation order.
 RUN_FLAGS: tuple[str, ...] = tuple(name for name, spec in RUN_OPTIONS.items() if spec.flag)
@@ -89,7 +78,7 @@ def common_options(function: F) -> F:
             default=None,
             help="Provider to use; overrides 'provider:' in the configuration file.",
         ),
-        *(_option_for(PROVIDER_OPTIONS[name]) for name in COMMON_PROVIDER_FLAGS),
+        *(_option_for(PROVIDER_OPTIONS[name]) for name in PROVIDER_FLAGS),
         click.option(
             "-v", "--verbose", "verbose", count=True, help="More output; repeat for more."
         ),
@@ -115,7 +104,7 @@ def format_option(function: F) -> F:
     )(function)
 
 
-_OVERRIDABLE = frozenset(RUN_FLAGS) | frozenset(COMMON_PROVIDER_FLAGS) | {"catalog"}
+_OVERRIDABLE = frozenset(RUN_FLAGS) | frozenset(PROVIDER_FLAGS) | {"catalog"}
 
 
 def cli_overrides(params: dict[str, Any]) -> dict[str, Any]:
