@@ -43,7 +43,9 @@ def test_a_preemption_never_consumes_an_application_attempt(
 
 
 @given(policies, st.integers(0, 100), st.integers(1, 100))
-def test_memory_errors_are_never_retried(policy: RetryPolicy, failures: int, deliveries: int) -> None:
+def test_memory_errors_are_never_retried(
+    policy: RetryPolicy, failures: int, deliveries: int
+) -> None:
     decision = decide_outcome(
         OutcomeKind.MEMORY, policy, failures=failures, delivery_count=deliveries
     )

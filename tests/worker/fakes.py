@@ -107,7 +107,7 @@ def _serve(handler: type[BaseHTTPRequestHandler], state: Any) -> Iterator[tuple[
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        host, port = server.server_address[:2]
+        port = server.server_address[1]
         yield f"127.0.0.1:{port}", state
     finally:
         server.shutdown()

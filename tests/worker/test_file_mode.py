@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from tests.worker.helpers import SCRIPTS, by_task, read_events, run_script, write_tasks
 
 QUICKSTART = Path(__file__).parents[2] / "examples" / "quickstart"

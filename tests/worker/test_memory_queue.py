@@ -78,7 +78,10 @@ def test_too_large_message_is_refused_whole() -> None:
 
 def test_named_queues_are_shared_through_a_service() -> None:
     service = InMemoryQueueService()
-    writer, reader = InMemoryTaskQueue("q", service=service), InMemoryTaskQueue("q", service=service)
+    writer, reader = (
+        InMemoryTaskQueue("q", service=service),
+        InMemoryTaskQueue("q", service=service),
+    )
     writer.create()
     writer.send([Envelope(Task("a"))])
     assert reader.exists() and reader.depth() == 1

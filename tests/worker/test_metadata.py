@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from tests.worker.fakes import gce_metadata_server, imds_server
 
 from cloud_tasks.adapters.aws.metadata import Ec2InstanceMetadata
 from cloud_tasks.adapters.gcp.metadata import GceInstanceMetadata
 from cloud_tasks.exceptions import ProviderError
-from tests.worker.fakes import gce_metadata_server, imds_server
 
 
 def test_ec2_imdsv2_notice_and_instance_id(monkeypatch: pytest.MonkeyPatch) -> None:

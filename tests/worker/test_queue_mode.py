@@ -8,6 +8,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from tests.worker.fakes import imds_server
+from tests.worker.scripts.outcomes_worker import process_task
+
 from cloud_tasks.adapters.aws.metadata import Ec2InstanceMetadata
 from cloud_tasks.adapters.memory.clock import VirtualClock
 from cloud_tasks.adapters.memory.queue import (
@@ -18,8 +21,6 @@ from cloud_tasks.adapters.memory.queue import (
 from cloud_tasks.domain.tasks import Envelope, Task
 from cloud_tasks.ports import Clock, InstanceMetadata
 from cloud_tasks.worker import Worker
-from tests.worker.fakes import imds_server
-from tests.worker.scripts.outcomes_worker import process_task
 
 
 def _queues(

@@ -4,12 +4,14 @@ import asyncio
 import json
 import os
 import sys
-from typing import Any, Dict, Tuple
+from typing import Any
 
 from cloud_tasks.worker import Worker, WorkerData
 
 
-def process_task(task_id: str, task_data: Dict[str, Any], worker_data: WorkerData) -> Tuple[bool, Any]:
+def process_task(
+    task_id: str, task_data: dict[str, Any], worker_data: WorkerData
+) -> tuple[bool, Any]:
     """
     Process a task.
 

@@ -1,0 +1,180 @@
+"""Worker throughput: trivial tasks from a JSON file, each in its own process.
+
+Prints tasks/s for
+- our worker (``python worker.py --tasks tasks.json --num-simultaneous-tasks 2``, wall time
+  including interpreter start-up),
+- a bare fork-per-task loop in this process (the floor cost of per-task process isolation on this
+  machine, measured in the same run),
+- optionally the reference implementation (``--reference-venv PATH``: a virtualenv with
+  ``rms-cloud-tasks==0.5.0`` installed; its worker takes ``--task-file`` and its
+  ``process_task`` returns ``(False, result)`` when done),
+and the time of ``import cloud_tasks.worker`` in a fresh interpreter.
+
+Targets on a 2-core machine: >= 400 tasks/s and >= 50% of the fork floor; import <= 150 ms.
+
+    .venv/bin/python benchmarks/worker_throughput.py [--tasks 2000] [--reference-venv /tmp/refvenv]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+OUR_WORKER = """
+from cloud_tasks.worker import Worker
+
+
+def process_task(task_id, task_data, worker_data):
+    return True, {"i": task_data["i"]}
+
+
+if __name__ == "__main__":
+    Worker(process_task).run()
+"""
+
+REFERENCE_WORKER = """
+import asyncio
+import sys
+
+from cloud_tasks.worker import Worker
+
+
+def process_task(task_id, task_data, worker_data):
+    return False, {"i": task_data["i"]}
+
+
+async def main():
+    worker = Worker(process_task, args=sys.argv[1:])
+    await worker.start()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def _trivial(task_id: str, task_data: dict[str, Any], worker_data: object) -> tuple[bool, Any]:
+    return True, {"i": task_data["i"]}
+
+
+def bare_fork_loop(tasks: list[dict[str, Any]], simultaneous: int) -> float:
+    """Tasks/s of the simplest isolated loop: fork, run, report via exit, wait."""
+    started = time.perf_counter()
+    running: set[int] = set()
+    for task in tasks:
+        if len(running) >= simultaneous:
+            pid, _ = os.wait()
+            running.discard(pid)
+        pid = os.fork()
+        if pid == 0:
+            _, result = _trivial(task["task_id"], task["data"], None)
+            json.dumps(result)
+            os._exit(0)
+        running.add(pid)
+    while running:
+        pid, _ = os.wait()
+        running.discard(pid)
+    return len(tasks) / (time.perf_counter() - started)
+
+
+def run_worker(
+    python: str, script: Path, args: list[str], cwd: Path, count: int, timeout_s: float
+) -> float | None:
+    """Tasks/s of one worker run (wall time including start-up), or None if it failed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RMS_CLOUD_TASKS_")}
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            [python, str(script), *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        print(f"  {script.name}: still running after {timeout_s:.0f}s, stopped")
+        return None
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        print(f"  {script.name}: exit status {proc.returncode}: {proc.stderr.strip()[-300:]}")
+        return None
+    return count / elapsed
+
+
+def import_time_ms(python: str, repeat: int = 7) -> float:
+    code = "import time; t = time.perf_counter(); import cloud_tasks.worker; "
+    code += "print(time.perf_counter() - t)"
+    samples = []
+    for _ in range(repeat):
+        out = subprocess.run(
+            [python, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+        samples.append(float(out) * 1000)
+    return min(samples)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=2000, help="tasks per run (default 2000)")
+    parser.add_argument("--simultaneous", type=int, default=2, help="tasks at once (default 2)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each; the median counts")
+    parser.add_argument("--reference-venv", type=Path, help="virtualenv with rms-cloud-tasks 0.5.0")
+    parser.add_argument(
+        "--reference-tasks", type=int, default=100, help="tasks for the (slow) reference run"
+    )
+    options = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="worker-bench-") as tmp:
+        work = Path(tmp)
+        tasks = [{"task_id": f"task-{i}", "data": {"i": i}} for i in range(options.tasks)]
+        (work / "tasks.json").write_text(json.dumps(tasks))
+        (work / "ours.py").write_text(OUR_WORKER)
+        ours_args = ["--tasks", "tasks.json", "--num-simultaneous-tasks", str(options.simultaneous)]
+
+        ours, floor = [], []
+        for _ in range(options.repeat):
+            rate = run_worker(sys.executable, work / "ours.py", ours_args, work, len(tasks), 600)
+            if rate is not None:
+                ours.append(rate)
+            floor.append(bare_fork_loop(tasks, options.simultaneous))
+        print(f"load average: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+        shape = f"{options.tasks} trivial tasks, {options.simultaneous} at once"
+        print(f"{shape}, median of {options.repeat}:")
+        floor_rate = statistics.median(floor)
+        print(f"  bare fork-per-task loop: {floor_rate:8.1f} tasks/s")
+        if ours:
+            rate = statistics.median(ours)
+            print(
+                f"  cloud_tasks worker:      {rate:8.1f} tasks/s "
+                f"({100 * rate / floor_rate:.0f}% of the fork loop; runs: "
+                + ", ".join(f"{r:.0f}" for r in ours)
+                + ")"
+            )
+        if options.reference_venv is not None:
+            ref_python = str(options.reference_venv / "bin" / "python")
+            ref_tasks = tasks[: options.reference_tasks]
+            (work / "ref_tasks.json").write_text(json.dumps(ref_tasks))
+            (work / "reference.py").write_text(REFERENCE_WORKER)
+            ref_args = ["--task-file", "ref_tasks.json"]
+            ref_args += ["--num-simultaneous-tasks", str(options.simultaneous)]
+            rate = run_worker(
+                ref_python, work / "reference.py", ref_args, work, len(ref_tasks), 900
+            )
+            if rate is not None:
+                print(f"  reference 0.5.0 worker:  {rate:8.1f} tasks/s ({len(ref_tasks)} tasks)")
+        print(f"import cloud_tasks.worker: {import_time_ms(sys.executable):.0f} ms (best of 7)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
