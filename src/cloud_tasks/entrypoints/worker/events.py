@@ -66,6 +66,7 @@ class EventLog:
         self._pending: list[dict[str, Any]] = []
         self._wakeup = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
+        self._in_flight: asyncio.Future[None] | None = None
         self.emitted: int = 0
 
     def start(self) -> None:
@@ -97,10 +98,24 @@ class EventLog:
         queue = self._queue
         if queue is None:
             return
-        while self._pending:
-            batch = self._pending[:_QUEUE_BATCH]
-            await asyncio.to_thread(queue.send, batch)
-            del self._pending[: len(batch)]
+        while self._pending or self._in_flight is not None:
+            if self._in_flight is None:
+                batch = self._pending[:_QUEUE_BATCH]
+                self._in_flight = asyncio.ensure_future(
+                    asyncio.to_thread(self._send_batch, queue, batch)
+                )
+            # Shielded: cancelling the sender (close) must not abandon a batch that the thread
+            # is still sending, or close() would send it a second time.
+            sending = self._in_flight
+            try:
+                await asyncio.shield(sending)
+            finally:
+                if sending.done():
+                    self._in_flight = None
+
+    def _send_batch(self, queue: EventQueue, batch: list[dict[str, Any]]) -> None:
+        queue.send(batch)
+        del self._pending[: len(batch)]
 
     async def _send_forever(self) -> None:
         delay_s = 0.5
