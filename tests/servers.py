@@ -1,14 +1,26 @@
-"""Loopback servers shared by the suite: moto's threaded server (SQS, EC2, S3).
+"""Loopback servers shared by the suite: moto's threaded server (SQS, EC2, S3) and Google's
+Pub/Sub emulator.
 
-Each test that asks for ``moto_server`` gets the server's endpoint with its state reset.
+Each test that asks for ``moto_server`` gets the server's endpoint with its state reset; each
+test that asks for ``pubsub_emulator`` gets a fresh project id on one session-wide emulator.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import signal
 import socket
+import subprocess
+import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
 
 
@@ -39,3 +51,140 @@ def moto_server(_moto_session: str, monkeypatch: pytest.MonkeyPatch) -> str:
         pass
     monkeypatch.setenv("AWS_ENDPOINT_URL", _moto_session)
     return _moto_session
+
+
+# --- Google's Pub/Sub emulator ------------------------------------------------------------------
+
+_EMULATOR_RELATIVE = Path("platform/pubsub-emulator/bin/cloud-pubsub-emulator")
+_KNOWN_SDK_ROOTS = (
+    "/usr/lib/google-cloud-sdk",
+    "/usr/share/google-cloud-sdk",
+    "/opt/google-cloud-sdk",
+    "/snap/google-cloud-sdk/current",
+    "~/google-cloud-sdk",
+)
+# What the terminal summary reports about the emulator: "ran", "skipped" or "not used".
+_EMULATOR_STATUS: dict[str, str] = {"state": "not used", "detail": ""}
+
+
+def find_pubsub_emulator() -> Path | None:
+    """The emulator launcher under the gcloud SDK root, or None when it is not installed."""
+    roots: list[str] = []
+    if os.environ.get("CLOUDSDK_ROOT_DIR"):
+        roots.append(os.environ["CLOUDSDK_ROOT_DIR"])
+    gcloud = shutil.which("gcloud")
+    if gcloud:
+        try:
+            out = subprocess.run(
+                [gcloud, "info", "--format=value(installation.sdk_root)"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            ).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            out = ""
+        if out:
+            roots.append(out)
+    roots.extend(_KNOWN_SDK_ROOTS)
+    for root in roots:
+        candidate = Path(root).expanduser() / _EMULATOR_RELATIVE
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _wait_for_port(
+    host: str, port: int, process: subprocess.Popen[bytes], timeout_s: float
+) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+@pytest.fixture(scope="session")
+def _pubsub_emulator_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    launcher = find_pubsub_emulator()
+    if launcher is None:
+        reason = (
+            "Pub/Sub emulator not found under the gcloud SDK root "
+            "(install it: gcloud components install pubsub-emulator, or the "
+            "google-cloud-cli-pubsub-emulator package)"
+        )
+        _EMULATOR_STATUS.update(state="skipped", detail=reason)
+        pytest.skip(reason)
+    if shutil.which("java") is None:
+        reason = "Pub/Sub emulator needs Java (17 or newer) on PATH"
+        _EMULATOR_STATUS.update(state="skipped", detail=reason)
+        pytest.skip(reason)
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("pubsub-emulator") / "emulator.log"
+    env = dict(os.environ)
+    env.setdefault("JAVA_OPTS", "-Xmx512m -XX:+UseSerialGC")
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(launcher), "--host=127.0.0.1", f"--port={port}"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # its own process group: the launcher script starts java
+        )
+    try:
+        if not _wait_for_port("127.0.0.1", port, process, timeout_s=90):
+            tail = log_path.read_text(errors="replace")[-2000:]
+            reason = f"Pub/Sub emulator at {launcher} did not start: {tail}"
+            _EMULATOR_STATUS.update(state="skipped", detail=reason)
+            pytest.skip(reason)
+        _EMULATOR_STATUS.update(state="ran", detail=f"{launcher} on 127.0.0.1:{port}")
+        yield f"127.0.0.1:{port}"
+    finally:
+        _stop_process_group(process)
+
+
+def _stop_process_group(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=15)
+
+
+@attrs.frozen
+class PubSubEmulator:
+    """A running emulator: ``host`` (for PUBSUB_EMULATOR_HOST) and a fresh project id."""
+
+    host: str
+    project_id: str
+
+
+@pytest.fixture
+def pubsub_emulator(
+    _pubsub_emulator_session: str, monkeypatch: pytest.MonkeyPatch
+) -> PubSubEmulator:
+    """The Pub/Sub emulator with a project id no other test uses; PUBSUB_EMULATOR_HOST is set."""
+    project_id = f"test-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", _pubsub_emulator_session)
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", project_id)
+    return PubSubEmulator(_pubsub_emulator_session, project_id)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say whether the Pub/Sub emulator tests ran, so a green run cannot hide skipped ones."""
+    state = _EMULATOR_STATUS["state"]
+    detail = _EMULATOR_STATUS["detail"]
+    line = f"Pub/Sub emulator: {state}" + (f" ({detail})" if detail else "")
+    terminalreporter.write_sep("-", "emulators")
+    terminalreporter.write_line(line)

@@ -1,0 +1,434 @@
+"""Task and event queues in one SQLite file for the ``local`` provider (SPEC §8).
+
+Many processes may use one file at once: the database runs in WAL mode, every change is one
+``BEGIN IMMEDIATE`` transaction (so two receivers never lease the same message) and every
+connection waits on a busy timeout instead of failing. A lease is a ``visible_at`` time on the
+wall clock, so a client killed with ``kill -9`` loses nothing: its messages become visible again
+when their lease runs out. The file and its directory are created owner-only (0600 / 0700).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from cloud_tasks.domain.tasks import SQS_MAX_MESSAGE_BYTES, Envelope
+from cloud_tasks.exceptions import ProviderError, QueueNotFoundError
+from cloud_tasks.ports import Clock, ReceivedEvent, ReceivedTask
+
+BUSY_TIMEOUT_S = 60.0
+_POLL_S = (0.02, 0.25)  # first and longest sleep while waiting for a message
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS queues (
+    name TEXT PRIMARY KEY,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    body TEXT NOT NULL,
+    visible_at REAL NOT NULL,
+    delivery_count INTEGER NOT NULL DEFAULT 0,
+    lease TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_by_queue ON messages (queue, visible_at, id);
+CREATE TABLE IF NOT EXISTS loaded (
+    queue TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    PRIMARY KEY (queue, task_id)
+) WITHOUT ROWID;
+"""
+
+
+class _WallClock:
+    """Leases are shared between processes, so they run on the wall clock by default."""
+
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class SqliteDatabase:
+    """One SQLite queue file, opened lazily and reopened after a fork.
+
+    A single connection per process is guarded by a lock: SQLite serialises writers anyway,
+    and the worker calls the queue from a few threads at most.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+
+    def file_exists(self) -> bool:
+        return self.path.exists()
+
+    def _open(self) -> sqlite3.Connection:
+        if self._conn is not None and self._pid == os.getpid():
+            return self._conn
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Create the file owner-only before SQLite does; its -wal/-shm files copy this mode.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd)
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL mode survives any process crash; only a power loss may drop the
+            # last commits.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise ProviderError(f"cannot open the queue database {self.path}: {exc}") from exc
+        self._conn = conn
+        self._pid = os.getpid()
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; ``BEGIN IMMEDIATE`` takes the write lock up front."""
+        with self._lock:
+            conn = self._open()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise ProviderError(f"queue database {self.path} is unavailable: {exc}") from exc
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            try:
+                conn.commit()
+            except sqlite3.Error as exc:
+                raise ProviderError(f"queue database {self.path}: commit failed: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+
+class _SqliteQueueBase:
+    """Storage, leases and waiting shared by the task and event queues."""
+
+    def __init__(
+        self, path: str | os.PathLike[str] | SqliteDatabase, name: str, clock: Clock | None
+    ) -> None:
+        if not name:
+            raise ProviderError("a queue name is required (set job_id or queue_name)")
+        self.name = name
+        self.db = path if isinstance(path, SqliteDatabase) else SqliteDatabase(path)
+        self._clock: Clock = clock if clock is not None else _WallClock()
+
+    @property
+    def path(self) -> Path:
+        return self.db.path
+
+    def _missing(self) -> QueueNotFoundError:
+        return QueueNotFoundError(
+            f"queue {self.name!r} does not exist in {self.path}; "
+            "create it with 'cloud_tasks load_queue' (or check --queue-name/--job-id)"
+        )
+
+    @contextmanager
+    def _existing(self) -> Iterator[sqlite3.Connection]:
+        if not self.db.file_exists():
+            raise self._missing()
+        try:
+            with self.db.transaction() as conn:
+                row = conn.execute("SELECT 1 FROM queues WHERE name = ?", (self.name,)).fetchone()
+                if row is None:
+                    raise self._missing()
+                yield conn
+        except sqlite3.Error as exc:
+            raise ProviderError(f"queue {self.name!r} in {self.path}: {exc}") from exc
+
+    def create(self) -> None:
+        """Create the queue if missing (idempotent)."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO queues (name, created_at) VALUES (?, ?)",
+                (self.name, self._clock.now()),
+            )
+
+    def exists(self) -> bool:
+        if not self.db.file_exists():
+            return False
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT 1 FROM queues WHERE name = ?", (self.name,)).fetchone()
+            return row is not None
+
+    def delete(self) -> None:
+        """Delete the queue, its messages and its load record (idempotent)."""
+        if not self.db.file_exists():
+            return
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM messages WHERE queue = ?", (self.name,))
+            conn.execute("DELETE FROM loaded WHERE queue = ?", (self.name,))
+            conn.execute("DELETE FROM queues WHERE name = ?", (self.name,))
+
+    def _insert(self, bodies: Sequence[str]) -> None:
+        now = self._clock.now()
+        with self._existing() as conn:
+            conn.executemany(
+                "INSERT INTO messages (queue, body, visible_at) VALUES (?, ?, ?)",
+                [(self.name, body, now) for body in bodies],
+            )
+
+    def _lease(
+        self, max_messages: int, visibility_timeout_s: float, wait_s: float
+    ) -> list[tuple[int, str, int, str]]:
+        """(id, body, delivery_count, receipt) of up to ``max_messages`` leased messages."""
+        deadline = time.monotonic() + max(0.0, wait_s)
+        pause = _POLL_S[0]
+        while True:
+            with self._existing() as conn:
+                now = self._clock.now()
+                rows = conn.execute(
+                    "SELECT id, body, delivery_count FROM messages "
+                    "WHERE queue = ? AND visible_at <= ? ORDER BY id LIMIT ?",
+                    (self.name, now, max(0, max_messages)),
+                ).fetchall()
+                leased: list[tuple[int, str, int, str]] = []
+                for message_id, body, count in rows:
+                    token = secrets.token_hex(8)
+                    conn.execute(
+                        "UPDATE messages SET visible_at = ?, delivery_count = ?, lease = ? "
+                        "WHERE id = ?",
+                        (now + max(0.0, visibility_timeout_s), count + 1, token, message_id),
+                    )
+                    leased.append((message_id, body, count + 1, f"{message_id}:{token}"))
+            if leased or max_messages <= 0:
+                return leased
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, _POLL_S[1])
+
+    def _parse(self, receipt: str) -> tuple[int, str]:
+        message_id, _, token = receipt.partition(":")
+        try:
+            return int(message_id), token
+        except ValueError as exc:
+            raise ProviderError(f"queue {self.name!r}: malformed receipt {receipt!r}") from exc
+
+    def _ack(self, receipts: Iterable[str]) -> None:
+        # Any receipt of a message deletes it: whoever holds one has processed it.
+        ids = [(self.name, self._parse(receipt)[0]) for receipt in receipts]
+        with self._existing() as conn:
+            conn.executemany("DELETE FROM messages WHERE queue = ? AND id = ?", ids)
+
+
+class SqliteTaskQueue(_SqliteQueueBase):
+    """A ``TaskQueue`` in a SQLite file, shared by any number of local processes.
+
+    ``extend`` and ``release`` act only with the message's current receipt; with an older one
+    (the lease expired and someone else received the message) they do nothing.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | SqliteDatabase,
+        name: str,
+        *,
+        clock: Clock | None = None,
+        max_message_bytes: int = SQS_MAX_MESSAGE_BYTES,
+    ) -> None:
+        super().__init__(path, name, clock)
+        self.max_message_bytes = max_message_bytes
+
+    def _bodies(self, envelopes: Sequence[Envelope]) -> list[str]:
+        bodies = [envelope.encode() for envelope in envelopes]
+        for envelope, body in zip(envelopes, bodies, strict=True):
+            size = len(body.encode("utf-8"))
+            if size > self.max_message_bytes:
+                raise ProviderError(
+                    f"queue {self.name!r}: task {envelope.task.task_id!r} is {size} bytes, "
+                    f"over the {self.max_message_bytes}-byte message limit"
+                )
+        return bodies
+
+    def send(self, envelopes: Sequence[Envelope]) -> None:
+        """Store every envelope in one transaction (all or nothing)."""
+        self._insert(self._bodies(envelopes))
+
+    def send_once(self, envelopes: Sequence[Envelope]) -> int:
+        """Send only tasks never loaded into this queue before; returns how many were sent.
+
+        The load record and the messages are written in one transaction, so a load that is
+        interrupted at any point and run again sends every task exactly once.
+        """
+        bodies = self._bodies(envelopes)
+        now = self._clock.now()
+        sent = 0
+        with self._existing() as conn:
+            for envelope, body in zip(envelopes, bodies, strict=True):
+                cursor = conn.execute(
+                    "INSERT OR IGNORE INTO loaded (queue, task_id) VALUES (?, ?)",
+                    (self.name, envelope.task.task_id),
+                )
+                if cursor.rowcount:
+                    conn.execute(
+                        "INSERT INTO messages (queue, body, visible_at) VALUES (?, ?, ?)",
+                        (self.name, body, now),
+                    )
+                    sent += 1
+        return sent
+
+    def loaded_task_ids(self) -> set[str]:
+        """Ids of every task ``send_once`` has stored since the queue was created or purged."""
+        with self._existing() as conn:
+            rows = conn.execute("SELECT task_id FROM loaded WHERE queue = ?", (self.name,))
+            return {str(row[0]) for row in rows}
+
+    def receive(
+        self, max_messages: int, visibility_timeout_s: float, wait_s: float = 0.0
+    ) -> list[ReceivedTask]:
+        """Lease up to ``max_messages`` in the order they were sent."""
+        return [
+            ReceivedTask(Envelope.decode(body), receipt, count)
+            for _id, body, count, receipt in self._lease(max_messages, visibility_timeout_s, wait_s)
+        ]
+
+    def extend(self, receipt: str, visibility_timeout_s: float) -> None:
+        message_id, token = self._parse(receipt)
+        with self._existing() as conn:
+            conn.execute(
+                "UPDATE messages SET visible_at = ? WHERE queue = ? AND id = ? AND lease = ?",
+                (self._clock.now() + max(0.0, visibility_timeout_s), self.name, message_id, token),
+            )
+
+    def ack(self, receipt: str) -> None:
+        self._ack([receipt])
+
+    def release(self, receipt: str) -> None:
+        message_id, token = self._parse(receipt)
+        with self._existing() as conn:
+            conn.execute(
+                "UPDATE messages SET visible_at = ?, lease = NULL "
+                "WHERE queue = ? AND id = ? AND lease = ?",
+                (self._clock.now(), self.name, message_id, token),
+            )
+
+    def requeue(self, message: ReceivedTask) -> None:
+        """Send the task again with one more failure and ack this delivery, atomically."""
+        envelope = attrs.evolve(message.envelope, failures=message.envelope.failures + 1)
+        (body,) = self._bodies([envelope])
+        message_id, _ = self._parse(message.receipt)
+        with self._existing() as conn:
+            conn.execute(
+                "INSERT INTO messages (queue, body, visible_at) VALUES (?, ?, ?)",
+                (self.name, body, self._clock.now()),
+            )
+            conn.execute("DELETE FROM messages WHERE queue = ? AND id = ?", (self.name, message_id))
+
+    def depth(self) -> int:
+        """Visible plus leased messages (exact)."""
+        with self._existing() as conn:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM messages WHERE queue = ?", (self.name,)
+            ).fetchone()
+            return int(row[0])
+
+    def purge(self) -> None:
+        """Remove every message and forget which tasks were loaded."""
+        with self._existing() as conn:
+            conn.execute("DELETE FROM messages WHERE queue = ?", (self.name,))
+            conn.execute("DELETE FROM loaded WHERE queue = ?", (self.name,))
+
+
+class SqliteEventQueue(_SqliteQueueBase):
+    """An ``EventQueue`` in a SQLite file; received events reappear unless acknowledged."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | SqliteDatabase,
+        name: str,
+        *,
+        clock: Clock | None = None,
+        visibility_timeout_s: float = 60.0,
+    ) -> None:
+        super().__init__(path, name, clock)
+        self.visibility_timeout_s = visibility_timeout_s
+
+    def send(self, events: Sequence[Mapping[str, Any]]) -> None:
+        """Store every event (each a JSON object) in one transaction."""
+        try:
+            bodies = [json.dumps(dict(event), separators=(",", ":")) for event in events]
+        except (TypeError, ValueError) as exc:
+            raise ProviderError(
+                f"queue {self.name!r}: event is not JSON-serializable: {exc}"
+            ) from exc
+        self._insert(bodies)
+
+    def receive(self, max_messages: int, wait_s: float = 0.0) -> list[ReceivedEvent]:
+        return [
+            ReceivedEvent(json.loads(body), receipt)
+            for _id, body, _count, receipt in self._lease(
+                max_messages, self.visibility_timeout_s, wait_s
+            )
+        ]
+
+    def ack(self, receipts: Iterable[str]) -> None:
+        self._ack(receipts)
+
+    def depth(self) -> int:
+        """Events not yet acknowledged."""
+        with self._existing() as conn:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM messages WHERE queue = ?", (self.name,)
+            ).fetchone()
+            return int(row[0])
+
+    def purge(self) -> None:
+        with self._existing() as conn:
+            conn.execute("DELETE FROM messages WHERE queue = ?", (self.name,))
+
+
+def default_queue_dir() -> Path:
+    """Where the ``local`` provider keeps queue files.
+
+    ``RMS_CLOUD_TASKS_QUEUE_DIR`` if set, else ``$XDG_STATE_HOME/cloud_tasks/queues``
+    (``~/.local/state/cloud_tasks/queues``): every process of a job, whatever its working
+    directory, must find the same file.
+    """
+    explicit = os.environ.get("RMS_CLOUD_TASKS_QUEUE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "cloud_tasks" / "queues"
+
+
+def queue_file(queue_name: str, directory: str | os.PathLike[str] | None = None) -> Path:
+    """The SQLite file holding ``queue_name`` and its event queue."""
+    base = Path(directory) if directory is not None else default_queue_dir()
+    return base / f"{queue_name}.sqlite3"
+
+
+__all__ = [
+    "SqliteDatabase",
+    "SqliteEventQueue",
+    "SqliteTaskQueue",
+    "default_queue_dir",
+    "queue_file",
+]
