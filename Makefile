@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 ## demo: run the example job on this machine
 demo: $(STAMP)
-	cd examples/quickstart && ../../$(BIN)/python my_worker.py --tasks my_tasks.json --num-simultaneous-tasks 10 --event-log-file ../../demo-events.log
+	cd examples/quickstart && MY_WORKER_RESULTS_DIR=../../demo-results ../../$(BIN)/python my_worker.py --tasks my_tasks.json --num-simultaneous-tasks 10 --event-log-file ../../demo-events.log
 
 ## test: run the whole test suite
 test: $(STAMP)

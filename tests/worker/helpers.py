@@ -28,7 +28,7 @@ def run_script(
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("RMS_CLOUD_TASKS_")}
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, str(SCRIPTS / script), *args],
+        [sys.executable, str(SCRIPTS / script), *args],  # an absolute script path wins
         capture_output=True,
         text=True,
         timeout=timeout_s,
