@@ -5,11 +5,12 @@ SDK-backed adapters are imported here lazily, only for the provider in use.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from cloud_tasks.domain.options import JobConfig
 from cloud_tasks.exceptions import ConfigError
-from cloud_tasks.ports import Clock, Compute, Pricing
+from cloud_tasks.ports import Clock, Compute, EventQueue, Pricing, TaskQueue
 
 #: Regions used when neither ``region`` nor ``zone`` is configured.
 DEFAULT_REGIONS: dict[str, str] = {"aws": "us-east-1", "gcp": "us-central1"}
@@ -153,3 +154,107 @@ def pricing_region(config: JobConfig, pricing: Pricing) -> str:
 
         return str(boto3.session.Session().region_name or DEFAULT_REGIONS["aws"])
     return DEFAULT_REGIONS.get(config.provider, "")
+
+
+# --- Queues ---------------------------------------------------------------------------------
+
+
+def queue_lease_s(max_runtime_s: float) -> float:
+    """The default lease of a new queue: the whole run of a short task plus a minute, capped
+    at Pub/Sub's 600 s; the worker extends leases of longer tasks while they run."""
+    return max(60.0, min(600.0, max_runtime_s + 60.0))
+
+
+def _queue_name(config: JobConfig, queue_name: str | None) -> str:
+    name = queue_name or config.provider_options.effective_queue_name
+    if not name:
+        raise ConfigError(
+            "no queue name: set job_id (or queue_name) in the configuration, or pass --job-id"
+        )
+    return name
+
+
+def make_task_queue(
+    config: JobConfig,
+    *,
+    queue_name: str | None = None,
+    clock: Clock | None = None,
+    queue_dir: str | Path | None = None,
+) -> TaskQueue:
+    """The ``TaskQueue`` of ``config.provider``, named ``queue_name`` or the configured one.
+
+    ``clock`` drives the in-memory queue; ``queue_dir`` overrides where the ``local``
+    provider keeps its SQLite file (default ``sqlite_queue.default_queue_dir()``).
+    """
+    name = _queue_name(config, queue_name)
+    options = config.provider_options
+    lease_s = queue_lease_s(config.run.max_runtime)
+    provider = config.provider
+    if provider == "memory":
+        from cloud_tasks.adapters.memory.queue import InMemoryTaskQueue
+
+        return InMemoryTaskQueue(name, clock=clock)
+    if provider == "local":
+        from cloud_tasks.adapters.local.sqlite_queue import SqliteTaskQueue, queue_file
+
+        return SqliteTaskQueue(queue_file(name, queue_dir), name)
+    if provider == "aws":
+        from cloud_tasks.adapters.aws.sqs import SqsTaskQueue
+
+        return SqsTaskQueue(
+            name,
+            region=configured_region(config),
+            fifo=options.exactly_once_queue,
+            visibility_timeout_s=lease_s,
+            access_key=options.access_key,
+            secret_key=options.secret_key,
+        )
+    if provider == "gcp":
+        from cloud_tasks.adapters.gcp.pubsub import PubSubTaskQueue
+
+        return PubSubTaskQueue(
+            name,
+            project_id=options.project_id,
+            credentials_file=options.credentials_file,
+            ack_deadline_s=lease_s,
+            exactly_once=options.exactly_once_queue,
+        )
+    raise ConfigError(f"unknown provider {provider!r}")
+
+
+def make_event_queue(
+    config: JobConfig,
+    *,
+    queue_name: str | None = None,
+    clock: Clock | None = None,
+    queue_dir: str | Path | None = None,
+) -> EventQueue:
+    """The ``<queue>-events`` ``EventQueue`` of ``config.provider`` (see ``make_task_queue``)."""
+    name = f"{_queue_name(config, queue_name)}-events"
+    options = config.provider_options
+    provider = config.provider
+    if provider == "memory":
+        from cloud_tasks.adapters.memory.queue import InMemoryEventQueue
+
+        return InMemoryEventQueue(name, clock=clock)
+    if provider == "local":
+        from cloud_tasks.adapters.local.sqlite_queue import SqliteEventQueue, queue_file
+
+        # The event queue lives in its task queue's file.
+        return SqliteEventQueue(queue_file(name.removesuffix("-events"), queue_dir), name)
+    if provider == "aws":
+        from cloud_tasks.adapters.aws.sqs import SqsEventQueue
+
+        return SqsEventQueue(
+            name,
+            region=configured_region(config),
+            access_key=options.access_key,
+            secret_key=options.secret_key,
+        )
+    if provider == "gcp":
+        from cloud_tasks.adapters.gcp.pubsub import PubSubEventQueue
+
+        return PubSubEventQueue(
+            name, project_id=options.project_id, credentials_file=options.credentials_file
+        )
+    raise ConfigError(f"unknown provider {provider!r}")
