@@ -150,7 +150,8 @@ class FakeComputeEngine:
                 "errors": [
                     {
                         "code": error,
-                        "message": f"The zone '{zone}' does not have enough resources available to fulfill the request.",
+                        "message": f"The zone '{zone}' does not have enough resources "
+                        "available to fulfill the request.",
                     }
                 ]
             }
