@@ -261,6 +261,11 @@ class Worker:
         installed: list[int] = []
         try:
             task_queue = None if tasks is not None else self._build_task_queue()
+            if task_queue is not None and not await asyncio.to_thread(task_queue.exists):
+                raise ConfigError(
+                    f"queue {task_queue.name!r} does not exist: load it first "
+                    "(cloud_tasks load_queue) or check --job-id/--queue-name"
+                )
             event_queue = self._build_event_queue() if task_queue is not None else None
             metadata = self._build_metadata()
             if metadata is not None:
@@ -343,7 +348,7 @@ class Worker:
                 "task_queue=InMemoryTaskQueue(...) to Worker, or use provider 'local'"
             )
         factory = self._bootstrap("make_task_queue")
-        queue: TaskQueue = factory(self.options)
+        queue: TaskQueue = factory(self._job_config())
         return queue
 
     def _build_event_queue(self) -> EventQueue | None:
@@ -354,10 +359,28 @@ class Worker:
         if self._task_queue is not None:
             return None
         factory = self._bootstrap("make_event_queue")
-        queue: EventQueue = factory(self.options)
+        queue: EventQueue = factory(self._job_config())
         return queue
 
-    def _bootstrap(self, name: str) -> Callable[[WorkerOptions], Any]:
+    def _job_config(self) -> Any:
+        """The provider part of the options, as the composition root takes it."""
+        from cloud_tasks.domain.options import JobConfig, ProviderOptions, RunOptions
+
+        options = self.options
+        return JobConfig(
+            provider=options.provider or "",
+            provider_options=ProviderOptions(
+                job_id=options.job_id,
+                queue_name=options.queue_name,
+                region=options.region,
+                zone=options.zone,
+                exactly_once_queue=options.exactly_once_queue,
+                project_id=options.project_id,
+            ),
+            run=RunOptions(max_runtime=options.max_runtime),
+        )
+
+    def _bootstrap(self, name: str) -> Callable[[Any], Any]:
         try:
             from cloud_tasks import bootstrap
         except ImportError as exc:  # pragma: no cover - bootstrap ships with the package
@@ -368,7 +391,7 @@ class Worker:
                 f"provider {self.options.provider!r}: queue mode is not available in this "
                 "version (no queue adapter); run a task file with --tasks instead"
             )
-        built: Callable[[WorkerOptions], Any] = factory
+        built: Callable[[Any], Any] = factory
         return built
 
     def _build_metadata(self) -> InstanceMetadata | None:
