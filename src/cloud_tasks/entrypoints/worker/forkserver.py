@@ -154,10 +154,6 @@ def _child_main(
             os.setpgid(0, 0)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        with contextlib.suppress(OSError):
-            devnull = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(devnull, 0)
-            os.close(devnull)
         if memory_limit_bytes is not None:
             resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
         data = attrs.evolve(
@@ -388,6 +384,11 @@ def _reset_inherited_state() -> None:
     with contextlib.suppress(OSError):
         # Out of the terminal's process group: Ctrl-C is the worker's to handle (grace period).
         os.setpgid(0, 0)
+    with contextlib.suppress(OSError):
+        # Tasks never read the worker's input (and are not in the terminal's group).
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
 
 
 class ForkServer:
