@@ -71,71 +71,33 @@ def config_dir(config: JobConfig) -> Path:
     return Path(config.source).resolve().parent if config.source else Path.cwd()
 
 
-def _bootstrap(name: str) -> Callable[..., Any] | None:
-    from cloud_tasks import bootstrap
-
-    factory = getattr(bootstrap, name, None)
-    return factory if callable(factory) else None
-
-
 def build_adapters(config: JobConfig, db_path: Path, clock: Clock | None = None) -> Adapters:
     """The adapters of ``config.provider`` (SDKs are imported only for that provider)."""
+    from cloud_tasks import bootstrap
+
     provider = config.provider
-    queue_name = queue_name_of(config)
     if provider == "local":
         from cloud_tasks.adapters.local.compute import LocalCompute, LocalPricing
-        from cloud_tasks.adapters.local.sqlite_queue import (
-            SqliteDatabase,
-            SqliteEventQueue,
-            SqliteTaskQueue,
-            default_queue_dir,
-            queue_file,
-        )
+        from cloud_tasks.adapters.local.sqlite_queue import default_queue_dir
 
+        # Instances get the queue directory explicitly, so they find the same file whatever
+        # their environment.
         queue_dir = default_queue_dir().resolve()
-        database = SqliteDatabase(queue_file(queue_name, queue_dir))
         environment = {"RMS_CLOUD_TASKS_QUEUE_DIR": str(queue_dir)}
         return Adapters(
-            # Leases in the SQLite queue are on the wall clock shared by every process.
-            SqliteTaskQueue(database, queue_name),
-            SqliteEventQueue(database, f"{queue_name}-events"),
+            bootstrap.make_task_queue(config, queue_dir=queue_dir),
+            bootstrap.make_event_queue(config, queue_dir=queue_dir),
             LocalCompute(
                 local_state_dir(db_path), workdir=config_dir(config), environment=environment
             ),
             LocalPricing(),
             environment,
         )
-    from cloud_tasks import bootstrap
-
-    if provider == "memory":
-        from cloud_tasks.adapters.memory.queue import InMemoryEventQueue, InMemoryTaskQueue
-
-        return Adapters(
-            InMemoryTaskQueue(queue_name, clock=clock),
-            InMemoryEventQueue(f"{queue_name}-events", clock=clock),
-            bootstrap.make_compute(config, clock=clock),
-            bootstrap.make_pricing(config),
-        )
-    factories = {
-        name: _bootstrap(name)
-        for name in ("make_task_queue", "make_event_queue", "make_compute", "make_pricing")
-    }
-    missing = [name for name, factory in factories.items() if factory is None]
-    if missing:
-        raise ConfigError(
-            f"provider {provider!r} is not available in this installation ({', '.join(missing)} "
-            "missing); use provider 'local' or 'memory'"
-        )
-    make_task_queue, make_event_queue, make_compute, make_pricing = factories.values()
-    if make_task_queue is None or make_event_queue is None:  # for the type checker
-        raise ConfigError(f"provider {provider!r} has no queue adapter")
-    if make_compute is None or make_pricing is None:
-        raise ConfigError(f"provider {provider!r} has no compute adapter")
     return Adapters(
-        make_task_queue(config),
-        make_event_queue(config),
-        make_compute(config),
-        make_pricing(config),
+        bootstrap.make_task_queue(config, clock=clock),
+        bootstrap.make_event_queue(config, clock=clock),
+        bootstrap.make_compute(config, clock=clock),
+        bootstrap.make_pricing(config),
     )
 
 
