@@ -120,7 +120,11 @@ def test_exceptions_are_retried_only_with_retry_on_exception(
     assert "raise-0" in report.failed
     assert ("flaky-0" in report.completed) is retry_on_exception
     errors = _of(report, "task_exception")
-    assert all("ValueError: bad input in raise-0" in e["exception"] for e in errors if e["task_id"] == "raise-0")
+    assert all(
+        "ValueError: bad input in raise-0" in e["exception"]
+        for e in errors
+        if e["task_id"] == "raise-0"
+    )
 
 
 def test_an_exiting_task_is_reported_with_its_exit_code_and_retried_on_request() -> None:
@@ -167,7 +171,13 @@ def test_spot_termination_releases_unfinished_tasks_and_a_second_run_finishes_th
         )
         assert report.completed == set() and report.failed == set()
         assert report.pending == {f"sleep-{i}" for i in range(5)}
-        assert report.attempts == {"sleep-0": 1, "sleep-1": 1, "sleep-2": 0, "sleep-3": 0, "sleep-4": 0}
+        assert report.attempts == {
+            "sleep-0": 1,
+            "sleep-1": 1,
+            "sleep-2": 0,
+            "sleep-3": 0,
+            "sleep-4": 0,
+        }
         released = _of(report, "task_released")
         assert sorted(e["task_id"] for e in released) == ["sleep-0", "sleep-1"]
         assert all(e["retry"] is False for e in released)
@@ -197,7 +207,9 @@ def test_duplicate_delivery_runs_every_task_twice(tmp_path: Path) -> None:
 
 def test_tasks_from_json_and_yaml_files(tmp_path: Path) -> None:
     (tmp_path / "a.json").write_text(json.dumps([{"task_id": "j", "data": {"x": 1}}]))
-    (tmp_path / "b.yaml").write_text("# two tasks\n- {task_id: y1, data: {x: 2}}\n- task_id: y2\n  data: {}\n")
+    (tmp_path / "b.yaml").write_text(
+        "# two tasks\n- {task_id: y1, data: {x: 2}}\n- task_id: y2\n  data: {}\n"
+    )
     with simulate() as sim:
         sim.add_tasks(tmp_path / "a.json")
         sim.add_tasks(str(tmp_path / "b.yaml"))
@@ -278,7 +290,10 @@ def test_process_task_must_be_callable() -> None:
         ([{"task_id": "a", "data": {}}, "b"], "task index 1: expected a mapping"),
         ([{"task_id": "a", "data": []}], "data must be a mapping"),
         ([{"task_id": "a", "data": {"s": {1, 2}}}], "not JSON-serializable"),
-        ([{"task_id": "a", "data": {}}, {"task_id": "a", "data": {}}], "first used by task index 0"),
+        (
+            [{"task_id": "a", "data": {}}, {"task_id": "a", "data": {}}],
+            "first used by task index 0",
+        ),
     ],
 )
 def test_bad_tasks_are_rejected_with_their_index(tasks: Any, message: str) -> None:
@@ -294,10 +309,10 @@ def test_duplicate_across_calls_and_bad_files_are_rejected(tmp_path: Path) -> No
         sim.add_tasks([{"task_id": "a", "data": {}}])
         with pytest.raises(TaskFileError, match="duplicate task_id 'a' \\(added before\\)"):
             sim.add_tasks([{"task_id": "a", "data": {}}])
-        with pytest.raises(TaskFileError, match="bad.json, task index 0"):
+        with pytest.raises(TaskFileError, match=r"bad\.json, task index 0"):
             sim.add_tasks(tmp_path / "bad.json")
         with pytest.raises(TypeError, match="add_tasks"):
-            sim.add_tasks({"task_id": "b", "data": {}})
+            sim.add_tasks({"task_id": "b", "data": {}})  # type: ignore[dict-item]
         assert sim.task_ids == ["a"]
 
 
