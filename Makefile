@@ -12,9 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## demo: run the example job on this machine
+## demo: run the example job on this machine (cloud_tasks run, provider local)
 demo: $(STAMP)
-	cd examples/quickstart && MY_WORKER_RESULTS_DIR=../../demo-results ../../$(BIN)/python my_worker.py --tasks my_tasks.json --num-simultaneous-tasks 10 --event-log-file ../../demo-events.log
+	cd examples/local && MY_WORKER_RESULTS_DIR=../../demo-results ../../$(BIN)/cloud_tasks run --config config.yml --tasks my_tasks.json --db-file ../../demo.db --force
 
 ## test: run the whole test suite
 test: $(STAMP)
