@@ -116,7 +116,9 @@ def _task_from_record(record: object, index: int) -> Task:
         )
     unknown = sorted(str(key) for key in record if key not in ("task_id", "data"))
     if unknown:
-        raise TaskFileError(where + f"unknown key {unknown[0]!r} (a task has only task_id and data)")
+        raise TaskFileError(
+            where + f"unknown key {unknown[0]!r} (a task has only task_id and data)"
+        )
     for key in ("task_id", "data"):
         if key not in record:
             hint = " (use {} for a task without data)" if key == "data" else ""
