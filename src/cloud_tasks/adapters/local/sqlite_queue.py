@@ -405,18 +405,26 @@ class SqliteEventQueue(_SqliteQueueBase):
             conn.execute("DELETE FROM messages WHERE queue = ?", (self.name,))
 
 
+def default_state_dir() -> Path:
+    """Where Cloud Tasks keeps local state: ``RMS_CLOUD_TASKS_STATE_DIR`` if set, else
+    ``$XDG_STATE_HOME/cloud_tasks`` (``~/.local/state/cloud_tasks``)."""
+    explicit = os.environ.get("RMS_CLOUD_TASKS_STATE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "cloud_tasks"
+
+
 def default_queue_dir() -> Path:
     """Where the ``local`` provider keeps queue files.
 
-    ``RMS_CLOUD_TASKS_QUEUE_DIR`` if set, else ``$XDG_STATE_HOME/cloud_tasks/queues``
-    (``~/.local/state/cloud_tasks/queues``): every process of a job, whatever its working
-    directory, must find the same file.
+    ``RMS_CLOUD_TASKS_QUEUE_DIR`` if set, else ``queues`` in ``default_state_dir()``: every
+    process of a job, whatever its working directory, must find the same file.
     """
     explicit = os.environ.get("RMS_CLOUD_TASKS_QUEUE_DIR")
     if explicit:
         return Path(explicit).expanduser()
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "cloud_tasks" / "queues"
+    return default_state_dir() / "queues"
 
 
 def queue_file(queue_name: str, directory: str | os.PathLike[str] | None = None) -> Path:
@@ -425,10 +433,68 @@ def queue_file(queue_name: str, directory: str | os.PathLike[str] | None = None)
     return base / f"{queue_name}.sqlite3"
 
 
+class LoadJournal:
+    """The ids of tasks loaded into a cloud queue, kept in a local SQLite file.
+
+    ``load_queue`` records each batch after the queue accepted it and skips recorded ids on
+    a re-run, so a load interrupted and run again sends each task once, except for the
+    batches in flight at the moment of the interruption. ``key`` names the queue (provider,
+    endpoint, location, name); purging or deleting the queue through the CLI clears it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | SqliteDatabase, key: str) -> None:
+        self.db = path if isinstance(path, SqliteDatabase) else SqliteDatabase(path)
+        self.key = key
+
+    @property
+    def path(self) -> Path:
+        return self.db.path
+
+    def known(self, task_ids: Sequence[str]) -> set[str]:
+        """Which of ``task_ids`` were recorded."""
+        found: set[str] = set()
+        if not task_ids or not self.db.file_exists():
+            return found
+        with self.db.transaction() as conn:
+            for start in range(0, len(task_ids), 500):
+                chunk = list(task_ids[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"SELECT task_id FROM loaded WHERE queue = ? AND task_id IN ({marks})",
+                    [self.key, *chunk],
+                )
+                found.update(str(row[0]) for row in rows)
+        return found
+
+    def record(self, task_ids: Iterable[str]) -> None:
+        with self.db.transaction() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO loaded (queue, task_id) VALUES (?, ?)",
+                [(self.key, task_id) for task_id in task_ids],
+            )
+
+    def count(self) -> int:
+        if not self.db.file_exists():
+            return 0
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM loaded WHERE queue = ?", (self.key,)
+            ).fetchone()
+            return int(row[0])
+
+    def clear(self) -> None:
+        if not self.db.file_exists():
+            return
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM loaded WHERE queue = ?", (self.key,))
+
+
 __all__ = [
+    "LoadJournal",
     "SqliteDatabase",
     "SqliteEventQueue",
     "SqliteTaskQueue",
     "default_queue_dir",
+    "default_state_dir",
     "queue_file",
 ]
