@@ -1,0 +1,127 @@
+"""The SQLite queue across real processes: concurrent receivers and ``kill -9`` of any client."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from cloud_tasks.adapters.local.sqlite_queue import SqliteTaskQueue
+from cloud_tasks.domain.tasks import Envelope, Task
+
+RECEIVER = textwrap.dedent(
+    """
+    import sys
+    from cloud_tasks.adapters.local.sqlite_queue import SqliteTaskQueue
+    queue = SqliteTaskQueue(sys.argv[1], "jobs")
+    while True:
+        batch = queue.receive(5, 60.0, wait_s=0.5)
+        if not batch:
+            break
+        for message in batch:
+            print(message.task_id, flush=True)
+            queue.ack(message.receipt)
+    """
+)
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from cloud_tasks.adapters.local.sqlite_queue import SqliteTaskQueue
+    queue = SqliteTaskQueue(sys.argv[1], "jobs")
+    got = queue.receive(3, 2.0, wait_s=5.0)
+    print(len(got), flush=True)
+    time.sleep(600)
+    """
+)
+
+SENDER = textwrap.dedent(
+    """
+    import sys
+    from cloud_tasks.adapters.local.sqlite_queue import SqliteTaskQueue
+    from cloud_tasks.domain.tasks import Envelope, Task
+    queue = SqliteTaskQueue(sys.argv[1], "jobs")
+    batch = 0
+    while True:
+        queue.send([Envelope(Task(f"b{batch}-{i}", {"pad": "x" * 200})) for i in range(50)])
+        batch += 1
+        if batch == 3:
+            print("sending", flush=True)
+    """
+)
+
+
+def make_queue(tmp_path: Path, count: int = 0) -> SqliteTaskQueue:
+    queue = SqliteTaskQueue(tmp_path / "q.sqlite3", "jobs")
+    queue.create()
+    if count:
+        queue.send([Envelope(Task(f"t{i:04d}", {"i": i})) for i in range(count)])
+    return queue
+
+
+def python(script: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_concurrent_processes_each_get_every_task_once(tmp_path: Path) -> None:
+    queue = make_queue(tmp_path, 400)
+    workers = [python(RECEIVER, str(queue.path)) for _ in range(4)]
+    outputs = [worker.communicate(timeout=120) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0, 0, 0], [e for _, e in outputs]
+    received = [line for out, _ in outputs for line in out.split()]
+    assert len(received) == 400
+    assert set(received) == {f"t{i:04d}" for i in range(400)}
+    assert sum(1 for out, _ in outputs if out.strip()) >= 2  # the work was really shared
+    assert queue.depth() == 0
+
+
+def test_leases_of_a_killed_client_come_back(tmp_path: Path) -> None:
+    queue = make_queue(tmp_path, 3)
+    holder = python(HOLDER, str(queue.path))
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "3"
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=30)
+    assert queue.receive(10, 60.0) == []  # still leased by the dead client
+    time.sleep(2.2)
+    again = queue.receive(10, 60.0, wait_s=2.0)
+    assert sorted(m.task_id for m in again) == ["t0000", "t0001", "t0002"]
+    assert {m.delivery_count for m in again} == {2}
+
+
+def test_a_writer_killed_midway_leaves_a_consistent_file(tmp_path: Path) -> None:
+    queue = make_queue(tmp_path)
+    sender = python(SENDER, str(queue.path))
+    assert sender.stdout is not None
+    assert sender.stdout.readline().strip() == "sending"
+    time.sleep(0.3)
+    sender.send_signal(signal.SIGKILL)
+    sender.wait(timeout=30)
+    with sqlite3.connect(queue.path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    depth = queue.depth()
+    assert depth >= 150
+    assert depth % 50 == 0  # each send is one transaction: all of a batch or none of it
+    got = queue.receive(depth, 60.0)
+    assert len({m.task_id for m in got}) == depth
+
+
+def test_send_once_skips_tasks_already_loaded(tmp_path: Path) -> None:
+    queue = make_queue(tmp_path)
+    first = [Envelope(Task(f"t{i}", {})) for i in range(10)]
+    assert queue.send_once(first) == 10
+    assert queue.send_once([*first[5:], Envelope(Task("t10", {}))]) == 1
+    assert queue.depth() == 11
+    assert queue.loaded_task_ids() == {f"t{i}" for i in range(11)}
+    queue.purge()
+    assert queue.loaded_task_ids() == set()
+    assert queue.send_once(first) == 10
