@@ -108,7 +108,7 @@ def main() -> int:
         counts = json.loads(status.stdout)["tasks"]
     slots = args.instances * args.slots
     pure_s = args.tasks * args.task_ms / 1000.0 / slots
-    print(f"machine:          {cores} cores")
+    print(f"machine:          {cores} cores, load average {os.getloadavg()[0]:.1f} at the end")
     print(
         f"job:              {args.tasks} tasks of {args.task_ms:g} ms, "
         f"{args.instances} local instances x {args.slots} slots"

@@ -186,3 +186,26 @@ def test_elapsed_stats_are_ordered(values: list[float]) -> None:
     assert stats.min_s <= stats.median_s <= stats.p95_s <= stats.max_s
     assert stats.min_s <= stats.mean_s * (1 + 1e-9) + 1e-9
     assert stats.count == len(values)
+
+
+def test_running_tasks_are_estimated_from_keepalives() -> None:
+    db = _db(5)
+    db.record_instance(InstanceRecord("i-1", "job-1", "local", "local", False, 0.0, 100.0))
+    db.record_instance(InstanceRecord("i-2", "job-2", "local", "local", False, 0.0, 100.0))
+    keepalive = {"event_type": "keep_alive", "timestamp": "x"}
+    db.ingest(
+        [
+            {**keepalive, "instance_id": "i-1", "running_tasks": 2},
+            {**keepalive, "instance_id": "i-2", "running_tasks": 1},
+        ],
+        now=101.0,
+    )
+    counts = db.counts_with_running()
+    assert (counts.pending, counts.running, counts.total) == (2, 3, 5)
+    db.ingest(
+        [_done("t0"), {**keepalive, "instance_id": "i-1", "running_tasks": 0, "n": 2}], now=102.0
+    )
+    db.end_instance("i-2", 103.0, "idle")
+    counts = db.counts_with_running()
+    assert (counts.pending, counts.running, counts.completed) == (4, 0, 1)
+    assert db.counts().running == 0  # the state counts themselves are untouched

@@ -236,7 +236,12 @@ class PoolManager:
     def _publish(self, now: float) -> None:
         if self.on_update is not None:
             self.on_update(
-                PoolSnapshot(self.db.counts(), len(self.tracked), self.db.spend_usd(now), now)
+                PoolSnapshot(
+                    self.db.counts_with_running(),
+                    len(self.tracked),
+                    self.db.spend_usd(now),
+                    now,
+                )
             )
 
     def _tasks_done(self) -> bool:

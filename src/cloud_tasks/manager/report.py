@@ -143,7 +143,7 @@ def build_report(
     a live display that refreshes every second.
     """
     meta = db.meta()
-    counts = db.counts()
+    counts = db.counts_with_running()
     started = float(meta.get("started_at", now))
     elapsed = max(0.0, now - started)
     window = min(THROUGHPUT_WINDOW_S, elapsed)

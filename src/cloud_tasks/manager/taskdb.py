@@ -81,7 +81,8 @@ CREATE TABLE IF NOT EXISTS instances (
     end_reason TEXT,
     first_seen_alive REAL,
     last_seen_alive REAL,
-    last_task_event REAL
+    last_task_event REAL,
+    running_tasks INTEGER NOT NULL DEFAULT 0
 );
 """
 
@@ -304,6 +305,7 @@ class TaskDatabase:
         new = duplicates = transitions = 0
         alive: dict[str, float] = {}
         worked: dict[str, float] = {}
+        busy: dict[str, int] = {}
         db = self._db
         db.execute("BEGIN")
         try:
@@ -332,6 +334,9 @@ class TaskDatabase:
                 new += 1
                 if instance_id is not None:
                     alive[str(instance_id)] = now
+                    running = event.get("running_tasks")
+                    if kind == "keep_alive" and isinstance(running, int):
+                        busy[str(instance_id)] = running
                 if task_id is None:
                     continue
                 if instance_id is not None:
@@ -348,6 +353,11 @@ class TaskDatabase:
                 db.execute(
                     "UPDATE instances SET last_task_event = ? WHERE instance_id = ?",
                     (seen, instance_id),
+                )
+            for instance_id, running in busy.items():
+                db.execute(
+                    "UPDATE instances SET running_tasks = ? WHERE instance_id = ?",
+                    (running, instance_id),
                 )
             db.execute("COMMIT")
         except BaseException:
@@ -491,6 +501,23 @@ class TaskDatabase:
 
     def spend_usd(self, now: float) -> float:
         return sum(record.cost_usd(now) for record in self.instances())
+
+    def counts_with_running(self) -> TaskCounts:
+        """``counts()``, with tasks running on instances estimated from their keep-alives.
+
+        Workers report how many tasks they run in each keep-alive, not which; those tasks are
+        counted as running instead of pending.
+        """
+        counts = self.counts()
+        row = self._db.execute(
+            "SELECT COALESCE(SUM(running_tasks), 0) FROM instances WHERE ended_at IS NULL"
+        ).fetchone()
+        running = min(counts.pending, int(row[0]))
+        if running <= 0:
+            return counts
+        return attrs.evolve(
+            counts, pending=counts.pending - running, running=counts.running + running
+        )
 
     # -- report queries -------------------------------------------------------------------
 
