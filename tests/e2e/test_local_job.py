@@ -251,3 +251,49 @@ def test_interrupt_leaves_instances_running_and_stop_ends_them(tmp_path: Path) -
     assert "stopped 2 instances" in result.stdout
     _wait_for(lambda: _alive_pids(tmp_path) == [])
     assert not _queue_exists(tmp_path, "e2e-job")
+
+
+def test_load_queue_then_manage_pool(tmp_path: Path) -> None:
+    _write_job(tmp_path, 10, sleep_s=0.2, job_id="pool-job")
+    loaded = _cli(tmp_path, "load_queue", "--config", "config.yml", "--tasks", "tasks.json")
+    assert loaded.returncode == 0, loaded.stderr
+    result = _cli(tmp_path, "manage_pool", "--config", "config.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All 10 tasks completed." in result.stdout
+    assert sorted(p.name for p in (tmp_path / "done").iterdir()) == [f"t{i:03d}" for i in range(10)]
+    assert _registry(tmp_path, "pool-job") == {}
+    # manage_pool leaves the queues to whoever loaded them.
+    assert _queue_exists(tmp_path, "pool-job")
+
+
+def test_monitor_event_queue_records_hand_started_workers(tmp_path: Path) -> None:
+    _write_job(tmp_path, 6, sleep_s=0.1, job_id="hand-job")
+    (tmp_path / "started").mkdir()
+    (tmp_path / "done").mkdir()
+    loaded = _cli(tmp_path, "load_queue", "--config", "config.yml", "--tasks", "tasks.json")
+    assert loaded.returncode == 0, loaded.stderr
+    worker = subprocess.run(
+        [
+            sys.executable,
+            "worker.py",
+            "--provider",
+            "local",
+            "--job-id",
+            "hand-job",
+            "--exit-when-idle",
+            "1",
+            "--num-simultaneous-tasks",
+            "3",
+        ],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert worker.returncode == 0, worker.stderr
+    result = _cli(tmp_path, "monitor_event_queue", "--config", "config.yml", "--once")
+    assert result.returncode == 0, result.stderr
+    assert "6 completed, 0 failed" in result.stdout
+    status = _status(tmp_path)
+    assert status["tasks"]["completed"] == 6  # type: ignore[index]
