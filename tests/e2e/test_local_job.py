@@ -297,3 +297,38 @@ def test_monitor_event_queue_records_hand_started_workers(tmp_path: Path) -> Non
     assert "6 completed, 0 failed" in result.stdout
     status = _status(tmp_path)
     assert status["tasks"]["completed"] == 6  # type: ignore[index]
+
+
+FAILING_WORKER = """\
+import asyncio, sys
+from cloud_tasks.worker import Worker
+
+def process_task(task_id, task_data, worker_data):
+    if task_data["n"] % 3 == 0:
+        raise ValueError(f"bad input {task_data['n']}")
+    return True, None
+
+if __name__ == "__main__":
+    asyncio.run(Worker(process_task, args=sys.argv[1:]).start())
+"""
+
+
+def test_failed_tasks_are_reported_and_strict_exits_1(tmp_path: Path) -> None:
+    _write_job(tmp_path, 9, job_id="fail-job")
+    (tmp_path / "worker.py").write_text(FAILING_WORKER)
+    result = _cli(tmp_path, "run", "--config", "config.yml", "--tasks", "tasks.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "WARNING: 3 of 9 tasks FAILED" in result.stdout
+    assert "ValueError: bad input" in result.stdout
+    status = _status(tmp_path)
+    assert status["tasks"] == {"pending": 0, "running": 0, "completed": 6, "failed": 3, "total": 9}
+    assert {f["task_id"] for f in status["failures"]} == {"t000", "t003", "t006"}  # type: ignore[union-attr]
+
+    again = _cli(tmp_path, "run", "--config", "config.yml", "--tasks", "tasks.json")
+    assert again.returncode == 1
+    assert "already exists" in again.stderr and "--force" in again.stderr
+    strict = _cli(
+        tmp_path, "run", "--config", "config.yml", "--tasks", "tasks.json", "--force", "--strict"
+    )
+    assert strict.returncode == 1
+    assert "WARNING: 3 of 9 tasks FAILED" in strict.stdout
