@@ -6,6 +6,10 @@ is never held in memory whole; YAML is parsed with ``safe_load`` semantics.
 
 Every error is a ``TaskFileError`` whose message names the file, the task index (counted from
 0 in file order, as ``--start-task`` counts) and, where the parser knows it, the line.
+
+A task file may also live in a bucket or on a web server (``s3://bucket/key``,
+``gs://bucket/object``, ``https://…``): ``cloud_tasks.sources`` opens it as a stream and the
+same parser reads it as it arrives; the extension comes from the object name or URL path.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from yaml.nodes import MappingNode, SequenceNode
 
 from cloud_tasks.domain.tasks import Task, encoded_size
 from cloud_tasks.exceptions import TaskFileError
+from cloud_tasks.sources import open_location, parse_location
 
 TASK_FILE_SUFFIXES: tuple[str, ...] = (".json", ".yaml", ".yml")
 
@@ -48,22 +53,26 @@ _SHORT.maxlevel = 2
 def iter_tasks(path: str | Path) -> Iterator[Task]:
     """Yield the tasks of a JSON or YAML task file in file order, reading lazily.
 
-    The extension and the file's existence are checked at once; everything else is checked
-    as the tasks are read, so an error may come after some tasks were yielded. Call
-    ``validate_task_file`` first when nothing may happen unless the whole file is valid.
+    ``path`` is a local path or a location ``cloud_tasks.sources`` opens (``s3://``,
+    ``gs://``, ``http(s)://``). The extension and the file's existence (and, for a remote
+    file, access to it) are checked at once; everything else is checked as the tasks are
+    read, so an error may come after some tasks were yielded. Call ``validate_task_file``
+    first when nothing may happen unless the whole file is valid.
 
     Raises:
-        TaskFileError: the file is missing, unreadable, malformed, or has an invalid task or
-            a duplicate task_id.
+        TaskFileError: the file is missing, forbidden, unreachable, unreadable, malformed, or
+            has an invalid task or a duplicate task_id.
+        CredentialsError: a cloud location was given and no credentials could be found.
     """
-    where = str(path)
-    suffix = Path(path).suffix.lower()
+    location = parse_location(path)
+    where = location.display
+    suffix = location.suffix
     if suffix not in TASK_FILE_SUFFIXES:
         raise TaskFileError(
             f"{where}: unsupported task file extension {suffix or '(none)'!r}; "
             "use .json, .yaml or .yml"
         )
-    stream = _open(Path(path), where)
+    stream = open_location(location)
     if suffix == ".json":
         source = _JsonStream(stream, where)
         return _tasks(_json_records(source), source.line_at, stream, where, from_yaml=False)
@@ -101,17 +110,6 @@ def select_tasks(
 def find_oversized(tasks: Iterable[Task], max_bytes: int) -> list[str]:
     """The ids of tasks whose queue message would be larger than ``max_bytes``, in order."""
     return [task.task_id for task in tasks if encoded_size(task) > max_bytes]
-
-
-def _open(path: Path, where: str) -> IO[bytes]:
-    try:
-        return path.open("rb")
-    except FileNotFoundError:
-        raise TaskFileError(f"{where}: task file not found") from None
-    except IsADirectoryError:
-        raise TaskFileError(f"{where}: is a directory, not a task file") from None
-    except OSError as exc:
-        raise TaskFileError(f"{where}: cannot read task file: {exc.strerror or exc}") from None
 
 
 class _Located(Exception):

@@ -127,7 +127,7 @@ def _iter_file(path: str) -> Iterator[Task]:
 
     try:
         yield from iter_tasks(path)
-    except TaskFileError:
+    except CloudTasksError:
         raise
     except Exception as exc:
         raise TaskFileError(f"{path}: cannot read task file: {exc}") from exc
@@ -322,8 +322,11 @@ class Worker:
                 raise TaskFileError(f"task_source failed: {exc}") from exc
             tasks: Iterable[Task] = _tasks_from_records(records, "task_source")
         else:
+            from cloud_tasks.sources import is_remote
+
             path = os.fspath(source) if source is not None else ""
-            if not Path(path).is_file():
+            # s3://, gs:// and http(s):// files are checked by reading them, just below.
+            if not is_remote(path) and not Path(path).is_file():
                 raise TaskFileError(f"{path}: task file not found")
             for _ in _iter_file(path):
                 pass
