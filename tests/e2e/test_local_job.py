@@ -332,3 +332,66 @@ def test_failed_tasks_are_reported_and_strict_exits_1(tmp_path: Path) -> None:
     )
     assert strict.returncode == 1
     assert "WARNING: 3 of 9 tasks FAILED" in strict.stdout
+
+
+def _pty_run(tmp_path: Path, args: list[str]) -> tuple[int, int]:
+    """Start the CLI on a pseudo-terminal (so Ctrl-C and the prompt behave as for a person)."""
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child process
+        os.chdir(tmp_path)
+        os.execve(sys.executable, [sys.executable, "-m", "cloud_tasks", *args], _env(tmp_path))
+    return pid, fd
+
+
+def _read_until(fd: int, needle: str, timeout_s: float = 60.0) -> str:
+    import select
+
+    seen = ""
+    deadline = time.monotonic() + timeout_s
+    while needle not in seen:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{needle!r} not seen; output so far: {seen[-2000:]!r}")
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                seen += os.read(fd, 65536).decode(errors="replace")
+            except OSError:
+                break
+    return seen
+
+
+def test_ctrl_c_asks_and_terminate_cleans_everything(tmp_path: Path) -> None:
+    _write_job(tmp_path, 40, sleep_s=1.0, job_id="e2e-job")
+    pid, fd = _pty_run(tmp_path, ["run", "--config", "config.yml", "--tasks", "tasks.json"])
+    try:
+        _wait_for(lambda: len(_alive_pids(tmp_path)) == 2)
+        _read_until(fd, "started 2 instances")
+        os.write(fd, b"\x03")
+        _read_until(fd, "[c]ontinue?")
+        os.write(fd, b"t\n")
+        _read_until(fd, "task database is kept")
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 130
+    assert _alive_pids(tmp_path) == []
+    assert not _queue_exists(tmp_path, "e2e-job")
+
+
+def test_ctrl_c_then_continue_finishes_the_job(tmp_path: Path) -> None:
+    _write_job(tmp_path, 12, sleep_s=0.5, job_id="e2e-job")
+    pid, fd = _pty_run(tmp_path, ["run", "--config", "config.yml", "--tasks", "tasks.json"])
+    try:
+        _read_until(fd, "started 2 instances")
+        os.write(fd, b"\x03")
+        _read_until(fd, "[c]ontinue?")
+        os.write(fd, b"c\n")
+        _read_until(fd, "All 12 tasks completed.", timeout_s=120)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert len(list((tmp_path / "done").iterdir())) == 12
+    assert _alive_pids(tmp_path) == []
