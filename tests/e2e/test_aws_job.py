@@ -173,9 +173,9 @@ aws:
         if manager.poll() is None:
             manager.kill()
     assert manager.returncode == 0, out + err
-    assert done == {t["task_id"] for t in tasks}
+    assert done == {t["task_id"] for t in tasks}, out + err
     # Two instances of the chosen type, tagged, spot, with the generated user data.
-    assert len(seen) == 2
+    assert len(seen) == 2, out + err
     for instance_id, instance in seen.items():
         assert instance["InstanceType"] == "m7i.large"
         tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
