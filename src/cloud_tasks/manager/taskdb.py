@@ -569,6 +569,35 @@ class TaskDatabase:
             if row is not None:
                 yield row
 
+    def iter_task_data(self, states: Iterable[str]) -> Iterator[tuple[str, Any]]:
+        """``(task_id, data)`` of the tasks in ``states``, in load order; ``data`` is None for a
+        task known only from its events (loaded by ``load_queue``, not by ``run``)."""
+        wanted = sorted(set(states))
+        marks = ",".join("?" * len(wanted))
+        cursor = self._db.execute(
+            f"SELECT task_id, data FROM tasks WHERE state IN ({marks}) ORDER BY seq", wanted
+        )
+        for task_id, data in cursor:
+            yield task_id, None if data is None else json.loads(data)
+
+    def states_of(self, task_ids: Sequence[str]) -> dict[str, str]:
+        """The state of each of ``task_ids`` the database knows (at most 500 ids per call)."""
+        if not task_ids:
+            return {}
+        marks = ",".join("?" * len(task_ids))
+        rows = self._db.execute(
+            f"SELECT task_id, state FROM tasks WHERE task_id IN ({marks})", list(task_ids)
+        )
+        return dict(rows.fetchall())
+
+    def events_after(self, event_id: int, limit: int = 1000) -> list[tuple[int, str, str]]:
+        """``(id, event_type, body)`` of up to ``limit`` events recorded after ``event_id``, in
+        arrival order; ``body`` is the event as stored (one line of JSON)."""
+        return self._db.execute(
+            "SELECT id, event_type, body FROM events WHERE id > ? ORDER BY id LIMIT ?",
+            (event_id, limit),
+        ).fetchall()
+
 
 __all__ = [
     "COMPLETED",
