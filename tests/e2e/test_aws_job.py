@@ -210,3 +210,61 @@ aws:
     )
     assert json.loads(status.stdout)["tasks"]["completed"] == n_tasks
     assert "All 12 tasks completed." in out
+
+
+def test_dry_run_on_aws_reads_prices_and_creates_nothing(
+    moto_server: str, pricing_api: FakePricingApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_PRICING", pricing_api.url)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=moto_server)
+    sqs = boto3.client("sqs", region_name=REGION, endpoint_url=moto_server)
+    (tmp_path / "config.yml").write_text(
+        f"""\
+provider: aws
+aws:
+  job_id: {JOB}
+  region: {REGION}
+  image: ami-12c6146b
+  startup_script: python3 my_worker.py
+  use_spot: false
+  max_instances: 3
+"""
+    )
+    (tmp_path / "tasks.json").write_text(
+        json.dumps([{"task_id": f"t{i}", "data": {}} for i in range(50)])
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cloud_tasks",
+            "run",
+            "--config",
+            "config.yml",
+            "--tasks",
+            "tasks.json",
+            "--dry-run",
+            "--task-duration",
+            "3600",
+            "--format",
+            "json",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    # The cheapest on-demand price per task slot: c7i.xlarge ($0.1785 / 4 slots) beats
+    # m7i.large ($0.1008 / 2 slots).
+    assert plan["instance_type"] == "c7i.xlarge"
+    assert plan["tasks_per_instance"] == 4
+    assert plan["instances"] == 3
+    assert plan["price_per_hour_usd"] == pytest.approx(0.1785, rel=0.1)
+    assert plan["estimate"]["makespan_s"] == pytest.approx(3600 * -(-50 // 12))
+    assert "export RMS_CLOUD_TASKS_PROVIDER=aws" in plan["startup_script"]
+    assert sqs.list_queues().get("QueueUrls", []) == []
+    assert ec2.describe_instances()["Reservations"] == []
+    assert not (tmp_path / f"{JOB}.db").exists()

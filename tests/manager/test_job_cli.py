@@ -174,3 +174,17 @@ def test_status_without_database_says_what_to_do(tmp_path: Path) -> None:
     result = _cli("status", "--config", "c.yml")
     assert result.returncode == 1
     assert "no task database" in result.stderr and "cloud_tasks run" in result.stderr
+
+
+def test_oversized_task_is_named_before_anything_is_sent(
+    tmp_path: Path, state_home: dict[str, str]
+) -> None:
+    (tmp_path / "c.yml").write_text(
+        "provider: local\nlocal:\n  job_id: big-job\n  startup_script: echo\n"
+    )
+    tasks = [{"task_id": "small", "data": {}}, {"task_id": "huge", "data": {"x": "y" * 300_000}}]
+    (tmp_path / "tasks.json").write_text(json.dumps(tasks))
+    result = _cli("run", "--config", "c.yml", "--tasks", "tasks.json", env=state_home)
+    assert result.returncode == 1
+    assert "huge" in result.stderr and "message limit" in result.stderr
+    assert not (tmp_path / "big-job.db").exists()

@@ -71,14 +71,19 @@ def _require_runnable(config: JobConfig) -> None:
         )
 
 
-def _validate_tasks(path: Path, max_message_bytes: int) -> int:
-    """Check the whole task file (and message sizes) before anything is created."""
-    from cloud_tasks.taskfile import find_oversized, iter_tasks, validate_task_file
+def _validate_tasks(path: str, max_message_bytes: int) -> int:
+    """Check the whole task file (and message sizes) in one pass, before anything is created."""
+    from cloud_tasks.domain.tasks import encoded_size
+    from cloud_tasks.taskfile import iter_tasks
 
-    count = validate_task_file(path)
+    count = 0
+    oversized: list[str] = []
+    for task in iter_tasks(path):
+        count += 1
+        if encoded_size(task) > max_message_bytes:
+            oversized.append(task.task_id)
     if count == 0:
         raise TaskFileError(f"{path}: the task file holds no tasks; nothing to run")
-    oversized = find_oversized(iter_tasks(path), max_message_bytes)
     if oversized:
         shown = ", ".join(oversized[:5]) + (" ..." if len(oversized) > 5 else "")
         raise TaskFileError(
@@ -241,9 +246,9 @@ def _delete_queues(adapters: Adapters) -> None:
     "--tasks",
     "--task-file",
     "tasks_file",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=str,
     default=None,
-    help="JSON or YAML task file to load (not needed with --continue).",
+    help="JSON or YAML task file (a path or URL) to load (not needed with --continue).",
 )
 @click.option(
     "--continue",
@@ -277,7 +282,7 @@ def run_command(**params: Any) -> None:
             _echo_err(notice)
     job_id = job_id_of(config)
     db_path = db_path_of(config)
-    tasks_file: Path | None = params["tasks_file"]
+    tasks_file: str | None = params["tasks_file"]
     if params["resume"]:
         _require_runnable(config)
         _resume(config, db_path, quiet=quiet, strict=params["strict"])
@@ -324,7 +329,7 @@ def run_command(**params: Any) -> None:
             provider=config.provider,
             queue=adapters.task_queue.name,
             config=config.source,
-            tasks_file=str(tasks_file.resolve()),
+            tasks_file=tasks_file if "://" in tasks_file else str(Path(tasks_file).resolve()),
             started_at=now,
             loaded=False,
         )
