@@ -10,6 +10,9 @@ from cloud_tasks.exceptions import ProviderError, QueueNotFoundError
 from cloud_tasks.ports import EventQueue, ReceivedEvent
 from tests.contract.conftest import EVENT_VISIBILITY_S, QueueKit
 
+# The Pub/Sub adapter sets return_immediately on purpose when asked not to wait.
+pytestmark = pytest.mark.filterwarnings("ignore:.*return_immediately:DeprecationWarning")
+
 
 def event(i: int) -> dict[str, object]:
     return {

@@ -15,6 +15,9 @@ from tests.contract.conftest import QueueKit
 LONG_LEASE_S = 60.0
 QUIET_WAIT_S = 0.3  # how long a receive that must come back empty waits
 
+# The Pub/Sub adapter sets return_immediately on purpose when asked not to wait.
+pytestmark = pytest.mark.filterwarnings("ignore:.*return_immediately:DeprecationWarning")
+
 
 def envelopes(count: int, prefix: str = "t") -> list[Envelope]:
     return [

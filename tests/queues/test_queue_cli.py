@@ -16,6 +16,9 @@ from click.testing import CliRunner
 
 from cloud_tasks.entrypoints.cli.main import cli, main
 
+# The Pub/Sub adapter sets return_immediately on purpose when asked not to wait.
+pytestmark = pytest.mark.filterwarnings("ignore:.*return_immediately:DeprecationWarning")
+
 
 @pytest.fixture(autouse=True)
 def _private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,6 +22,7 @@ import re
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -42,6 +43,9 @@ MIN_ACK_DEADLINE_S = 10  # for a subscription's default; modify_ack_deadline acc
 MAX_ACK_DEADLINE_S = 600
 MAX_DELIVERY_ATTEMPTS = 100
 MAX_PULL = 1000
+MAX_PUBLISH_MESSAGES = 1000
+MAX_PUBLISH_BYTES = 9 * 1000 * 1000  # under the 10 MB request limit
+PUBLISH_CONCURRENCY = 4
 RETENTION_S = 7 * 24 * 3600  # the maximum
 PEEK_LIMIT = 10_000
 _ACK_CHUNK = 500
@@ -67,7 +71,7 @@ def _google_credentials(credentials_file: str | None) -> Any:
 def build_pubsub_clients(
     credentials_file: str | None = None,
 ) -> tuple[PublisherClient, SubscriberClient]:
-    """A publisher batching for throughput and a subscriber; both honour PUBSUB_EMULATOR_HOST
+    """A publisher and a subscriber; both honour PUBSUB_EMULATOR_HOST
     and use Application Default Credentials unless a service-account file is given."""
     try:
         from google.cloud import pubsub_v1
@@ -76,12 +80,9 @@ def build_pubsub_clients(
             "the gcp provider needs google-cloud-pubsub: pip install 'rms-cloud-tasks[gcp]'"
         ) from exc
     credentials = _google_credentials(credentials_file)
-    batch = pubsub_v1.types.BatchSettings(
-        max_messages=1000, max_bytes=9 * 1000 * 1000, max_latency=0.02
-    )
     kwargs: dict[str, Any] = {} if credentials is None else {"credentials": credentials}
     with _translated("connecting to Pub/Sub", None):
-        publisher = pubsub_v1.PublisherClient(batch_settings=batch, **kwargs)
+        publisher = pubsub_v1.PublisherClient(**kwargs)
         subscriber = pubsub_v1.SubscriberClient(**kwargs)
     return publisher, subscriber
 
@@ -327,13 +328,47 @@ class _PubSubQueueBase:
     # -- messages ------------------------------------------------------------------------------
 
     def _publish(self, payloads: Sequence[bytes]) -> None:
-        """Publish everything through the batching publisher and wait for every ack."""
+        """Publish in requests of up to 1000 messages / 9 MB, several requests at once.
+
+        Direct ``Publish`` calls carry far less per-message overhead than the client's
+        future-per-message batching (about ten times the throughput on the emulator).
+        """
         if not payloads:
             return
+        requests: list[list[bytes]] = []
+        current: list[bytes] = []
+        current_bytes = 0
+        for data in payloads:
+            if current and (
+                len(current) == MAX_PUBLISH_MESSAGES
+                or current_bytes + len(data) > MAX_PUBLISH_BYTES
+            ):
+                requests.append(current)
+                current, current_bytes = [], 0
+            current.append(data)
+            current_bytes += len(data) + 64  # per-message framing
+        requests.append(current)
+        if len(requests) == 1:
+            self._publish_request(requests[0])
+            return
+        with ThreadPoolExecutor(max_workers=min(PUBLISH_CONCURRENCY, len(requests))) as pool:
+            for future in [pool.submit(self._publish_request, r) for r in requests]:
+                future.result()
+
+    def _publish_request(self, payloads: list[bytes]) -> None:
+        from google.pubsub_v1 import types as gtypes
+        from google.pubsub_v1.services.publisher import client as gapic
+
+        messages = [gtypes.PubsubMessage(data=data) for data in payloads]
         with self._errors("publishing messages"):
-            futures = [self.publisher.publish(self.topic_path, data) for data in payloads]
-            for future in futures:
-                future.result(timeout=300)
+            # The batching client subclasses the generated one and overrides ``publish`` with
+            # a future per message; call the generated RPC method for a whole batch at once.
+            gapic.PublisherClient.publish(
+                self.publisher,
+                request={"topic": self.topic_path, "messages": messages},
+                retry=_retry(),
+                timeout=120.0,
+            )
 
     def _pull(self, max_messages: int, wait_s: float) -> list[_Raw]:
         """Synchronous pull of up to ``max_messages``, waiting up to ``wait_s`` for the first."""

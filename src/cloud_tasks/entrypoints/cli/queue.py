@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from cloud_tasks.domain.options import JobConfig
-from cloud_tasks.domain.tasks import Envelope, Task
+from cloud_tasks.domain.tasks import Envelope, Task, encoded_size
 from cloud_tasks.entrypoints.cli.options import (
     common_options,
     format_option,
@@ -144,17 +144,24 @@ def load_queue(
     from cloud_tasks import taskfile
 
     config = resolve_config(**params)
-    total_in_file = taskfile.validate_task_file(tasks_path)
+    queue, events = _queues(config)
+
+    # One pass over the whole file checks every task and the size of every selected one.
+    end = None if limit is None else start_task + limit
+    total_in_file = 0
+    oversized: list[str] = []
+    for index, task in enumerate(taskfile.iter_tasks(tasks_path)):
+        total_in_file += 1
+        in_range = index >= start_task and (end is None or index < end)
+        if in_range and encoded_size(task) > queue.max_message_bytes:
+            oversized.append(task.task_id)
+    if oversized:
+        raise _too_large(tasks_path, oversized, queue.max_message_bytes, config.provider)
+    stop = total_in_file if end is None else min(total_in_file, end)
+    to_load = max(0, stop - start_task)
 
     def selected() -> Iterator[Task]:
         return taskfile.select_tasks(taskfile.iter_tasks(tasks_path), start=start_task, limit=limit)
-
-    queue, events = _queues(config)
-    oversized = taskfile.find_oversized(selected(), queue.max_message_bytes)
-    if oversized:
-        raise _too_large(tasks_path, oversized, queue.max_message_bytes, config.provider)
-    stop = total_in_file if limit is None else min(total_in_file, start_task + limit)
-    to_load = max(0, stop - start_task)
 
     existed = queue.exists()
     queue.create()
