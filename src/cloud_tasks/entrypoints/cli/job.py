@@ -7,7 +7,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import click
 
 from cloud_tasks.domain.cost import estimate_job
 from cloud_tasks.domain.options import JobConfig
+from cloud_tasks.domain.tasks import Task
 from cloud_tasks.entrypoints.cli.options import (
     common_options,
     format_option,
@@ -24,6 +25,7 @@ from cloud_tasks.entrypoints.cli.options import (
     verbosity,
 )
 from cloud_tasks.exceptions import CloudTasksError, ConfigError, QueueNotFoundError, TaskFileError
+from cloud_tasks.manager.exports import DUMP_CHOICES, EventExport
 from cloud_tasks.manager.pool import JobOutcome, PoolManager, PoolSnapshot
 from cloud_tasks.manager.report import build_report, format_report
 from cloud_tasks.manager.session import (
@@ -168,13 +170,15 @@ def _supervise(
     quiet: bool,
     strict: bool,
     resume_hint: str,
+    output_file: str | None = None,
 ) -> None:
     """Run the pool manager with a live display; Ctrl-C asks what to do."""
     counts = db.counts()
     plan = make_plan(config, adapters, max(counts.remaining, 1))
     settings = pool_settings(config, plan, tasks_known=tasks_known)
     display = _LiveDisplay(counts.total, quiet)
-    with display:
+    export = EventExport(db, output_file) if output_file else None
+    with display, export or contextlib.nullcontext():
         display.log(
             f"instance type {plan.best.name} ({plan.best.tasks_per_instance} tasks each, "
             f"${plan.best.price_per_hour_usd:.4f}/h), up to {plan.initial_count} instances"
@@ -188,7 +192,7 @@ def _supervise(
                 clock=_SystemClock(),
                 options=plan.options,
                 settings=settings,
-                on_update=display.update,
+                on_update=_with_export(display.update, export),
                 log=display.log,
             )
             try:
@@ -212,6 +216,34 @@ def _supervise(
                 )
                 sys.exit(130)
     _final(outcome, db, strict=strict, quiet=quiet)
+
+
+def _with_export(
+    update: Callable[[PoolSnapshot], None], export: EventExport | None
+) -> Callable[[PoolSnapshot], None]:
+    """The manager's update callback, also appending new events to ``--output-file``."""
+    if export is None:
+        return update
+
+    def update_and_export(snapshot: PoolSnapshot) -> None:
+        update(snapshot)
+        export.flush()
+
+    return update_and_export
+
+
+def _tasks_to_load(tasks_file: str, skip_completed_db: str | None) -> Iterator[Task]:
+    """The task file's tasks, without those completed in ``--skip-completed``'s database."""
+    from cloud_tasks.taskfile import iter_tasks
+
+    tasks = iter_tasks(tasks_file)
+    if skip_completed_db is None:
+        yield from tasks
+        return
+    from cloud_tasks.manager.exports import skip_completed
+
+    with TaskDatabase.open_existing(skip_completed_db) as earlier:
+        yield from skip_completed(tasks, earlier)
 
 
 def _ask_after_interrupt(display: _LiveDisplay) -> str:
@@ -265,6 +297,20 @@ def _delete_queues(adapters: Adapters) -> None:
 )
 @click.option("--force", is_flag=True, help="Start over even if the queue or database exist.")
 @click.option("--strict", is_flag=True, help="Exit 1 when any task failed.")
+@click.option(
+    "--output-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Append every event (not keep-alives) to this file as JSON lines while the job runs; "
+    "with --continue into a new file, the events already recorded come first.",
+)
+@click.option(
+    "--skip-completed",
+    "skip_completed_db",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Load only the tasks that are not completed in this earlier job's task database.",
+)
 @format_option
 def run_command(**params: Any) -> None:
     """Load tasks, start and supervise instances until every task is done.
@@ -285,12 +331,24 @@ def run_command(**params: Any) -> None:
     tasks_file: str | None = params["tasks_file"]
     if params["resume"]:
         _require_runnable(config)
-        _resume(config, db_path, quiet=quiet, strict=params["strict"])
+        _resume(
+            config, db_path, quiet=quiet, strict=params["strict"], output_file=params["output_file"]
+        )
         return
     if tasks_file is None:
         raise click.UsageError("give the task file with --tasks FILE (or resume with --continue)")
     adapters = build_adapters(config, db_path)
     n_tasks = _validate_tasks(tasks_file, adapters.task_queue.max_message_bytes)
+    skip_db: str | None = params["skip_completed_db"]
+    if skip_db is not None:
+        from cloud_tasks.manager.exports import open_earlier_database
+
+        open_earlier_database(skip_db, db_path).close()
+        skip_db = str(Path(skip_db).resolve())
+        n_tasks = sum(1 for _task in _tasks_to_load(tasks_file, skip_db))
+        if n_tasks == 0:
+            click.echo(f"every task in {tasks_file} is completed in {skip_db}; nothing to run")
+            return
     plan = make_plan(config, adapters, n_tasks)
     if params["dry_run"]:
         _print_dry_run(config, plan, n_tasks, params["task_duration"], params["output_format"])
@@ -320,8 +378,6 @@ def run_command(**params: Any) -> None:
                 "resume with --continue, or purge it with --force"
             )
         adapters.task_queue.purge()
-    from cloud_tasks.taskfile import iter_tasks
-
     with TaskDatabase(db_path) as db:
         now = time.time()
         db.set_meta(
@@ -332,11 +388,12 @@ def run_command(**params: Any) -> None:
             tasks_file=tasks_file if "://" in tasks_file else str(Path(tasks_file).resolve()),
             started_at=now,
             loaded=False,
+            skip_completed=skip_db,
         )
-        db.add_tasks(iter_tasks(tasks_file), now)
+        db.add_tasks(_tasks_to_load(tasks_file, skip_db), now)
         if not quiet:
             _echo_err(f"loading {n_tasks} tasks into queue {adapters.task_queue.name!r}")
-        load_tasks(adapters.task_queue, iter_tasks(tasks_file))
+        load_tasks(adapters.task_queue, _tasks_to_load(tasks_file, skip_db))
         db.set_meta(loaded=True)
         _supervise(
             config,
@@ -346,6 +403,7 @@ def run_command(**params: Any) -> None:
             quiet=quiet,
             strict=params["strict"],
             resume_hint=_resume_hint(config),
+            output_file=params["output_file"],
         )
 
 
@@ -353,7 +411,14 @@ def _resume_hint(config: JobConfig) -> str:
     return "cloud_tasks run --continue" + (f" --config {config.source}" if config.source else "")
 
 
-def _resume(config: JobConfig, db_path: Path, *, quiet: bool, strict: bool) -> None:
+def _resume(
+    config: JobConfig,
+    db_path: Path,
+    *,
+    quiet: bool,
+    strict: bool,
+    output_file: str | None = None,
+) -> None:
     with TaskDatabase.open_existing(db_path) as db:
         adapters = build_adapters(config, db_path)
         meta = db.meta()
@@ -367,9 +432,8 @@ def _resume(config: JobConfig, db_path: Path, *, quiet: bool, strict: bool) -> N
             click.echo("every task was already done")
             return
         if not meta.get("loaded") and meta.get("tasks_file"):
-            from cloud_tasks.taskfile import iter_tasks
-
-            load_tasks(adapters.task_queue, iter_tasks(meta["tasks_file"]))
+            tasks = _tasks_to_load(meta["tasks_file"], meta.get("skip_completed"))
+            load_tasks(adapters.task_queue, tasks)
             db.set_meta(loaded=True)
         if not quiet:
             _echo_err(f"resuming job {job_id_of(config)}: {db.counts().remaining} tasks left")
@@ -381,6 +445,7 @@ def _resume(config: JobConfig, db_path: Path, *, quiet: bool, strict: bool) -> N
             quiet=quiet,
             strict=strict,
             resume_hint=_resume_hint(config),
+            output_file=output_file,
         )
 
 
@@ -502,12 +567,32 @@ def _instance_states(adapters: Adapters, job_id: str) -> dict[str, str] | None:
 @click.command("status")
 @common_options
 @_db_option
+@click.option(
+    "--dump",
+    "dump_state",
+    type=click.Choice(DUMP_CHOICES),
+    default=None,
+    help="Instead of the report, write the tasks in this state (unfinished: all but completed) "
+    "as a task file that run accepts unchanged.",
+)
+@click.option(
+    "--output",
+    "dump_output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="With --dump: the task file to write (.json, .yaml or .yml; default: JSON on stdout).",
+)
 @format_option
 def status_command(**params: Any) -> None:
     """Show task counts, throughput, ETA, failures with their last error, instances, spend."""
     config = resolve_config(**params)
     db_path = db_path_of(config)
     job_id = job_id_of(config)
+    if params["dump_state"] is not None:
+        _dump(db_path, params["dump_state"], params["dump_output"])
+        return
+    if params["dump_output"] is not None:
+        raise click.UsageError("--output goes with --dump STATE")
     with TaskDatabase.open_existing(db_path) as db:
         states = None
         if config.provider in RUNNABLE_PROVIDERS:
@@ -520,6 +605,15 @@ def status_command(**params: Any) -> None:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
         click.echo(format_report(report))
+
+
+def _dump(db_path: Path, choice: str, output: str | None) -> None:
+    from cloud_tasks.manager.exports import dump_states, dump_tasks
+
+    with TaskDatabase.open_existing(db_path) as db:
+        count = dump_tasks(db, dump_states(choice), output)
+    if output is not None:
+        _echo_err(f"wrote {count} {choice} task(s) to {output}")
 
 
 @click.command("stop")
