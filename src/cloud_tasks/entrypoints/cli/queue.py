@@ -7,7 +7,6 @@ import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from pathlib import Path
 from typing import Any
 
 import click
@@ -65,7 +64,7 @@ def _chunks(tasks: Iterator[Task], size: int) -> Iterator[list[Task]]:
         yield chunk
 
 
-def _too_large(path: Path, oversized: Sequence[str], limit: int, provider: str) -> TaskFileError:
+def _too_large(path: str, oversized: Sequence[str], limit: int, provider: str) -> TaskFileError:
     shown = ", ".join(repr(task_id) for task_id in oversized[:5])
     more = f" and {len(oversized) - 5} more" if len(oversized) > 5 else ""
     return TaskFileError(
@@ -73,6 +72,14 @@ def _too_large(path: Path, oversized: Sequence[str], limit: int, provider: str) 
         f"limit: {shown}{more}; nothing was sent. Make their data smaller (e.g. store it in a "
         "bucket and pass its address)"
     )
+
+
+def _not_completed(tasks: Iterator[Task], earlier_db: str) -> Iterator[Task]:
+    """``--skip-completed``: the tasks the earlier job's database does not record as completed."""
+    from cloud_tasks.manager.exports import open_earlier_database, skip_completed
+
+    with open_earlier_database(earlier_db) as earlier:
+        yield from skip_completed(tasks, earlier)
 
 
 def _progress(enabled: bool, total: int) -> tuple[Callable[[int], None], Callable[[], None]]:
@@ -109,9 +116,9 @@ def _progress(enabled: bool, total: int) -> tuple[Callable[[int], None], Callabl
     "--tasks",
     "--task-file",
     "tasks_path",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=str,
     required=True,
-    help="JSON or YAML task file: a list of {task_id, data}.",
+    help="JSON or YAML task file: a list of {task_id, data}; a path, s3://, gs:// or https:// URL.",
 )
 @click.option(
     "--start-task",
@@ -126,12 +133,20 @@ def _progress(enabled: bool, total: int) -> tuple[Callable[[int], None], Callabl
     is_flag=True,
     help="Send every selected task again, even those already recorded as loaded.",
 )
+@click.option(
+    "--skip-completed",
+    "skip_completed_db",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Leave out the tasks completed in this earlier job's task database.",
+)
 @format_option
 def load_queue(
-    tasks_path: Path,
+    tasks_path: str,
     start_task: int,
     limit: int | None,
     reload: bool,
+    skip_completed_db: str | None,
     output_format: str,
     **params: Any,
 ) -> None:
@@ -161,7 +176,15 @@ def load_queue(
     to_load = max(0, stop - start_task)
 
     def selected() -> Iterator[Task]:
-        return taskfile.select_tasks(taskfile.iter_tasks(tasks_path), start=start_task, limit=limit)
+        tasks = taskfile.select_tasks(
+            taskfile.iter_tasks(tasks_path), start=start_task, limit=limit
+        )
+        if skip_completed_db is None:
+            return tasks
+        return _not_completed(tasks, skip_completed_db)
+
+    if skip_completed_db is not None:
+        to_load = sum(1 for _task in selected())
 
     existed = queue.exists()
     queue.create()
