@@ -1,0 +1,150 @@
+"""The real worker drains real queues: SQLite, SQS on moto, Pub/Sub on the emulator.
+
+200 tasks, one of which fails once and one of which always times out; the first worker is
+killed with SIGKILL (its whole process group, as when a VM vanishes) midway, and a second one
+finishes the job. Every task must end exactly as SPEC §7 says, and none may be lost.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from cloud_tasks import bootstrap
+from cloud_tasks.domain.options import JobConfig, ProviderOptions
+from cloud_tasks.domain.tasks import Envelope, Task
+from cloud_tasks.ports import EventQueue, TaskQueue
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*return_immediately:DeprecationWarning")
+
+SCRIPT = Path(__file__).parent / "scripts" / "queue_worker.py"
+NORMAL = 198
+WORKER_ARGS = [
+    "--num-simultaneous-tasks", "6",
+    "--visibility-timeout", "3",   # a killed worker's tasks come back within seconds
+    "--max-runtime", "2",
+    "--retry-on-timeout",
+    "--max-attempts", "2",
+    "--keepalive-interval", "0",
+    "--exit-when-idle", "8",       # longer than a lease, so orphaned tasks are seen again
+]  # fmt: skip
+
+
+@attrs.frozen
+class Setup:
+    config: JobConfig
+    env: dict[str, str]
+
+
+@pytest.fixture(params=["sqlite", "sqs", "pubsub"])
+def setup(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Setup:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RMS_CLOUD_TASKS_")}
+    env["RMS_CLOUD_TASKS_JOB_ID"] = "drain-job"
+    if request.param == "sqlite":
+        queue_dir = str(tmp_path / "queues")
+        monkeypatch.setenv("RMS_CLOUD_TASKS_QUEUE_DIR", queue_dir)
+        env.update(RMS_CLOUD_TASKS_PROVIDER="local", RMS_CLOUD_TASKS_QUEUE_DIR=queue_dir)
+        config = JobConfig("local", ProviderOptions(job_id="drain-job"))
+    elif request.param == "sqs":
+        request.getfixturevalue("moto_server")
+        env.update(os.environ)  # picks up AWS_ENDPOINT_URL
+        env.update(RMS_CLOUD_TASKS_PROVIDER="aws", RMS_CLOUD_TASKS_REGION="us-east-1")
+        config = JobConfig("aws", ProviderOptions(job_id="drain-job", region="us-east-1"))
+    else:
+        emulator: Any = request.getfixturevalue("pubsub_emulator")
+        env.update(os.environ)  # picks up PUBSUB_EMULATOR_HOST
+        env.update(RMS_CLOUD_TASKS_PROVIDER="gcp", RMS_CLOUD_TASKS_PROJECT_ID=emulator.project_id)
+        config = JobConfig(
+            "gcp", ProviderOptions(job_id="drain-job", project_id=emulator.project_id)
+        )
+    return Setup(config, env)
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, str(SCRIPT), *WORKER_ARGS],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, task processes included
+        )
+
+
+def collect(events: EventQueue, into: list[dict[str, Any]], wait_s: float = 1.0) -> int:
+    received = events.receive(100, wait_s=wait_s)
+    into.extend(dict(r.event) for r in received)
+    if received:
+        events.ack([r.receipt for r in received])
+    return len(received)
+
+
+def test_worker_drains_the_queue_through_a_crash(setup: Setup, tmp_path: Path) -> None:
+    queue: TaskQueue = bootstrap.make_task_queue(setup.config)
+    events: EventQueue = bootstrap.make_event_queue(setup.config)
+    queue.create()
+    events.create()
+    tasks = [Task(f"t{i:03d}", {"value": i}) for i in range(NORMAL)]
+    tasks += [Task("fails-once", {"mode": "fail_once"}), Task("times-out", {"mode": "timeout"})]
+    queue.send([Envelope(task) for task in tasks])
+
+    seen: list[dict[str, Any]] = []
+    first = start_worker(setup.env, tmp_path / "worker1.log")
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and first.poll() is None:
+            collect(events, seen)
+            if sum(e["event_type"] == "task_completed" for e in seen) >= 40:
+                break
+        assert first.poll() is None, (tmp_path / "worker1.log").read_text()
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the VM vanishes: no cleanup, no release
+        first.wait(timeout=30)
+
+    before_kill = len(seen)
+    second = start_worker(setup.env, tmp_path / "worker2.log")
+    try:
+        second.wait(timeout=240)
+    finally:
+        if second.poll() is None:
+            os.killpg(second.pid, signal.SIGKILL)
+            second.wait(timeout=30)
+    log = (tmp_path / "worker2.log").read_text()
+    assert second.returncode == 0, log
+    while collect(events, seen, wait_s=2.0):
+        pass
+    assert any(e["event_type"] == "task_completed" for e in seen[before_kill:]), "no second run"
+
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for event in seen:
+        if "task_id" in event:
+            by_task.setdefault(event["task_id"], []).append(event)
+    assert set(by_task) == {task.task_id for task in tasks}, "a task was lost"
+    for task in tasks[:NORMAL]:
+        outcomes = by_task[task.task_id]
+        assert any(e["event_type"] == "task_completed" and e["success"] for e in outcomes), outcomes
+        assert not any(e["event_type"] == "task_dead_lettered" for e in outcomes), outcomes
+
+    once = sorted(
+        (e["attempt"], e["success"], e["retry"])
+        for e in by_task["fails-once"]
+        if e["event_type"] == "task_completed"
+    )
+    assert once[0] == (1, False, True)
+    assert once[-1] == (2, True, False)
+
+    slow = by_task["times-out"]
+    assert sorted({e["attempt"] for e in slow if e["event_type"] == "task_timed_out"}) == [1, 2]
+    dead = [e for e in slow if e["event_type"] == "task_dead_lettered"]
+    assert dead and dead[0]["attempt"] == 2
+    assert not any(e["event_type"] == "task_completed" for e in slow)
+
+    assert queue.receive(10, 30.0, wait_s=1.0) == []  # nothing left behind
