@@ -48,6 +48,7 @@ MAX_PUBLISH_BYTES = 9 * 1000 * 1000  # under the 10 MB request limit
 PUBLISH_CONCURRENCY = 4
 RETENTION_S = 7 * 24 * 3600  # the maximum
 PEEK_LIMIT = 10_000
+MONITORING_ENDPOINT = "https://monitoring.googleapis.com"
 _ACK_CHUNK = 500
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$")
 _LABELS = {"managed-by": "cloud_tasks"}
@@ -492,52 +493,64 @@ class _PubSubQueueBase:
 
     def _monitoring_count(self) -> int | None:
         """``num_undelivered_messages`` from Cloud Monitoring (lags by a few minutes), or None
-        when there is no recent data point (a new subscription) or on the emulator."""
-        if os.environ.get("PUBSUB_EMULATOR_HOST"):
+        when there is no recent data point (a new subscription) or no Monitoring (emulator).
+
+        ``CLOUDSDK_API_ENDPOINT_OVERRIDES_MONITORING`` points the call elsewhere (scheme, host
+        and port count); an ``http://`` endpoint is called without credentials.
+        """
+        override = os.environ.get("CLOUDSDK_API_ENDPOINT_OVERRIDES_MONITORING")
+        if os.environ.get("PUBSUB_EMULATOR_HOST") and not override:
             return None
         try:
-            import google.auth
-            from google.auth.transport.requests import AuthorizedSession
+            import requests
         except ImportError:
             return None
-        base = os.environ.get(
-            "CLOUDSDK_API_ENDPOINT_OVERRIDES_MONITORING", "https://monitoring.googleapis.com/"
-        )
-        base = re.sub(r"^(https?://[^/]+).*$", r"\1", base)
+        base = re.sub(r"^(https?://[^/]+).*$", r"\1", override or MONITORING_ENDPOINT)
         now = time.time()
         params = {
             "filter": (
                 'metric.type = "pubsub.googleapis.com/subscription/num_undelivered_messages" '
+                'AND resource.type = "pubsub_subscription" '
                 f'AND resource.labels.subscription_id = "{self.name}"'
             ),
             "interval.endTime": _rfc3339(now),
             "interval.startTime": _rfc3339(now - 600),
         }
-        with _translated(f"Pub/Sub queue {self.name!r}: reading its backlog", None):
-            credentials = _google_credentials(self._credentials_file)
-            if credentials is None:
-                credentials, _ = google.auth.default(
-                    scopes=["https://www.googleapis.com/auth/monitoring.read"]
+        what = f"Pub/Sub queue {self.name!r}: reading its backlog from Cloud Monitoring"
+        with _translated(what, None):
+            session = self._monitoring_session(anonymous=base.startswith("http://"))
+            try:
+                response = session.get(
+                    f"{base}/v3/projects/{self.project_id}/timeSeries", params=params, timeout=30
                 )
-            session = AuthorizedSession(credentials)  # type: ignore[no-untyped-call]
-            response = session.get(
-                f"{base}/v3/projects/{self.project_id}/timeSeries", params=params, timeout=30
-            )
+                payload = response.json() if response.status_code == 200 else {}
+            except (requests.RequestException, ValueError) as exc:
+                raise ProviderError(f"{what}: {exc}") from exc
         if response.status_code in (401, 403):
-            raise CredentialsError(
-                f"Pub/Sub queue {self.name!r}: cannot read its backlog from Cloud Monitoring "
-                "(needs roles/monitoring.viewer)"
-            )
+            raise CredentialsError(f"{what}: permission denied (needs roles/monitoring.viewer)")
         if response.status_code != 200:
-            raise ProviderError(
-                f"Pub/Sub queue {self.name!r}: Cloud Monitoring answered "
-                f"{response.status_code} when asked for the backlog"
-            )
-        series = response.json().get("timeSeries", [])
+            raise ProviderError(f"{what}: the service answered HTTP {response.status_code}")
+        series = payload.get("timeSeries", []) if isinstance(payload, dict) else []
         if not series or not series[0].get("points"):
             return None
+        # Points come newest first.
         value = series[0]["points"][0].get("value", {})
         return int(value.get("int64Value", value.get("doubleValue", 0)))
+
+    def _monitoring_session(self, *, anonymous: bool) -> Any:
+        import requests
+
+        if anonymous:
+            return requests.Session()
+        import google.auth
+        from google.auth.transport.requests import AuthorizedSession
+
+        credentials = _google_credentials(self._credentials_file)
+        if credentials is None:
+            credentials, _ = google.auth.default(
+                scopes=["https://www.googleapis.com/auth/monitoring.read"]
+            )
+        return AuthorizedSession(credentials)  # type: ignore[no-untyped-call]
 
     def _depth(self) -> int:
         # Raise QueueNotFoundError for a missing queue before asking anything else.
