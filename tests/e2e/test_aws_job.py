@@ -9,6 +9,7 @@ instance and delete both queues.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import subprocess
@@ -70,6 +71,38 @@ def _event(instance_id: str, kind: str, **fields: Any) -> str:
             **fields,
         }
     )
+
+
+def _play_workers(sqs: Any, workers: list[str], done: set[str]) -> None:
+    """One round of every worker: a keep-alive each, then run what the task queue hands out."""
+    events_url = _queue_url(sqs, f"{JOB}-events")
+    tasks_url = _queue_url(sqs, JOB)
+    if not (events_url and tasks_url and workers):
+        return
+    for instance_id in workers:
+        sqs.send_message(
+            QueueUrl=events_url, MessageBody=_event(instance_id, "keep_alive", running_tasks=0)
+        )
+    messages = sqs.receive_message(
+        QueueUrl=tasks_url, MaxNumberOfMessages=10, VisibilityTimeout=30
+    ).get("Messages", [])
+    for index, message in enumerate(messages):
+        body = json.loads(message["Body"])
+        sqs.delete_message(QueueUrl=tasks_url, ReceiptHandle=message["ReceiptHandle"])
+        sqs.send_message(
+            QueueUrl=events_url,
+            MessageBody=_event(
+                workers[index % len(workers)],
+                "task_completed",
+                task_id=body["task_id"],
+                success=True,
+                retry=False,
+                attempt=body.get("failures", 0) + 1,
+                elapsed_time=0.1,
+                result={"i": body["data"]["i"]},
+            ),
+        )
+        done.add(body["task_id"])
 
 
 def test_run_on_aws_launches_tagged_spot_instances_and_cleans_up(
@@ -137,36 +170,9 @@ aws:
                         InstanceId=instance_id, Attribute="userData"
                     )["UserData"]["Value"]
                     user_data[instance_id] = base64.b64decode(raw).decode()
-            events_url = _queue_url(sqs, f"{JOB}-events")
-            tasks_url = _queue_url(sqs, JOB)
-            if events_url and tasks_url and seen:
-                workers = sorted(seen)
-                for instance_id in workers:
-                    sqs.send_message(
-                        QueueUrl=events_url,
-                        MessageBody=_event(instance_id, "keep_alive", running_tasks=0),
-                    )
-                messages = sqs.receive_message(
-                    QueueUrl=tasks_url, MaxNumberOfMessages=10, VisibilityTimeout=30
-                ).get("Messages", [])
-                for index, message in enumerate(messages):
-                    body = json.loads(message["Body"])
-                    worker = workers[index % len(workers)]
-                    sqs.delete_message(QueueUrl=tasks_url, ReceiptHandle=message["ReceiptHandle"])
-                    sqs.send_message(
-                        QueueUrl=events_url,
-                        MessageBody=_event(
-                            worker,
-                            "task_completed",
-                            task_id=body["task_id"],
-                            success=True,
-                            retry=False,
-                            attempt=body.get("failures", 0) + 1,
-                            elapsed_time=0.1,
-                            result={"i": body["data"]["i"]},
-                        ),
-                    )
-                    done.add(body["task_id"])
+            # At the end of the job the manager deletes the queues under the workers' feet.
+            with contextlib.suppress(sqs.exceptions.QueueDoesNotExist):
+                _play_workers(sqs, sorted(seen), done)
             time.sleep(0.3)
         out, err = manager.communicate(timeout=60)
     finally:
