@@ -272,3 +272,13 @@ def test_a_new_manager_resumes_from_database_and_tagged_instances() -> None:
     assert resumed.launched == 0
     assert outcome.spend_usd > spend_before
     assert job.compute.list_instances("job") == []
+
+
+def test_an_instance_that_never_starts_working_is_replaced() -> None:
+    job = make_job(24, duration_s=200.0, worker_kw={"broken_startup": lambda i: i == "mem-000001"})
+    outcome = job.run()
+    assert outcome.status == "completed", outcome.message
+    assert any("mem-000001 sent no keep-alive within 300s" in line for line in job.log)
+    ended = {r.instance_id: r.end_reason for r in job.db.instances()}
+    assert ended["mem-000001"] == "unhealthy"
+    assert job.db.counts().completed == 24

@@ -77,7 +77,8 @@ class SimulatedWorkers:
 
     ``tasks_per_instance`` maps an instance type to its slots. ``startup_delay_s`` is the time
     from "running" until the worker starts (installing software); ``broken_startup`` makes every
-    worker never start at all, as a broken startup script would. ``silent_after_s`` makes a
+    worker (or those whose instance id it accepts, when a predicate) never start at all, as a
+    broken startup script or a bad VM would. ``silent_after_s`` makes a
     worker stop sending keep-alives (and working) that long after it started: a hung VM.
     """
 
@@ -94,7 +95,7 @@ class SimulatedWorkers:
         outcome: OutcomeModel | None = None,
         keepalive_interval_s: float = 60.0,
         startup_delay_s: float = 0.0,
-        broken_startup: bool = False,
+        broken_startup: bool | Callable[[str], bool] = False,
         silent_after_s: float | None = None,
         visibility_timeout_s: float = 3600.0,
     ) -> None:
@@ -177,7 +178,10 @@ class SimulatedWorkers:
             self.event_queue.send(events)
 
     def _working(self, vm: _Vm, now: float) -> bool:
-        if self.broken_startup or now < vm.booted_at + self.startup_delay_s:
+        broken = self.broken_startup
+        if broken is True or (callable(broken) and broken(vm.instance_id)):
+            return False
+        if now < vm.booted_at + self.startup_delay_s:
             return False
         return self.silent_after_s is None or now < (
             vm.booted_at + self.startup_delay_s + self.silent_after_s
