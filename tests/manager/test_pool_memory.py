@@ -282,3 +282,23 @@ def test_an_instance_that_never_starts_working_is_replaced() -> None:
     ended = {r.instance_id: r.end_reason for r in job.db.instances()}
     assert ended["mem-000001"] == "unhealthy"
     assert job.db.counts().completed == 24
+
+
+class _LossyEventQueue(InMemoryEventQueue):
+    """An event queue that loses the outcome of one task (a worker crashed after its ack)."""
+
+    def send(self, events: Any) -> None:
+        super().send([e for e in events if e.get("task_id") != "t0003"])
+
+
+def test_lost_outcome_is_failed_not_waited_on_forever() -> None:
+    job = make_job(10, duration_s=60.0)
+    lossy = _LossyEventQueue("job-events", clock=job.clock, service=job.event_queue._service)
+    job.workers.event_queue = lossy
+    outcome = job.run()
+    assert outcome.status == "completed"
+    row = job.db.task("t0003")
+    assert row is not None and row.state == "failed"
+    assert row.error is not None and "without an outcome event" in row.error
+    assert job.db.counts().completed == 9
+    assert any("left the queue without an outcome event" in line for line in job.log)

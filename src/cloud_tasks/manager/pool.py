@@ -134,6 +134,7 @@ class _Tracked:
     first_alive: float | None = None
     last_alive: float | None = None
     last_busy: float = 0.0
+    running_tasks: int = 0
 
 
 class _Abort(Exception):
@@ -180,6 +181,8 @@ class PoolManager:
         self._empty_checks = 0
         self._next_check = 0.0
         self._depth = 0
+        self._last_task_event = float("-inf")
+        self._busy_reported_at = float("-inf")
         self._option_by_type = {option.candidate.name: option for option in self.options}
 
     # -- plumbing -------------------------------------------------------------------------
@@ -254,7 +257,11 @@ class PoolManager:
         """``manage_pool``: done once the queue stayed empty for two checks."""
         if self.settings.tasks_known:
             return False
-        return self._empty_checks >= 2 and self.db.counts().remaining == 0
+        return (
+            self._empty_checks >= 2
+            and self.db.counts().remaining == 0
+            and all(t.running_tasks == 0 for t in self.tracked.values())
+        )
 
     def _adopt_recorded(self) -> None:
         """After a restart: resume tracking the instances the database says are running."""
@@ -309,11 +316,19 @@ class PoolManager:
                 if instance_id in self.tracked:
                     self.tracked[instance_id].last_busy = seen
             for event in events:
-                if event.get("event_type") == "keep_alive" and any(
-                    isinstance(event.get(f), int) and event[f] > 0 for f in _BUSY_FIELDS
-                ):
-                    tracked = self.tracked.get(str(event.get("instance_id")))
-                    if tracked is not None:
+                if event.get("task_id") is not None:
+                    self._last_task_event = now
+                if event.get("event_type") != "keep_alive":
+                    continue
+                running = max(
+                    (event[f] for f in _BUSY_FIELDS if isinstance(event.get(f), int)), default=0
+                )
+                if running > 0:
+                    self._busy_reported_at = now
+                tracked = self.tracked.get(str(event.get("instance_id")))
+                if tracked is not None:
+                    tracked.running_tasks = running
+                    if running > 0:
                         tracked.last_busy = now
             if len(batch) < 500:
                 break
@@ -466,16 +481,28 @@ class PoolManager:
             self._empty_since = now
         self._empty_checks += 1
         counts = self.db.counts()
-        if (
-            self.settings.tasks_known
-            and counts.remaining > 0
-            and self._empty_checks >= 3
-            and now - self._empty_since >= LOST_OUTCOME_GRACE_S
-        ):
+        if self.settings.tasks_known and counts.remaining > 0 and self._quiet_for(now):
             lost = self.db.mark_lost(
                 now, "the task left the queue without an outcome event (event lost)"
             )
             self.log(f"{lost} tasks left the queue without an outcome event; marked failed")
+
+    def _quiet_for(self, now: float) -> bool:
+        """The queue has been empty, and no worker busy or reporting, for long enough.
+
+        Queue depths are approximate (and lag on some providers), so an empty queue alone is
+        not trusted: three checks in a row, a grace period, no task event and no keep-alive
+        reporting running tasks during it.
+        """
+        grace = max(LOST_OUTCOME_GRACE_S, 3 * self.settings.scaling_check_interval_s)
+        return (
+            self._empty_since is not None
+            and self._empty_checks >= 3
+            and now - self._empty_since >= grace
+            and now - self._last_task_event >= grace
+            and now - self._busy_reported_at >= grace
+            and all(t.running_tasks == 0 for t in self.tracked.values())
+        )
 
     def _remaining(self) -> int:
         counts = self.db.counts()
