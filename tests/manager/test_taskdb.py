@@ -209,3 +209,14 @@ def test_running_tasks_are_estimated_from_keepalives() -> None:
     counts = db.counts_with_running()
     assert (counts.pending, counts.running, counts.completed) == (4, 0, 1)
     assert db.counts().running == 0  # the state counts themselves are untouched
+
+
+def test_in_memory_database_for_simulations() -> None:
+    db = TaskDatabase(":memory:")
+    db.add_tasks([Task("a")], now=0.0)
+    db.record_instance(InstanceRecord("i-1", "n", "t", "z", True, 3.6, launched_at=0.0))
+    assert abs(db.spend_usd(now=1000.0) - 1.0) < 1e-9
+    db.end_instance("i-1", 2000.0, "done")
+    db.end_instance("i-1", 9000.0, "again")  # ending twice changes nothing
+    assert abs(db.spend_usd(now=5000.0) - 2.0) < 1e-9
+    assert not os.path.exists(":memory:")

@@ -160,7 +160,7 @@ def build_report(
         top_errors=tuple(db.top_errors()) if detailed else (),
         failures=tuple((row.task_id, row.error or "") for row in db.failures()) if detailed else (),
         instances=instance_views(records, instance_states, now),
-        spend_usd=sum(record.cost_usd(now) for record in records),
+        spend_usd=db.spend_usd(now),
         duplicate_completions=db.duplicate_completions() if detailed else 0,
     )
 

@@ -136,6 +136,7 @@ class InstanceRecord:
     first_seen_alive: float | None = None
     last_seen_alive: float | None = None
     last_task_event: float | None = None
+    running_tasks: int = 0
 
     def cost_usd(self, now: float) -> float:
         end = self.ended_at if self.ended_at is not None else now
@@ -177,12 +178,16 @@ class TaskDatabase:
     """The SQLite task database of one job. Not thread-safe: use it from one thread."""
 
     def __init__(self, path: str | Path) -> None:
+        """Open (creating when missing) the database at ``path``; ``":memory:"`` keeps it in
+        memory (simulations)."""
         self.path = Path(path)
+        in_memory = str(path) == ":memory:"
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            os.close(fd)
-            os.chmod(self.path, 0o600)
-            self._db = sqlite3.connect(self.path, isolation_level=None)
+            if not in_memory:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                os.close(fd)
+                os.chmod(self.path, 0o600)
+            self._db = sqlite3.connect(":memory:" if in_memory else self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=10000")
@@ -192,6 +197,19 @@ class TaskDatabase:
                 f"{self.path}: cannot open the task database: {exc}; check the path of db_file"
             ) from exc
         self._counts = self._load_counts()
+        # Spend and running tasks are read at every refresh of the live display: kept here so
+        # that reading them costs O(active instances), not a scan of every instance ever run.
+        self._active: dict[str, list[float]] = {}  # id → [price, launched_at, running tasks]
+        self._ended_cost_usd = 0.0
+        for record in self.instances():
+            if record.ended_at is None:
+                self._active[record.instance_id] = [
+                    record.price_per_hour_usd,
+                    record.launched_at,
+                    float(record.running_tasks),
+                ]
+            else:
+                self._ended_cost_usd += record.cost_usd(record.ended_at)
 
     @classmethod
     def open_existing(cls, path: str | Path) -> TaskDatabase:
@@ -359,6 +377,8 @@ class TaskDatabase:
                     "UPDATE instances SET running_tasks = ? WHERE instance_id = ?",
                     (running, instance_id),
                 )
+                if instance_id in self._active:
+                    self._active[instance_id][2] = float(running)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -464,7 +484,7 @@ class TaskDatabase:
     # -- instances ------------------------------------------------------------------------
 
     def record_instance(self, record: InstanceRecord) -> None:
-        self._db.execute(
+        cursor = self._db.execute(
             "INSERT INTO instances (instance_id, name, instance_type, zone, is_spot, "
             "price_per_hour_usd, launched_at) VALUES (?,?,?,?,?,?,?) "
             "ON CONFLICT(instance_id) DO NOTHING",
@@ -478,19 +498,25 @@ class TaskDatabase:
                 record.launched_at,
             ),
         )
+        if cursor.rowcount:
+            self._active[record.instance_id] = [record.price_per_hour_usd, record.launched_at, 0.0]
 
     def end_instance(self, instance_id: str, ended_at: float, reason: str) -> None:
-        self._db.execute(
-            "UPDATE instances SET ended_at = ?, end_reason = ? "
+        cursor = self._db.execute(
+            "UPDATE instances SET ended_at = ?, end_reason = ?, running_tasks = 0 "
             "WHERE instance_id = ? AND ended_at IS NULL",
             (ended_at, reason, instance_id),
         )
+        active = self._active.pop(instance_id, None)
+        if cursor.rowcount and active is not None:
+            price, launched_at, _ = active
+            self._ended_cost_usd += price * max(0.0, ended_at - launched_at) / 3600.0
 
     def instances(self, *, active_only: bool = False) -> list[InstanceRecord]:
         query = (
             "SELECT instance_id, name, instance_type, zone, is_spot, price_per_hour_usd, "
             "launched_at, ended_at, end_reason, first_seen_alive, last_seen_alive, "
-            "last_task_event FROM instances"
+            "last_task_event, running_tasks FROM instances"
         )
         if active_only:
             query += " WHERE ended_at IS NULL"
@@ -500,7 +526,12 @@ class TaskDatabase:
         ]
 
     def spend_usd(self, now: float) -> float:
-        return sum(record.cost_usd(now) for record in self.instances())
+        """USD spent: every instance's launch-time price times how long it ran (or runs)."""
+        running = sum(
+            price * max(0.0, now - launched_at) / 3600.0
+            for price, launched_at, _ in self._active.values()
+        )
+        return self._ended_cost_usd + running
 
     def counts_with_running(self) -> TaskCounts:
         """``counts()``, with tasks running on instances estimated from their keep-alives.
@@ -509,10 +540,8 @@ class TaskDatabase:
         counted as running instead of pending.
         """
         counts = self.counts()
-        row = self._db.execute(
-            "SELECT COALESCE(SUM(running_tasks), 0) FROM instances WHERE ended_at IS NULL"
-        ).fetchone()
-        running = min(counts.pending, int(row[0]))
+        reported = int(sum(running for _, _, running in self._active.values()))
+        running = min(counts.pending, reported)
         if running <= 0:
             return counts
         return attrs.evolve(
