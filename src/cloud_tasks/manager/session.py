@@ -188,7 +188,11 @@ def pool_settings(config: JobConfig, plan: JobPlan, *, tasks_known: bool = True)
         keepalive_interval_s=run.keepalive_interval,
         keepalive_startup_timeout_s=run.keepalive_startup_timeout,
         keepalive_timeout_s=run.keepalive_timeout,
-        event_poll_interval_s=min(1.0, max(run.scaling_check_interval, 0.05)),
+        # Reading the local SQLite event queue is cheap: poll it often so the end of a job is
+        # noticed at once; cloud queues are polled once a second.
+        event_poll_interval_s=min(
+            0.25 if config.provider == "local" else 1.0, max(run.scaling_check_interval, 0.05)
+        ),
         service_account=config.provider_options.service_account,
         offload=config.provider != "memory",
         tasks_known=tasks_known,
