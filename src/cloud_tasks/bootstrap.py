@@ -5,6 +5,7 @@ SDK-backed adapters are imported here lazily, only for the provider in use.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,33 @@ def make_compute(config: JobConfig, *, clock: Clock | None = None) -> Compute:
             images=clients["images"],
             project=project,
         )
+    if provider == "local":
+        return make_local_compute(config)
     raise ConfigError(f"provider {provider!r} has no standalone compute adapter; use 'run'")
+
+
+def make_local_compute(
+    config: JobConfig,
+    *,
+    db_path: str | Path | None = None,
+    environment: Mapping[str, str] | None = None,
+) -> Compute:
+    """The ``local`` provider's compute: process groups recorded beside the task database.
+
+    The instance registry and instance logs live in ``.cloud_tasks/<db name>/`` next to the
+    task database (``db_path``, else ``db_file``, else ``<job_id>.db``), so every command run
+    from the same place finds the same instances; startup scripts run in the directory of the
+    configuration file. ``environment`` is added to every instance's environment.
+    """
+    from cloud_tasks.adapters.local.compute import LocalCompute
+
+    job_id = config.provider_options.job_id
+    if db_path is None and not config.run.db_file and not job_id:
+        raise ConfigError("job_id is not set; add it to the local section or pass --job-id")
+    path = Path(db_path or config.run.db_file or f"{job_id}.db")
+    state_dir = path.resolve().parent / ".cloud_tasks" / path.stem
+    workdir = Path(config.source).resolve().parent if config.source else Path.cwd()
+    return LocalCompute(state_dir, workdir=workdir, environment=environment)
 
 
 def make_pricing(config: JobConfig) -> Pricing:

@@ -246,6 +246,10 @@ def test_interrupt_leaves_instances_running_and_stop_ends_them(tmp_path: Path) -
     assert manager.returncode == 130, out + err
     assert "--continue" in err and "cloud_tasks stop" in err
     assert len(_alive_pids(tmp_path)) == 2
+    listed = _cli(tmp_path, "list_running_instances", "--config", "config.yml", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert {i["state"] for i in json.loads(listed.stdout)} == {"running"}
+    assert len(json.loads(listed.stdout)) == 2
     result = _cli(tmp_path, "stop", "--config", "config.yml", "--delete-queues")
     assert result.returncode == 0, result.stderr
     assert "stopped 2 instances" in result.stdout

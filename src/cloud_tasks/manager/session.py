@@ -62,22 +62,12 @@ def db_path_of(config: JobConfig) -> Path:
     return Path(config.run.db_file or f"{job_id_of(config)}.db")
 
 
-def local_state_dir(db_path: Path) -> Path:
-    """Where the local provider keeps its instance registry and instance logs."""
-    return db_path.resolve().parent / ".cloud_tasks" / db_path.stem
-
-
-def config_dir(config: JobConfig) -> Path:
-    return Path(config.source).resolve().parent if config.source else Path.cwd()
-
-
 def build_adapters(config: JobConfig, db_path: Path, clock: Clock | None = None) -> Adapters:
     """The adapters of ``config.provider`` (SDKs are imported only for that provider)."""
     from cloud_tasks import bootstrap
 
     provider = config.provider
     if provider == "local":
-        from cloud_tasks.adapters.local.compute import LocalCompute, LocalPricing
         from cloud_tasks.adapters.local.sqlite_queue import default_queue_dir
 
         # Instances get the queue directory explicitly, so they find the same file whatever
@@ -87,10 +77,8 @@ def build_adapters(config: JobConfig, db_path: Path, clock: Clock | None = None)
         return Adapters(
             bootstrap.make_task_queue(config, queue_dir=queue_dir),
             bootstrap.make_event_queue(config, queue_dir=queue_dir),
-            LocalCompute(
-                local_state_dir(db_path), workdir=config_dir(config), environment=environment
-            ),
-            LocalPricing(),
+            bootstrap.make_local_compute(config, db_path=db_path, environment=environment),
+            bootstrap.make_pricing(config),
             environment,
         )
     return Adapters(
@@ -262,7 +250,6 @@ __all__ = [
     "describe_plan",
     "job_id_of",
     "load_tasks",
-    "local_state_dir",
     "make_plan",
     "pool_settings",
     "queue_name_of",
