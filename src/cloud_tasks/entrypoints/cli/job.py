@@ -115,7 +115,7 @@ class _LiveDisplay:
             disable=quiet or not self.console.is_terminal,
         )
         self.task = self.progress.add_task("tasks", total=total or None, detail="")
-        self._last_line = 0.0
+        self._last_line = time.monotonic()
 
     def __enter__(self) -> _LiveDisplay:
         self.progress.start()
