@@ -285,20 +285,44 @@ def test_an_instance_that_never_starts_working_is_replaced() -> None:
 
 
 class _LossyEventQueue(InMemoryEventQueue):
-    """An event queue that loses the outcome of one task (a worker crashed after its ack)."""
+    """An event queue that loses outcomes of one task (a worker died after its ack)."""
+
+    lose: int | None = None  # how many outcomes of t0003 to lose (None: all)
 
     def send(self, events: Any) -> None:
-        super().send([e for e in events if e.get("task_id") != "t0003"])
+        kept = []
+        for event in events:
+            if event.get("task_id") == "t0003" and (self.lose is None or self.lose > 0):
+                if self.lose is not None:
+                    self.lose -= 1
+                continue
+            kept.append(event)
+        super().send(kept)
 
 
-def test_lost_outcome_is_failed_not_waited_on_forever() -> None:
+def _lossy_job(lose: int | None) -> Job:
     job = make_job(10, duration_s=60.0)
     lossy = _LossyEventQueue("job-events", clock=job.clock, service=job.event_queue._service)
+    lossy.lose = lose
     job.workers.event_queue = lossy
+    return job
+
+
+def test_a_lost_outcome_runs_the_task_again() -> None:
+    job = _lossy_job(lose=1)
+    outcome = job.run()
+    assert outcome.status == "completed"
+    assert job.db.counts().completed == 10
+    assert any("sent them again" in line for line in job.log)
+    assert job.workers.stats.started == 11
+
+
+def test_an_outcome_lost_every_time_is_failed_not_waited_on_forever() -> None:
+    job = _lossy_job(lose=None)
     outcome = job.run()
     assert outcome.status == "completed"
     row = job.db.task("t0003")
     assert row is not None and row.state == "failed"
-    assert row.error is not None and "without an outcome event" in row.error
+    assert row.error is not None and "no outcome event after 4 runs" in row.error
     assert job.db.counts().completed == 9
-    assert any("left the queue without an outcome event" in line for line in job.log)
+    assert job.workers.stats.started == 10 + 3

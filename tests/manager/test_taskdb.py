@@ -170,11 +170,17 @@ def test_report_counts_errors_stats_and_json_keys() -> None:
     assert "2 completed, 1 failed" in text and "KeyError" in text and "t2" in text
 
 
-def test_mark_lost_fails_only_unfinished() -> None:
+def test_unfinished_tasks_can_be_resent_or_failed() -> None:
     db = _db(3)
     db.ingest([_done("t0")], now=101.0)
-    assert db.mark_lost(102.0, "no outcome received") == 2
-    assert db.counts().failed == 2 and db.counts().completed == 1
+    assert [(t.task_id, t.data, n) for t, n in db.unfinished()] == [
+        ("t1", {"i": 1}, 0),
+        ("t2", {"i": 2}, 0),
+    ]
+    db.mark_resent(["t1"])
+    assert dict((t.task_id, n) for t, n in db.unfinished()) == {"t1": 1, "t2": 0}
+    assert db.fail_tasks(["t0", "t2"], 102.0, "no outcome") == 1  # t0 is already completed
+    assert db.counts().failed == 1 and db.counts().completed == 1
     reopened = TaskDatabase("job.db")
     assert reopened.counts() == db.counts()
 

@@ -34,6 +34,7 @@ from cloud_tasks.domain.sizing import (
     idle_instances_to_terminate,
     target_pool_size,
 )
+from cloud_tasks.domain.tasks import Envelope, Task
 from cloud_tasks.exceptions import CapacityError, CloudTasksError, ProviderError
 from cloud_tasks.manager.taskdb import InstanceRecord, TaskCounts, TaskDatabase
 from cloud_tasks.ports import (
@@ -59,6 +60,8 @@ MAX_STARTUP_FAILURES = 3
 #: A queue that stays empty this long (and for three checks) while tasks still lack an outcome
 #: means those outcomes were lost; the tasks are marked failed rather than waited on forever.
 LOST_OUTCOME_GRACE_S = 30.0
+#: Times a task whose outcome was lost is sent again before it is marked failed.
+MAX_RESENDS = 3
 
 Status = Literal["completed", "broken_startup", "cost_cap", "stopped"]
 
@@ -482,10 +485,39 @@ class PoolManager:
         self._empty_checks += 1
         counts = self.db.counts()
         if self.settings.tasks_known and counts.remaining > 0 and self._quiet_for(now):
-            lost = self.db.mark_lost(
-                now, "the task left the queue without an outcome event (event lost)"
+            await self._resend_lost(now)
+
+    async def _resend_lost(self, now: float) -> None:
+        """Tasks that left the queue without an outcome run again (a few times), then fail.
+
+        A worker killed between acknowledging a task and reporting it loses the outcome; the
+        task may or may not have finished. Tasks are run at least once, so it is sent again.
+        """
+        resend: list[Task] = []
+        give_up: list[str] = []
+        for task, resent in self.db.unfinished():
+            if resent < MAX_RESENDS:
+                resend.append(task)
+            else:
+                give_up.append(task.task_id)
+        for start in range(0, len(resend), 500):
+            chunk = resend[start : start + 500]
+            await self._call(self.task_queue.send, [Envelope(task) for task in chunk])
+        if resend:
+            self.db.mark_resent(task.task_id for task in resend)
+            self.log(
+                f"{len(resend)} tasks left the queue without an outcome event (a worker died "
+                "before reporting); sent them again"
             )
-            self.log(f"{lost} tasks left the queue without an outcome event; marked failed")
+        if give_up:
+            self.db.fail_tasks(
+                give_up,
+                now,
+                f"no outcome event after {MAX_RESENDS + 1} runs (the outcome was lost each time)",
+            )
+            self.log(f"{len(give_up)} tasks never reported an outcome; marked failed")
+        self._empty_since = None
+        self._empty_checks = 0
 
     def _quiet_for(self, now: float) -> bool:
         """The queue has been empty, and no worker busy or reporting, for long enough.

@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     finished_at REAL,
     elapsed_s REAL,
     instance_id TEXT,
-    duplicate_completions INTEGER NOT NULL DEFAULT 0
+    duplicate_completions INTEGER NOT NULL DEFAULT 0,
+    resent INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state);
 CREATE TABLE IF NOT EXISTS events (
@@ -305,16 +306,38 @@ class TaskDatabase:
             r[0] for r in self._db.execute("SELECT task_id FROM tasks WHERE state = ?", (state,))
         ]
 
-    def mark_lost(self, now: float, reason: str) -> int:
-        """Fail every non-terminal task (their messages left the queue without an outcome)."""
+    def unfinished(self) -> list[tuple[Task, int]]:
+        """Every task not yet terminal, with how often the manager re-sent it."""
+        return [
+            (Task(task_id, {} if data is None else json.loads(data)), resent)
+            for task_id, data, resent in self._db.execute(
+                "SELECT task_id, data, resent FROM tasks WHERE state IN (?, ?) ORDER BY seq",
+                (PENDING, RUNNING),
+            )
+        ]
+
+    def mark_resent(self, task_ids: Iterable[str]) -> None:
+        """Count one more re-send of each task (its outcome was lost; it runs again)."""
         self._db.execute("BEGIN")
-        cursor = self._db.execute(
-            "UPDATE tasks SET state = ?, error = ?, finished_at = ? WHERE state IN (?, ?)",
-            (FAILED, reason, now, PENDING, RUNNING),
+        self._db.executemany(
+            "UPDATE tasks SET resent = resent + 1 WHERE task_id = ?", [(t,) for t in task_ids]
         )
         self._db.execute("COMMIT")
+
+    def fail_tasks(self, task_ids: Iterable[str], now: float, reason: str) -> int:
+        """Mark these non-terminal tasks failed with ``reason``; returns how many changed."""
+        self._db.execute("BEGIN")
+        changed = 0
+        for task_id in task_ids:
+            cursor = self._db.execute(
+                "UPDATE tasks SET state = ?, error = ?, finished_at = ? "
+                "WHERE task_id = ? AND state IN (?, ?)",
+                (FAILED, reason, now, task_id, PENDING, RUNNING),
+            )
+            changed += cursor.rowcount
+        self._db.execute("COMMIT")
         self._counts = self._load_counts()
-        return cursor.rowcount
+        return changed
 
     # -- events ---------------------------------------------------------------------------
 
