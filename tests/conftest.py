@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +31,9 @@ pytest_plugins = ["tests.servers"]
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cwd(tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test runs in its own directory so event logs and databases never collide."""
-    monkeypatch.chdir(tmp_path)  # type: ignore[arg-type]
+def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test runs in its own directory, with its own state and cache folders, so event
+    logs, databases, local queues and price caches never collide or reach the user's home."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / ".state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / ".cache"))
