@@ -178,6 +178,7 @@ class Worker:
         self._receive_wait_s = receive_wait_s
         self._handle_signals = handle_signals
         env = os.environ if environ is None else environ
+        self._environ: Mapping[str, str] = env
         options, namespace, parser = parse_worker_options(
             sys.argv[1:] if args is None else args, env, argparser, prog
         )
@@ -408,6 +409,10 @@ class Worker:
             from cloud_tasks.adapters.gcp.metadata import GceInstanceMetadata
 
             return GceInstanceMetadata()
+        if self.options.provider == "local":
+            from cloud_tasks.adapters.local.metadata import LocalInstanceMetadata
+
+            return LocalInstanceMetadata(self._environ)
         return None
 
     async def _lookup_instance_id(self, metadata: InstanceMetadata) -> str | None:
