@@ -198,6 +198,13 @@ def _queue_name(config: JobConfig, queue_name: str | None) -> str:
         raise ConfigError(
             "no queue name: set job_id (or queue_name) in the configuration, or pass --job-id"
         )
+    # Checked here too, for names that did not come through the configuration loader (the
+    # worker's --job-id/--queue-name): a name must never reach a file path or an API filter.
+    from cloud_tasks.domain.validation import queue_name_problem
+
+    problem = queue_name_problem(name)
+    if problem:
+        raise ConfigError(f"queue name {problem}; check --job-id/--queue-name or queue_name")
     return name
 
 

@@ -266,6 +266,8 @@ def _value_problem(spec: OptionSpec, value: Any) -> tuple[str | None, str]:
         return "must not be empty", ""
     if spec.name == "job_id":
         return validation.job_id_problem(value), ""
+    if spec.name == "queue_name":
+        return validation.queue_name_problem(value), ""
     if spec.name == "architecture":
         return validation.choice_problem(value, validation.ARCHITECTURES), ""
     if spec.name == "instance_types":

@@ -11,9 +11,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 JOB_ID_MAX_LENGTH = 24
+QUEUE_NAME_MAX_LENGTH = 64
 ARCHITECTURES: tuple[str, ...] = ("x86_64", "arm64")
 
 _JOB_ID = re.compile(r"[a-z][a-z0-9-]*")
+_QUEUE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 # GCP zones look like ``us-central1-a``; AWS zones like ``us-east-1a`` (``us-gov-west-1b``) and
 # AWS Local Zones like ``us-west-2-lax-1a`` (region ``us-west-2``).
 _GCP_ZONE = re.compile(r"([a-z]+-[a-z]+[0-9]+)-[a-z]")
@@ -37,6 +39,29 @@ def job_id_problem(job_id: str) -> str | None:
         bad = sorted({c for c in job_id if not (c.isdigit() or c == "-" or "a" <= c <= "z")})
         shown = " ".join(repr(c) for c in bad)
         return f"{job_id!r} may contain only lowercase letters, digits and '-' (not {shown})"
+    return None
+
+
+def queue_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a task queue, or ``None``.
+
+    A queue name becomes an SQS queue name, a Pub/Sub topic and subscription and a local file
+    name, with ``-events`` (and ``.fifo``) appended, and reaches API filters; it is held to what
+    all of them accept: letters, digits, ``-`` and ``_``, starting with a letter, at most 64
+    characters. Anything else (``*``, ``,``, quotes, ``/``, ``..``) is refused before it reaches
+    a resource name.
+    """
+    if not name:
+        return "must not be empty"
+    if len(name) > QUEUE_NAME_MAX_LENGTH:
+        limit = QUEUE_NAME_MAX_LENGTH
+        return f"{name[:20]!r}... is {len(name)} characters long; the limit is {limit}"
+    if not _QUEUE_NAME.fullmatch(name):
+        if not name[0].isascii() or not name[0].isalpha():
+            return f"{name!r} must start with a letter"
+        bad = sorted({c for c in name if not (c.isascii() and (c.isalnum() or c in "-_"))})
+        shown = " ".join(repr(c) for c in bad)
+        return f"{name!r} may contain only letters, digits, '-' and '_' (not {shown})"
     return None
 
 
