@@ -26,13 +26,16 @@ from pathlib import Path
 from typing import IO, Any
 
 import yaml
-from yaml.nodes import MappingNode, SequenceNode
+from yaml.nodes import MappingNode, Node, SequenceNode
 
 from cloud_tasks.domain.tasks import Task, encoded_size
 from cloud_tasks.exceptions import TaskFileError
 from cloud_tasks.sources import open_location, parse_location
 
 TASK_FILE_SUFFIXES: tuple[str, ...] = (".json", ".yaml", ".yml")
+#: Values one YAML task may stand for once its aliases are expanded (a task message is at most
+#: a few MB, so a legitimate task is far below this).
+MAX_YAML_TASK_NODES = 1_000_000
 
 _CHUNK_BYTES = 1 << 20
 # A decode error this close to the end of the buffer may only mean the value continues in the
@@ -419,8 +422,19 @@ def _yaml_records(stream: IO[bytes], where: str) -> _Records:
                 f"{where}, line {node.start_mark.line + 1}: expected a list of tasks at the "
                 f"top level, got {got}"
             )
+        expanded: dict[int, int] = {}
         for index, item in enumerate(node.value):
             line = item.start_mark.line + 1
+            try:
+                size = _expanded_size(item, expanded)
+            except RecursionError:
+                raise TaskFileError(_at(where, index, line) + "nested too deeply") from None
+            if size > MAX_YAML_TASK_NODES:
+                raise TaskFileError(
+                    _at(where, index, line)
+                    + f"expands to more than {MAX_YAML_TASK_NODES} values through YAML aliases "
+                    "(*name); write the data out or keep it in a file"
+                )
             try:
                 value = loader.construct_object(item, deep=True)
             except yaml.YAMLError as exc:
@@ -430,6 +444,28 @@ def _yaml_records(stream: IO[bytes], where: str) -> _Records:
             yield index, value, line
     finally:
         loader.dispose()
+
+
+def _expanded_size(node: Node, sizes: dict[int, int]) -> int:
+    """How many values ``node`` stands for once every alias in it is expanded.
+
+    Aliases share nodes, so a few lines of YAML can stand for billions of values (the "billion
+    laughs"); each shared node is counted once and its size reused, so this stays linear in
+    the size of the file.
+    """
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    sizes[id(node)] = 1  # a recursive alias: PyYAML refuses it when constructing
+    total = 1
+    if isinstance(node, SequenceNode):
+        total += sum(_expanded_size(child, sizes) for child in node.value)
+    elif isinstance(node, MappingNode):
+        total += sum(
+            _expanded_size(key, sizes) + _expanded_size(value, sizes) for key, value in node.value
+        )
+    sizes[id(node)] = total
+    return total
 
 
 def _yaml_error(exc: yaml.YAMLError, where: str) -> str:
