@@ -106,6 +106,8 @@ _HELP: dict[str, str] = {
     "image": "Boot image for the instances (provider's default Linux image when unset).",
     "scaling_check_interval": "Seconds between pool-size checks.",
     "instance_termination_delay": "Seconds an instance may sit idle before it is terminated.",
+    "on_demand_after_preemptions": "With use_spot: once a task has lost this many runs to "
+    "preemption, new instances are started on-demand until no such task is left; 0 = never.",
     "max_runtime": "Seconds one task may run before it is killed.",
     "max_memory_allowed_per_task": "Memory limit of one task process, GB (unset = no limit).",
     "keepalive_interval": "Seconds between worker keep-alive messages; 0 = off.",

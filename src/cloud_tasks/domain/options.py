@@ -47,7 +47,9 @@ class RetryPolicy:
 class RunOptions:
     """Everything that shapes one run of a job, grouped by the part of the domain that uses it.
 
-    Times are in seconds, ``max_memory_allowed_per_task`` in GB.
+    Times are in seconds, ``max_memory_allowed_per_task`` in GB. ``on_demand_after_preemptions``
+    (0 = never): once a task has lost that many runs to spot preemption, the pool's new
+    instances are on-demand until no such task is left.
     """
 
     constraints: InstanceConstraints = attrs.Factory(InstanceConstraints)
@@ -58,6 +60,7 @@ class RunOptions:
     image: str | None = None
     scaling_check_interval: float = 60.0
     instance_termination_delay: float = 60.0
+    on_demand_after_preemptions: int = 3
     max_runtime: float = 3600.0
     max_memory_allowed_per_task: float | None = None
     keepalive_interval: float = 60.0

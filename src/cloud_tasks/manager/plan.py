@@ -135,10 +135,40 @@ def launch_options(
     return options
 
 
+def on_demand_candidate(candidate: Candidate) -> Candidate | None:
+    """``candidate`` priced on-demand (same type, zone and disk), or ``None`` when it is not
+    spot or has no on-demand price."""
+    od_price = candidate.offer.price_per_hour_usd
+    if not candidate.use_spot or od_price is None:
+        return None
+    total = od_price + candidate.boot_disk_price_per_hour_usd
+    return attrs.evolve(
+        candidate,
+        use_spot=False,
+        vm_price_per_hour_usd=od_price,
+        price_per_hour_usd=total,
+        price_per_task_slot_hour_usd=total / candidate.tasks_per_instance,
+    )
+
+
+def on_demand_options(
+    options: Sequence[LaunchOption], script_for: Callable[[Candidate, str], str]
+) -> list[LaunchOption]:
+    """The on-demand twin of every spot option (for ``on_demand_after_preemptions``)."""
+    twins = []
+    for option in options:
+        candidate = on_demand_candidate(option.candidate)
+        if candidate is not None:
+            twins.append(LaunchOption(candidate, option.zone, script_for(candidate, option.zone)))
+    return twins
+
+
 __all__ = [
     "MAX_FALLBACK_TYPES",
     "ZoneChoice",
     "launch_options",
+    "on_demand_candidate",
+    "on_demand_options",
     "startup_script_for",
     "worker_settings",
 ]

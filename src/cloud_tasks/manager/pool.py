@@ -36,7 +36,8 @@ from cloud_tasks.domain.sizing import (
 )
 from cloud_tasks.domain.tasks import Envelope, Task
 from cloud_tasks.exceptions import CapacityError, CloudTasksError, ProviderError
-from cloud_tasks.manager.taskdb import InstanceRecord, TaskCounts, TaskDatabase
+from cloud_tasks.manager.taskdb import InstanceRecord, TaskCounts
+from cloud_tasks.manager.taskstore import TaskStore
 from cloud_tasks.ports import (
     Clock,
     Compute,
@@ -100,6 +101,10 @@ class PoolSettings:
     #: Every task is recorded in the database (``run``); otherwise (``manage_pool``) the job is
     #: done when the queue is empty and every task seen in an event is terminal.
     tasks_known: bool = True
+    #: Spot pools: once a task lost this many runs to preemption, new instances start
+    #: on-demand (from ``PoolManager(on_demand_options=...)``) until no such task is left;
+    #: 0 = never.
+    on_demand_after_preemptions: int = 0
 
 
 @attrs.frozen
@@ -138,6 +143,7 @@ class _Tracked:
     last_alive: float | None = None
     last_busy: float = 0.0
     running_tasks: int = 0
+    on_demand: bool = False
 
 
 class _Abort(Exception):
@@ -156,13 +162,16 @@ class PoolManager:
         compute: Compute,
         task_queue: TaskQueue,
         event_queue: EventQueue,
-        db: TaskDatabase,
+        db: TaskStore,
         clock: Clock,
         options: Sequence[LaunchOption],
         settings: PoolSettings,
         on_update: Callable[[PoolSnapshot], None] | None = None,
         log: Callable[[str], None] | None = None,
+        on_demand_options: Sequence[LaunchOption] = (),
     ) -> None:
+        """``on_demand_options`` are on-demand twins of spot ``options`` (same type and zone,
+        their own startup script), used by ``PoolSettings.on_demand_after_preemptions``."""
         if not options:
             raise CloudTasksError("the pool manager needs at least one instance type to launch")
         self.compute = compute
@@ -180,6 +189,10 @@ class PoolManager:
         self.startup_failures = 0
         self.replaced = 0
         self.launched = 0
+        self.launched_on_demand = 0
+        self._on_demand = {
+            option.key: option for option in on_demand_options if not option.candidate.use_spot
+        }
         self._empty_since: float | None = None
         self._empty_checks = 0
         self._next_check = 0.0
@@ -306,7 +319,33 @@ class PoolManager:
                 tracked.last_alive = seen
             if result.alive:
                 self.ever_alive = True
-            if any(not event.get("instance_id") for event in events):
+            for instance_id, seen in result.worked.items():
+                if instance_id in self.tracked:
+                    self.tracked[instance_id].last_busy = seen
+            anonymous = False
+            # One pass, few lookups per event: simulations push millions through here.
+            for event in events:
+                get = event.get
+                instance_id = get("instance_id")
+                if not instance_id:
+                    anonymous = True
+                if get("task_id") is not None:
+                    self._last_task_event = now
+                if get("event_type") != "keep_alive":
+                    continue
+                running = get("running_tasks")
+                if type(running) is not int:
+                    running = max(
+                        (event[f] for f in _BUSY_FIELDS if isinstance(get(f), int)), default=0
+                    )
+                if running > 0:
+                    self._busy_reported_at = now
+                tracked = self.tracked.get(str(instance_id))
+                if tracked is not None:
+                    tracked.running_tasks = running
+                    if running > 0:
+                        tracked.last_busy = now
+            if anonymous:
                 # A worker that cannot name its instance (no metadata): its events still show
                 # that the startup script works. Per-instance health then rests on the
                 # provider's view of each instance.
@@ -315,24 +354,6 @@ class PoolManager:
                     if tracked.first_alive is None:
                         tracked.first_alive = now
                     tracked.last_alive = now
-            for instance_id, seen in result.worked.items():
-                if instance_id in self.tracked:
-                    self.tracked[instance_id].last_busy = seen
-            for event in events:
-                if event.get("task_id") is not None:
-                    self._last_task_event = now
-                if event.get("event_type") != "keep_alive":
-                    continue
-                running = max(
-                    (event[f] for f in _BUSY_FIELDS if isinstance(event.get(f), int)), default=0
-                )
-                if running > 0:
-                    self._busy_reported_at = now
-                tracked = self.tracked.get(str(event.get("instance_id")))
-                if tracked is not None:
-                    tracked.running_tasks = running
-                    if running > 0:
-                        tracked.last_busy = now
             if len(batch) < 500:
                 break
         return total
@@ -593,9 +614,39 @@ class PoolManager:
                 self.log(f"work is running out: stopping {len(idle)} idle instances")
                 await self._terminate(list(idle), now, "idle")
         if decision.start > 0 and remaining > 0:
-            await self._launch(decision.start, now)
+            await self._launch(decision.start, now, on_demand=self._on_demand_wanted())
 
-    async def _launch(self, count: int, now: float) -> None:
+    def _on_demand_wanted(self) -> int:
+        """On-demand instances to start for tasks that keep losing their runs to preemption."""
+        times = self.settings.on_demand_after_preemptions
+        option = self.current_option()
+        if times <= 0 or not self._on_demand or option is None:
+            return 0
+        stuck = self.db.preempted_tasks(times)
+        if stuck <= 0:
+            return 0
+        have = sum(1 for t in self.tracked.values() if t.on_demand)
+        wanted = instances_needed(stuck, option.candidate.tasks_per_instance) - have
+        if wanted > 0:
+            self.log(
+                f"{stuck} task{'s' if stuck > 1 else ''} lost {times}+ runs to preemption: "
+                f"starting {wanted} on-demand instance{'s' if wanted > 1 else ''}"
+            )
+        return max(wanted, 0)
+
+    def _on_demand_twin(self, option: LaunchOption) -> LaunchOption | None:
+        """The on-demand twin of ``option`` when the pool's price limit leaves room for it."""
+        twin = self._on_demand.get(option.key)
+        if twin is None:
+            return None
+        cap = self.settings.limits.max_total_price_per_hour
+        if cap is not None:
+            pool = sum(t.price_per_hour_usd for t in self.tracked.values())
+            if pool + twin.candidate.price_per_hour_usd > cap + 1e-9:
+                return None
+        return twin
+
+    async def _launch(self, count: int, now: float, *, on_demand: int = 0) -> None:
         started = 0
         failures = 0
         while started < count:
@@ -604,6 +655,9 @@ class PoolManager:
                 self.log("no capacity for any instance type in any zone; retrying next check")
                 self.exhausted.clear()
                 return
+            twin = self._on_demand_twin(option) if started < on_demand else None
+            if twin is not None:
+                option = twin
             candidate = option.candidate
             spec = InstanceSpec(
                 job_id=self.settings.job_id,
@@ -620,6 +674,10 @@ class PoolManager:
             try:
                 instance = await self._call(self.compute.create_instance, spec)
             except CapacityError as exc:
+                if twin is not None:
+                    self.log(f"{candidate.name} on-demand in {option.zone or 'the region'}: {exc}")
+                    on_demand = 0
+                    continue
                 self.exhausted.add(option.key)
                 following = self.current_option()
                 nxt = (
@@ -644,7 +702,9 @@ class PoolManager:
                 launched,
                 candidate.tasks_per_instance,
                 last_busy=launched,
+                on_demand=not candidate.use_spot,
             )
+            self.launched_on_demand += int(twin is not None)
             self.db.record_instance(
                 InstanceRecord(
                     instance.instance_id,

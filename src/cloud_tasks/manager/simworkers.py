@@ -7,9 +7,15 @@ the real worker would. A preempted or stopped instance's tasks go back to the qu
 step is proportional to what changes (finishing tasks, free slots, keep-alives due), not to the
 number of tasks: finishing times live in a heap.
 
+``EventDrivenWorkers`` plays the same worker behaviour for simulations at scale: it watches an
+``InMemoryCompute`` (creations, preemptions and terminations are pushed to it, never listed) and
+keeps one heap of timed events (a task finishes, a VM is ready, a VM is preempted, a keep-alive
+is due), so its work is O(log n) per event and nothing per idle second.
+
 ``run_on_virtual_time`` runs a coroutine (the pool manager) against a ``VirtualClock``, stepping
 the workers and moving time forward whenever the coroutine is waiting on the clock, so hours of
-a job run in seconds.
+a job run in seconds: by fixed ticks, or (``tick_s=None``) straight to the next moment the
+coroutine wakes up, with ``advance_to`` playing every worker event up to then at its own time.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from typing import Any, Protocol, TypeVar
 
 import attrs
 
+from cloud_tasks.adapters.memory.compute import ComputeChange, InMemoryCompute
+from cloud_tasks.exceptions import QueueNotFoundError
 from cloud_tasks.ports import (
     Compute,
     EventQueue,
@@ -48,8 +56,13 @@ class SteppableClock(Protocol):
 
     def advance(self, seconds: float) -> None: ...
 
+    def set(self, now: float) -> None: ...
+
     @property
     def pending_sleepers(self) -> int: ...
+
+    @property
+    def next_deadline(self) -> float | None: ...
 
 
 @attrs.define
@@ -232,13 +245,17 @@ async def run_on_virtual_time(
     main: Coroutine[Any, Any, _T],
     *,
     step: Callable[[], None] | None = None,
-    tick_s: float = 1.0,
+    tick_s: float | None = 1.0,
     max_virtual_s: float = 30 * 24 * 3600.0,
+    advance_to: Callable[[float], None] | None = None,
 ) -> _T:
-    """Run ``main`` to completion, moving ``clock`` by ``tick_s`` whenever ``main`` waits on it.
+    """Run ``main`` to completion, moving ``clock`` forward whenever ``main`` waits on it.
 
-    ``step`` (e.g. ``SimulatedWorkers.step``) runs before each move. ``main`` must do its
-    waiting through ``clock.sleep``; port calls should not be offloaded to threads.
+    With ``tick_s`` time moves by that step and ``step`` (e.g. ``SimulatedWorkers.step``) runs
+    before each move. With ``tick_s=None`` time jumps to the earliest deadline ``main`` sleeps
+    until; ``advance_to(deadline)`` (e.g. ``EventDrivenWorkers.advance_to``) first plays
+    everything that happens before it. ``main`` must do its waiting through ``clock.sleep``;
+    port calls should not be offloaded to threads.
 
     Raises:
         TimeoutError: ``main`` did not finish within ``max_virtual_s`` of virtual time.
@@ -255,9 +272,19 @@ async def run_on_virtual_time(
                 break
             if clock.pending_sleepers == 0:
                 continue
-            if step is not None:
-                step()
-            clock.advance(tick_s)
+            if tick_s is None:
+                deadline = clock.next_deadline
+                if deadline is None:
+                    continue
+                if advance_to is not None:
+                    advance_to(deadline)
+                clock.set(deadline)
+                if step is not None:
+                    step()
+            else:
+                if step is not None:
+                    step()
+                clock.advance(tick_s)
             if clock.now() - start > max_virtual_s:
                 raise TimeoutError(f"not finished after {max_virtual_s:g} virtual seconds")
     finally:
@@ -266,4 +293,271 @@ async def run_on_virtual_time(
     return task.result()
 
 
-__all__ = ["SimStats", "SimulatedWorkers", "run_on_virtual_time"]
+_READY, _PREEMPT, _FINISH, _KEEPALIVE = range(4)
+#: Leases the simulated worker holds: it extends them while a task runs, as the real one does.
+_LEASE_S = 1e9
+
+
+@attrs.define
+class _Fleet:
+    instance_id: str
+    slots: int
+    working: bool = False
+    running: dict[str, tuple[ReceivedTask, float]] = attrs.field(factory=dict)
+
+
+@attrs.define
+class FleetStats(SimStats):
+    """``SimStats`` plus what a simulation reports: busy and lost task-seconds, preemptions,
+    and the pool as the provider saw it."""
+
+    preemptions: int = 0
+    preempted_runs: int = 0
+    busy_s: float = 0.0
+    lost_s: float = 0.0
+    peak_instances: int = 0
+    peak_price_per_hour_usd: float = 0.0
+    #: instance id → [type, price per hour, slots, created at, ended at or None]
+    lifetimes: dict[str, list[Any]] = attrs.field(factory=dict)
+
+
+class EventDrivenWorkers:
+    """Worker behaviour on every instance of an ``InMemoryCompute``, played event by event.
+
+    Same behaviour as ``SimulatedWorkers`` (lease, run for the modelled duration, ack or
+    requeue, report ``task_completed`` and ``keep_alive``; a preempted VM's tasks are released
+    with a ``task_released`` event, as on a spot notice), but driven by a heap of timed events
+    and by the compute's change notifications (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        compute: InMemoryCompute,
+        task_queue: TaskQueue,
+        event_queue: EventQueue,
+        clock: SteppableClock,
+        tasks_per_instance: Callable[[str], int],
+        duration: DurationModel,
+        outcome: OutcomeModel | None = None,
+        keepalive_interval_s: float = 60.0,
+        startup_delay_s: float = 0.0,
+    ) -> None:
+        self.job_id = job_id
+        self.task_queue = task_queue
+        self.event_queue = event_queue
+        self.clock = clock
+        self.tasks_per_instance = tasks_per_instance
+        self.duration = duration
+        self.outcome = outcome
+        self.keepalive_interval_s = keepalive_interval_s
+        self.startup_delay_s = startup_delay_s
+        self.stats = FleetStats()
+        self._vms: dict[str, _Fleet] = {}
+        self._idle: dict[str, None] = {}  # working VMs with a free slot, in arrival order
+        self._heap: list[tuple[float, int, int, str, str]] = []
+        self._seq = itertools.count()
+        self._events: list[dict[str, Any]] = []
+        self._live_price = 0.0
+        self._live: dict[str, float] = {}
+        compute.watch(self._on_change)
+
+    # -- what the compute tells us ----------------------------------------------------------
+
+    def _push(self, at: float, kind: int, instance_id: str, receipt: str = "") -> None:
+        heapq.heappush(self._heap, (at, next(self._seq), kind, instance_id, receipt))
+
+    def _on_change(self, change: ComputeChange) -> None:
+        instance = change.instance
+        if instance.job_id != self.job_id:
+            return
+        now = self.clock.now()
+        instance_id = instance.instance_id
+        if change.kind == "created":
+            slots = max(1, self.tasks_per_instance(instance.instance_type))
+            self._vms[instance_id] = _Fleet(instance_id, slots)
+            self._push(max(change.ready_at, now) + self.startup_delay_s, _READY, instance_id)
+            if change.preempt_at is not None:
+                self._push(max(change.preempt_at, now), _PREEMPT, instance_id)
+            self.stats.lifetimes[instance_id] = [
+                instance.instance_type,
+                instance.price_per_hour_usd,
+                slots,
+                now,
+                None,
+            ]
+            self._live[instance_id] = instance.price_per_hour_usd
+            self._live_price += instance.price_per_hour_usd
+            self.stats.peak_instances = max(self.stats.peak_instances, len(self._live))
+            self.stats.peak_price_per_hour_usd = max(
+                self.stats.peak_price_per_hour_usd, self._live_price
+            )
+        elif change.kind == "preempted":
+            self._push(now, _PREEMPT, instance_id)
+        else:
+            lifetime = self.stats.lifetimes.get(instance_id)
+            if lifetime is not None and lifetime[4] is None:
+                lifetime[4] = now
+            self._unlive(instance_id)
+            if instance_id in self._vms:
+                self._lose(instance_id, now, "shutdown")
+                self._dispatch_idle(now)
+                self._flush()
+
+    def _unlive(self, instance_id: str) -> None:
+        price = self._live.pop(instance_id, None)
+        if price is not None:
+            self._live_price -= price
+
+    # -- playing events ---------------------------------------------------------------------
+
+    def next_event_at(self) -> float | None:
+        return self._heap[0][0] if self._heap else None
+
+    def step(self) -> None:
+        """Play everything up to ``clock.now()``."""
+        self.advance_to(self.clock.now())
+
+    def advance_to(self, deadline: float) -> None:
+        """Play every worker event due at or before ``deadline``, each at its own time."""
+        heap = self._heap
+        now = self.clock.now()
+        self._dispatch_idle(now)
+        while heap and heap[0][0] <= deadline:
+            at, _, kind, instance_id, receipt = heapq.heappop(heap)
+            vm = self._vms.get(instance_id)
+            if vm is None:
+                continue
+            if at > now:
+                self.clock.set(at)
+                now = at
+            if kind == _FINISH:
+                if receipt in vm.running:
+                    self._finish(vm, receipt, now)
+                    self._fill(vm, now)
+            elif kind == _KEEPALIVE:
+                if vm.working:
+                    self._keepalive(vm, now)
+            elif kind == _READY:
+                vm.working = True
+                self._keepalive(vm, now)
+                self._fill(vm, now)
+            else:
+                self.stats.preemptions += 1
+                self._unlive(instance_id)
+                self._lose(instance_id, now, "preempted")
+                self._dispatch_idle(now)
+        self._flush()
+
+    def _flush(self) -> None:
+        if self._events:
+            events, self._events = self._events, []
+            try:
+                self.event_queue.send(events)
+            except QueueNotFoundError:
+                pass  # the job is over and its queues are gone
+
+    def _event(self, instance_id: str, kind: str, now: float, **fields: Any) -> None:
+        self._events.append(
+            {
+                "timestamp": f"{now:.3f}",
+                "hostname": instance_id,
+                "instance_id": instance_id,
+                "event_type": kind,
+                **fields,
+            }
+        )
+
+    def _keepalive(self, vm: _Fleet, now: float) -> None:
+        if self.keepalive_interval_s <= 0:
+            return
+        self._event(vm.instance_id, "keep_alive", now, running_tasks=len(vm.running))
+        self.stats.keepalives += 1
+        self._push(now + self.keepalive_interval_s, _KEEPALIVE, vm.instance_id)
+
+    def _finish(self, vm: _Fleet, receipt: str, now: float) -> None:
+        message, started = vm.running.pop(receipt)
+        attempt = message.attempt
+        success = True if self.outcome is None else self.outcome(message.task_id, message.data, attempt)
+        if success:
+            self.task_queue.ack(receipt)
+            self.stats.completed += 1
+        else:
+            self.task_queue.requeue(message)
+            self.stats.retried += 1
+        self.stats.busy_s += now - started
+        self._event(
+            vm.instance_id,
+            "task_completed",
+            now,
+            task_id=message.task_id,
+            success=success,
+            retry=not success,
+            attempt=attempt,
+            elapsed_time=now - started,
+            result={} if success else None,
+        )
+        if not success:
+            self._dispatch_idle(now)
+
+    def _fill(self, vm: _Fleet, now: float) -> None:
+        """Lease tasks for ``vm``'s free slots; remember it as idle when the queue ran dry."""
+        free = vm.slots - len(vm.running)
+        if free > 0 and vm.working:
+            for message in self.task_queue.receive(free, _LEASE_S, 0.0):
+                seconds = max(0.0, self.duration(message.task_id, message.data, message.attempt))
+                vm.running[message.receipt] = (message, now)
+                self._push(now + seconds, _FINISH, vm.instance_id, message.receipt)
+                self.stats.started += 1
+            free = vm.slots - len(vm.running)
+        if free > 0 and vm.working:
+            self._idle[vm.instance_id] = None
+        else:
+            self._idle.pop(vm.instance_id, None)
+
+    def _dispatch_idle(self, now: float) -> None:
+        """Idle workers poll the queue: released or re-sent tasks start at once."""
+        for instance_id in list(self._idle):
+            vm = self._vms.get(instance_id)
+            if vm is None:
+                self._idle.pop(instance_id, None)
+                continue
+            before = len(vm.running)
+            self._fill(vm, now)
+            if len(vm.running) == before:
+                break  # the queue is empty
+
+    def _lose(self, instance_id: str, now: float, reason: str) -> None:
+        """A preempted or stopped VM: its unfinished tasks go back to the queue at once."""
+        vm = self._vms.pop(instance_id)
+        self._idle.pop(instance_id, None)
+        for receipt, (message, started) in vm.running.items():
+            self.stats.lost_s += now - started
+            self.stats.released += 1
+            self.stats.preempted_runs += int(reason == "preempted")
+            try:
+                self.task_queue.release(receipt)
+            except QueueNotFoundError:
+                continue  # the job is over and its queues are gone
+            self._event(
+                instance_id,
+                "task_released",
+                now,
+                task_id=message.task_id,
+                attempt=message.attempt,
+                reason=reason,
+            )
+
+    @property
+    def busy_instances(self) -> int:
+        return sum(1 for vm in self._vms.values() if vm.running)
+
+
+__all__ = [
+    "EventDrivenWorkers",
+    "FleetStats",
+    "SimStats",
+    "SimulatedWorkers",
+    "run_on_virtual_time",
+]

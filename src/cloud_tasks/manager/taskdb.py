@@ -38,6 +38,8 @@ _OUTCOME_EVENTS = frozenset(
     {"task_completed", "task_exception", "task_exited", "task_timed_out", "task_dead_lettered"}
 )
 _INSERT_CHUNK = 5000
+#: ``task_released`` reasons that count as a preemption of the task.
+PREEMPTION_REASONS = frozenset({"preempted", "spot_termination", "spot termination"})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -159,6 +161,11 @@ class TaskRow:
     duplicate_completions: int
 
 
+def error_text(event: Mapping[str, Any]) -> str | None:
+    """The error a failed outcome event reports, in one line (``None`` for a success)."""
+    return _error_text(event)
+
+
 def _error_text(event: Mapping[str, Any]) -> str | None:
     kind = event.get("event_type")
     if kind == "task_exception":
@@ -198,6 +205,9 @@ class TaskDatabase:
                 f"{self.path}: cannot open the task database: {exc}; check the path of db_file"
             ) from exc
         self._counts = self._load_counts()
+        # Preemptions per unfinished task (from task_released events), for the on-demand
+        # fallback of the pool manager; kept in memory only, so it restarts from zero.
+        self._preempted: dict[str, int] = {}
         # Spend and running tasks are read at every refresh of the live display: kept here so
         # that reading them costs O(active instances), not a scan of every instance ever run.
         self._active: dict[str, list[float]] = {}  # id → [price, launched_at, running tasks]
@@ -442,7 +452,14 @@ class TaskDatabase:
             return self._move(state, new_state)
         if kind not in _OUTCOME_EVENTS:
             db.execute("UPDATE tasks SET last_event = ? WHERE task_id = ?", (kind, task_id))
+            if (
+                kind == "task_released"
+                and state not in TERMINAL_STATES
+                and str(event.get("reason", "preempted")) in PREEMPTION_REASONS
+            ):
+                self._preempted[task_id] = self._preempted.get(task_id, 0) + 1
             return False
+        self._preempted.pop(task_id, None)
 
         success = kind == "task_completed" and bool(event.get("success"))
         elapsed = event.get("elapsed_time")
@@ -486,6 +503,11 @@ class TaskDatabase:
             ),
         )
         return self._move(state, new_state)
+
+    def preempted_tasks(self, min_preemptions: int) -> int:
+        """Unfinished tasks whose run was lost to preemption at least ``min_preemptions`` times
+        (counted from ``task_released`` events since this database was opened)."""
+        return sum(1 for times in self._preempted.values() if times >= min_preemptions)
 
     def _move(self, old: str, new: str) -> bool:
         if old == new:
@@ -654,6 +676,7 @@ class TaskDatabase:
 __all__ = [
     "COMPLETED",
     "FAILED",
+    "PREEMPTION_REASONS",
     "PENDING",
     "RUNNING",
     "STATES",
@@ -663,4 +686,5 @@ __all__ = [
     "TaskCounts",
     "TaskDatabase",
     "TaskRow",
+    "error_text",
 ]

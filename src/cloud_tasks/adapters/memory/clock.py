@@ -58,10 +58,27 @@ class VirtualClock:
 
     def _set_locked(self, now: float) -> None:
         self._now = now
+        if not self._sleepers or self._sleepers[0][0] > now:
+            return
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
         while self._sleepers and self._sleepers[0][0] <= now:
             _, _, future = heapq.heappop(self._sleepers)
             loop = future.get_loop()
-            loop.call_soon_threadsafe(_wake, future)
+            if loop is running:
+                # Same thread: no need to wake the loop through its self-pipe.
+                loop.call_soon(_wake, future)
+            else:
+                loop.call_soon_threadsafe(_wake, future)
+
+    @property
+    def next_deadline(self) -> float | None:
+        """When the earliest waiting ``sleep`` returns (``None`` when nothing waits): an
+        event-driven simulation jumps straight there."""
+        with self._lock:
+            return self._sleepers[0][0] if self._sleepers else None
 
     @property
     def pending_sleepers(self) -> int:

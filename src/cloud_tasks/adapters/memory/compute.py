@@ -13,7 +13,8 @@ import itertools
 import random
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 import attrs
 
@@ -50,12 +51,35 @@ class CapacityRule:
         return self.zone is None or self.zone == spec.zone
 
 
+@attrs.frozen
+class ComputeChange:
+    """What a watcher of an ``InMemoryCompute`` is told: an instance was created, preempted
+    on demand (``preempt``) or terminated. ``ready_at`` is when it is (or was) ``RUNNING``;
+    ``preempt_at`` when it is reclaimed, known in advance for random preemptions."""
+
+    kind: Literal["created", "preempted", "terminated"]
+    instance: Instance
+    ready_at: float
+    preempt_at: float | None
+
+
 @attrs.define
 class _Vm:
     instance: Instance
     spec: InstanceSpec
     ready_at: float
     preempt_at: float | None = None
+    # One Instance per state, built once: listing a large pool often must stay cheap.
+    views: dict[InstanceState, Instance] = attrs.field(factory=dict)
+
+    def view(self, state: InstanceState) -> Instance:
+        instance = self.views.get(state)
+        if instance is None:
+            instance = self.views[state] = attrs.evolve(self.instance, state=state)
+        return instance
+
+    def change(self, kind: Literal["created", "preempted", "terminated"]) -> ComputeChange:
+        return ComputeChange(kind, self.instance, self.ready_at, self.preempt_at)
 
 
 class InMemoryCompute:
@@ -94,6 +118,7 @@ class InMemoryCompute:
         self._ids = itertools.count(1)
         self._vms: dict[str, _Vm] = {}
         self._lock = threading.Lock()
+        self._watchers: list[Callable[[ComputeChange], None]] = []
         self._zone_region = {
             zone: region
             for region in self.catalog.region_names()
@@ -116,6 +141,19 @@ class InMemoryCompute:
             self.capacity_rules.append(rule)
         return rule
 
+    def watch(self, callback: Callable[[ComputeChange], None]) -> None:
+        """Call ``callback`` on every creation, on-demand preemption and termination.
+
+        Random preemption times are known at creation (``ComputeChange.preempt_at``), so a
+        simulation learns every state change without listing the pool (O(changes)).
+        """
+        self._watchers.append(callback)
+
+    def _notify(self, changes: Sequence[ComputeChange]) -> None:
+        for change in changes:
+            for callback in self._watchers:
+                callback(change)
+
     def clear_capacity_errors(self) -> None:
         with self._lock:
             self.capacity_rules.clear()
@@ -123,6 +161,7 @@ class InMemoryCompute:
     def preempt(self, instance_ids: Sequence[str]) -> None:
         """Reclaim these instances now, as the provider would a spot VM."""
         now = self.clock.now()
+        changes = []
         with self._lock:
             for instance_id in instance_ids:
                 vm = self._vms.get(instance_id)
@@ -130,6 +169,8 @@ class InMemoryCompute:
                     raise ProviderError(f"no simulated instance {instance_id!r} to preempt")
                 if vm.preempt_at is None or vm.preempt_at > now:
                     vm.preempt_at = now
+                    changes.append(vm.change("preempted"))
+        self._notify(changes)
 
     def preempt_fraction(self, fraction: float, job_id: str | None = None) -> list[str]:
         """Preempt ``fraction`` (0..1) of the live instances, oldest first; returns their ids."""
@@ -208,6 +249,7 @@ class InMemoryCompute:
             vm = _Vm(instance, spec, now + self.boot_delay_s, preempt_at)
             self._vms[instance.instance_id] = vm
             self.launched.append(spec)
+        self._notify([vm.change("created")])
         return self._current(vm, now)
 
     def list_instances(self, job_id: str | None) -> list[Instance]:
@@ -219,9 +261,13 @@ class InMemoryCompute:
         ]
 
     def terminate(self, instance_ids: Sequence[str]) -> None:
+        changes = []
         with self._lock:
             for instance_id in instance_ids:
-                self._vms.pop(instance_id, None)
+                vm = self._vms.pop(instance_id, None)
+                if vm is not None:
+                    changes.append(vm.change("terminated"))
+        self._notify(changes)
 
     def list_regions(self) -> list[Region]:
         return [
@@ -245,4 +291,4 @@ class InMemoryCompute:
             state = InstanceState.PENDING
         else:
             state = InstanceState.RUNNING
-        return attrs.evolve(vm.instance, state=state)
+        return vm.view(state)

@@ -1,0 +1,256 @@
+"""Task and event queues for simulations of millions of tasks (SPEC §9).
+
+Same ports and delivery rules as ``InMemoryTaskQueue``/``InMemoryEventQueue`` (leases on a
+``Clock``, receive in send order, ``release``/``requeue``/``ack`` by receipt, unacknowledged
+events delivered again), but nothing is serialized: envelopes and event mappings are kept as the
+objects given, and every operation costs O(log n) through heaps instead of a scan of the queue.
+Meant for one thread driving a simulation on virtual time: ``receive`` never waits.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from cloud_tasks.adapters.memory.clock import SystemClock
+from cloud_tasks.domain.tasks import SQS_MAX_MESSAGE_BYTES, Envelope
+from cloud_tasks.exceptions import ProviderError, QueueNotFoundError
+from cloud_tasks.ports import Clock, ReceivedEvent, ReceivedTask
+
+
+class _Message:
+    __slots__ = ("envelope", "deliveries", "visible_at", "queued")
+
+    def __init__(self, envelope: Envelope) -> None:
+        self.envelope = envelope
+        self.deliveries = 0
+        self.visible_at = 0.0
+        self.queued = True  # its id is in the visible heap
+
+
+class CompactTaskQueue:
+    """A ``TaskQueue`` of envelope objects with heap-ordered visibility (see module docstring).
+
+    Receipts are ``"<message>:<delivery>"``; ``extend``/``release`` of a receipt that is not
+    the message's current, unexpired lease do nothing, and any receipt of a message acks it.
+    """
+
+    def __init__(
+        self,
+        name: str = "tasks",
+        *,
+        clock: Clock | None = None,
+        max_message_bytes: int = SQS_MAX_MESSAGE_BYTES,
+    ) -> None:
+        self.name = name
+        self.max_message_bytes = max_message_bytes
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._exists = False
+        self._messages: dict[int, _Message] = {}
+        self._visible: list[int] = []
+        self._leases: list[tuple[float, int]] = []  # (visible again at, message id)
+        self._ids = itertools.count(1)
+
+    def create(self) -> None:
+        self._exists = True
+
+    def exists(self) -> bool:
+        return self._exists
+
+    def delete(self) -> None:
+        self._exists = False
+        self.purge_all()
+
+    def _check(self) -> None:
+        if not self._exists:
+            raise QueueNotFoundError(f"queue {self.name!r} does not exist; create it first")
+
+    def purge_all(self) -> None:
+        self._messages.clear()
+        self._visible.clear()
+        self._leases.clear()
+
+    def send(self, envelopes: Sequence[Envelope]) -> None:
+        self._check()
+        messages = self._messages
+        visible = self._visible
+        ids = self._ids
+        for envelope in envelopes:
+            message_id = next(ids)
+            messages[message_id] = _Message(envelope)
+            # Ids only grow, so appending keeps the list a valid heap.
+            visible.append(message_id)
+
+    def _expire(self, now: float) -> None:
+        leases = self._leases
+        messages = self._messages
+        while leases and leases[0][0] <= now:
+            at, message_id = heapq.heappop(leases)
+            message = messages.get(message_id)
+            if message is not None and message.visible_at == at and not message.queued:
+                message.queued = True
+                heapq.heappush(self._visible, message_id)
+
+    def receive(
+        self, max_messages: int, visibility_timeout_s: float, wait_s: float = 0.0
+    ) -> list[ReceivedTask]:
+        """Lease up to ``max_messages`` visible messages, oldest first (never waits)."""
+        self._check()
+        now = self._clock.now()
+        if self._leases and self._leases[0][0] <= now:
+            self._expire(now)
+        received: list[ReceivedTask] = []
+        visible = self._visible
+        messages = self._messages
+        lease_until = now + max(0.0, visibility_timeout_s)
+        while visible and len(received) < max_messages:
+            message_id = heapq.heappop(visible)
+            message = messages.get(message_id)
+            if message is None:
+                continue
+            message.queued = False
+            message.deliveries += 1
+            message.visible_at = lease_until
+            heapq.heappush(self._leases, (lease_until, message_id))
+            received.append(
+                ReceivedTask(message.envelope, f"{message_id}:{message.deliveries}", message.deliveries)
+            )
+        return received
+
+    def _lookup(self, receipt: str) -> tuple[int, int]:
+        try:
+            message_id, delivery = receipt.split(":")
+            return int(message_id), int(delivery)
+        except ValueError:
+            raise ProviderError(f"queue {self.name!r}: malformed receipt {receipt!r}") from None
+
+    def _current(self, receipt: str) -> tuple[int, _Message] | None:
+        message_id, delivery = self._lookup(receipt)
+        message = self._messages.get(message_id)
+        if (
+            message is None
+            or message.queued
+            or message.deliveries != delivery
+            or message.visible_at <= self._clock.now()
+        ):
+            return None
+        return message_id, message
+
+    def extend(self, receipt: str, visibility_timeout_s: float) -> None:
+        self._check()
+        current = self._current(receipt)
+        if current is not None:
+            message_id, message = current
+            message.visible_at = self._clock.now() + max(0.0, visibility_timeout_s)
+            heapq.heappush(self._leases, (message.visible_at, message_id))
+
+    def ack(self, receipt: str) -> None:
+        self._check()
+        # Like SQS, an older receipt of a message still deletes it: it was processed.
+        self._messages.pop(self._lookup(receipt)[0], None)
+
+    def release(self, receipt: str) -> None:
+        self._check()
+        current = self._current(receipt)
+        if current is not None:
+            message_id, message = current
+            message.visible_at = self._clock.now()
+            message.queued = True
+            heapq.heappush(self._visible, message_id)
+
+    def requeue(self, message: ReceivedTask) -> None:
+        envelope = attrs.evolve(message.envelope, failures=message.envelope.failures + 1)
+        self.send([envelope])
+        self.ack(message.receipt)
+
+    def depth(self) -> int:
+        """Visible plus leased messages."""
+        self._check()
+        return len(self._messages)
+
+    def visible(self) -> int:
+        """Messages that a ``receive`` now could return (an upper bound before expiry)."""
+        return len(self._visible)
+
+    def purge(self) -> None:
+        self._check()
+        self.purge_all()
+
+
+class CompactEventQueue:
+    """An ``EventQueue`` holding event mappings as given; unacknowledged events come back
+    after ``visibility_timeout_s``."""
+
+    def __init__(
+        self,
+        name: str = "tasks-events",
+        *,
+        clock: Clock | None = None,
+        visibility_timeout_s: float = 30.0,
+    ) -> None:
+        self.name = name
+        self.visibility_timeout_s = visibility_timeout_s
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._exists = False
+        self._waiting: collections.deque[tuple[int, Mapping[str, Any]]] = collections.deque()
+        self._unacked: dict[str, tuple[float, int, Mapping[str, Any]]] = {}
+        self._ids = itertools.count(1)
+
+    def create(self) -> None:
+        self._exists = True
+
+    def exists(self) -> bool:
+        return self._exists
+
+    def delete(self) -> None:
+        self._exists = False
+        self._waiting.clear()
+        self._unacked.clear()
+
+    def _check(self) -> None:
+        if not self._exists:
+            raise QueueNotFoundError(f"queue {self.name!r} does not exist; create it first")
+
+    def send(self, events: Sequence[Mapping[str, Any]]) -> None:
+        self._check()
+        ids = self._ids
+        self._waiting.extend((next(ids), event) for event in events)
+
+    def receive(self, max_messages: int, wait_s: float = 0.0) -> list[ReceivedEvent]:
+        self._check()
+        now = self._clock.now()
+        received: list[ReceivedEvent] = []
+        if self._unacked:
+            for receipt, (deadline, event_id, event) in list(self._unacked.items()):
+                if deadline <= now and len(received) < max_messages:
+                    del self._unacked[receipt]
+                    self._deliver(received, event_id, event, now)
+        waiting = self._waiting
+        while waiting and len(received) < max_messages:
+            event_id, event = waiting.popleft()
+            self._deliver(received, event_id, event, now)
+        return received
+
+    def _deliver(
+        self, received: list[ReceivedEvent], event_id: int, event: Mapping[str, Any], now: float
+    ) -> None:
+        receipt = f"{event_id}:{next(self._ids)}"
+        self._unacked[receipt] = (now + self.visibility_timeout_s, event_id, event)
+        received.append(ReceivedEvent(event, receipt))
+
+    def ack(self, receipts: Iterable[str]) -> None:
+        self._check()
+        unacked = self._unacked
+        for receipt in receipts:
+            unacked.pop(receipt, None)
+
+    def depth(self) -> int:
+        return len(self._waiting) + len(self._unacked)
+
+
+__all__ = ["CompactEventQueue", "CompactTaskQueue"]

@@ -1,0 +1,413 @@
+"""What-if runs of a job (SPEC §9): the real pool manager on virtual time and the memory provider.
+
+``simulate`` builds the job as ``run`` would (instance selection, launch options and pool limits
+from the configuration), then runs the same ``PoolManager`` against an ``InMemoryCompute``
+(boot delay, seeded Poisson spot preemption) with event-driven simulated workers. Nothing is
+serialized and nothing waits: the clock jumps from one moment something happens to the next,
+tasks live in a ``CompactTaskQueue``, events in a ``CompactEventQueue`` and task states in an
+``InMemoryTaskStore``, so a million tasks on a thousand instances take seconds.
+
+Figures: makespan, cost (every instance's price times its running time, as the manager
+accounts spend), instance-hours, task re-runs and preemptions, utilisation (task-seconds run,
+including runs lost to preemption, over task-slot-seconds paid for), the lower bound (every
+task-second at the cheapest eligible price per task slot) and the ideal makespan of the chosen
+pool (boot, then the work spread evenly over every slot, but never less than the longest task).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import math
+import random
+from array import array
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+
+import attrs
+
+from cloud_tasks.adapters.memory.catalog import MemoryPricing, resolve_catalog
+from cloud_tasks.adapters.memory.clock import VirtualClock
+from cloud_tasks.adapters.memory.compact_queue import CompactEventQueue, CompactTaskQueue
+from cloud_tasks.adapters.memory.compute import InMemoryCompute
+from cloud_tasks.domain.cost import lower_bound_cost_usd
+from cloud_tasks.domain.durations import DurationModel, durations_from_text, parse_duration_model
+from cloud_tasks.domain.options import JobConfig
+from cloud_tasks.domain.selection import Candidate, rank_offers, select_instance_type
+from cloud_tasks.domain.sizing import target_pool_size
+from cloud_tasks.domain.tasks import Envelope, Task
+from cloud_tasks.exceptions import ConfigError
+from cloud_tasks.manager.plan import ZoneChoice, launch_options, on_demand_options
+from cloud_tasks.manager.pool import PoolManager, PoolSettings
+from cloud_tasks.manager.simworkers import EventDrivenWorkers, FleetStats, run_on_virtual_time
+from cloud_tasks.manager.taskstore import InMemoryTaskStore
+
+#: Job id of a simulation whose configuration names none.
+DEFAULT_JOB_ID: Final = "simulation"
+#: Longest simulated job before the simulation gives up.
+MAX_VIRTUAL_S: Final = 366 * 24 * 3600.0
+_SEND_BATCH: Final = 10_000
+_EMPTY: Final = MappingProxyType({})
+_SCRIPT: Final = "#!/bin/bash\n# simulated instance: no script runs\n"
+
+
+@attrs.frozen
+class SimulationResult:
+    """The figures of one simulated job (see the module docstring for their meaning)."""
+
+    status: str
+    message: str
+    tasks: int
+    completed: int
+    failed: int
+    makespan_s: float
+    cost_usd: float
+    lower_bound_usd: float
+    ideal_makespan_s: float
+    instance_hours: float
+    retries: int
+    preemptions: int
+    preempted_runs: int
+    utilisation: float
+    instance_type: str
+    zone: str | None
+    region: str
+    use_spot: bool
+    price_per_hour_usd: float
+    tasks_per_instance: int
+    max_instances: int
+    limited_by: str
+    peak_instances: int
+    on_demand_instances: int
+    total_task_s: float
+    duration_model: str
+    preemption_rate_per_hour: float
+    boot_time_s: float
+    seed: int
+
+    @property
+    def cost_ratio(self) -> float:
+        """Cost over the lower bound (1.0 = no schedule could be cheaper)."""
+        if self.lower_bound_usd <= 0:
+            return 1.0 if self.cost_usd <= 0 else math.inf
+        return self.cost_usd / self.lower_bound_usd
+
+    @property
+    def makespan_ratio(self) -> float:
+        """Makespan over the ideal makespan of the chosen pool."""
+        if self.ideal_makespan_s <= 0:
+            return 1.0
+        return self.makespan_s / self.ideal_makespan_s
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--format json`` shape (SPEC §11)."""
+        data = attrs.asdict(self)
+        data["cost_ratio"] = self.cost_ratio
+        data["makespan_ratio"] = self.makespan_ratio
+        rounded = {
+            key: round(value, 6) if isinstance(value, float) and math.isfinite(value) else value
+            for key, value in data.items()
+        }
+        first = (
+            "makespan_s",
+            "cost_usd",
+            "lower_bound_usd",
+            "cost_ratio",
+            "ideal_makespan_s",
+            "makespan_ratio",
+            "instance_hours",
+            "retries",
+            "preemptions",
+            "utilisation",
+            "instance_type",
+            "max_instances",
+        )
+        return {**{key: rounded[key] for key in first}, **rounded}
+
+
+@attrs.frozen
+class SimulationRun:
+    """A finished simulation with its parts, for tests and benchmarks that look inside."""
+
+    result: SimulationResult
+    compute: InMemoryCompute
+    store: InMemoryTaskStore
+    manager: PoolManager
+    stats: FleetStats
+    log: tuple[str, ...]
+
+
+def duration_model_from_option(text: str, *, base: Path | None = None) -> DurationModel:
+    """``--task-duration``: a number, ``uniform:A,B``, ``lognormal:MU,SIGMA`` or a file path.
+
+    Raises:
+        ConfigError: a malformed model, or a file that cannot be read or holds no durations.
+    """
+    model = parse_duration_model(text)
+    if model is not None:
+        return model
+    path = Path(text)
+    if base is not None and not path.is_absolute():
+        path = base / path
+    try:
+        content = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"--task-duration {text}: not a number, uniform:A,B, lognormal:MU,SIGMA or a "
+            f"readable file ({exc.strerror or exc})"
+        ) from None
+    return durations_from_text(content, str(text))
+
+
+def synthetic_tasks(count: int) -> list[Task]:
+    """``count`` tasks with ids ``task-0000000``, ... and no data."""
+    width = max(7, len(str(max(count - 1, 0))))
+    return [Task(f"task-{index:0{width}d}", _EMPTY) for index in range(count)]
+
+
+def _ranked(config: JobConfig, pricing: MemoryPricing, region: str) -> list[Candidate]:
+    offers = pricing.offers(region)
+    zone = config.provider_options.zone
+    if zone:
+        offers = [offer for offer in offers if offer.zone in (None, zone)]
+    ranked = rank_offers(offers, config.run.constraints)
+    if not ranked:
+        # Raises SelectionError naming the constraint that eliminated the last candidates.
+        select_instance_type(offers, config.run.constraints)
+    return ranked
+
+
+def _region(config: JobConfig, pricing: MemoryPricing) -> str:
+    from cloud_tasks import bootstrap
+
+    return bootstrap.pricing_region(config, pricing) or pricing.default_region()
+
+
+def simulate(
+    config: JobConfig,
+    *,
+    duration: DurationModel,
+    tasks: Sequence[Task] | None = None,
+    num_tasks: int | None = None,
+    preemption_rate_per_hour: float = 0.0,
+    boot_time_s: float = 30.0,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> SimulationRun:
+    """Simulate ``config``'s job on the memory provider (see the module docstring).
+
+    Give ``tasks`` (their data is ignored; every task takes a duration drawn from
+    ``duration``) or ``num_tasks``. The same arguments always give the same result.
+
+    Raises:
+        ConfigError: inconsistent limits, a bad catalog, no tasks.
+        SelectionError: no instance type meets the constraints.
+    """
+    if preemption_rate_per_hour < 0 or boot_time_s < 0:
+        raise ConfigError("--preemption-rate and --boot-time must be non-negative")
+    job_tasks = list(tasks) if tasks is not None else synthetic_tasks(num_tasks or 0)
+    if not job_tasks:
+        raise ConfigError("nothing to simulate: give --tasks FILE or --num-tasks N (> 0)")
+
+    choice = config.provider_options.catalog
+    if choice is None and config.section in ("aws", "gcp"):
+        choice = config.section
+    catalog = resolve_catalog(choice)
+    pricing = MemoryPricing(catalog)
+    region = _region(config, pricing)
+    ranked = _ranked(config, pricing, region)
+    clock = VirtualClock(0.0)
+    compute = InMemoryCompute(
+        catalog,
+        clock=clock,
+        boot_delay_s=boot_time_s,
+        preemption_rate_per_hour=preemption_rate_per_hour,
+        seed=seed,
+    )
+    region_zones: tuple[str, ...] = ()
+    for listed in compute.list_regions():
+        if listed.name == region:
+            region_zones = tuple(listed.zones)
+    zones = ZoneChoice(config.provider_options.zone, region_zones)
+    options = launch_options(ranked, zones, lambda _c, _z: _SCRIPT)
+    twins = on_demand_options(options, lambda _c, _z: _SCRIPT)
+    best = options[0].candidate
+    run = config.run
+    target = target_pool_size(best, run.limits, len(job_tasks))
+
+    rng = random.Random(f"durations:{seed}")
+    durations = array("d", (max(0.0, duration.sample(rng)) for _ in job_tasks))
+    index_of = {task.task_id: index for index, task in enumerate(job_tasks)}
+    if len(index_of) != len(job_tasks):
+        raise ConfigError("task ids must be unique")
+
+    job_id = config.provider_options.job_id or DEFAULT_JOB_ID
+    queue_name = config.provider_options.effective_queue_name or job_id
+    task_queue = CompactTaskQueue(queue_name, clock=clock)
+    event_queue = CompactEventQueue(f"{queue_name}-events", clock=clock)
+    task_queue.create()
+    event_queue.create()
+    for start in range(0, len(job_tasks), _SEND_BATCH):
+        task_queue.send([Envelope(task) for task in job_tasks[start : start + _SEND_BATCH]])
+    store = InMemoryTaskStore()
+    store.add_tasks(job_tasks, 0.0)
+    store.set_meta(job_id=job_id, started_at=0.0)
+
+    settings = PoolSettings(
+        job_id=job_id,
+        image=run.image or compute.default_image(best.offer.architecture),
+        limits=run.limits,
+        scaling_check_interval_s=run.scaling_check_interval,
+        instance_termination_delay_s=run.instance_termination_delay,
+        keepalive_interval_s=run.keepalive_interval,
+        keepalive_startup_timeout_s=run.keepalive_startup_timeout,
+        keepalive_timeout_s=run.keepalive_timeout,
+        event_poll_interval_s=min(1.0, max(run.scaling_check_interval, 0.05)),
+        offload=False,
+        on_demand_after_preemptions=run.on_demand_after_preemptions if best.use_spot else 0,
+    )
+    lines: list[str] = []
+
+    def record(line: str) -> None:
+        lines.append(f"[{clock.now():>10.1f}s] {line}")
+        if log is not None:
+            log(lines[-1])
+
+    manager = PoolManager(
+        compute=compute,
+        task_queue=task_queue,
+        event_queue=event_queue,
+        db=store,
+        clock=clock,
+        options=options,
+        settings=settings,
+        log=record,
+        on_demand_options=twins,
+    )
+    slots = {option.candidate.name: option.candidate.tasks_per_instance for option in options}
+    workers = EventDrivenWorkers(
+        job_id=job_id,
+        compute=compute,
+        task_queue=task_queue,
+        event_queue=event_queue,
+        clock=clock,
+        tasks_per_instance=lambda name: slots.get(name, 1),
+        duration=lambda task_id, _data, _attempt: durations[index_of[task_id]],
+        keepalive_interval_s=run.keepalive_interval,
+    )
+    # Millions of long-lived objects and no reference cycles worth collecting: a full
+    # collection every few thousand allocations would dominate the run.
+    gc.collect()
+    gc.freeze()
+    try:
+        outcome = asyncio.run(
+            run_on_virtual_time(
+                clock,
+                manager.run(),
+                tick_s=None,
+                advance_to=workers.advance_to,
+                max_virtual_s=MAX_VIRTUAL_S,
+            )
+        )
+    finally:
+        gc.unfreeze()
+    end = clock.now()
+    stats = workers.stats
+    total_task_s = math.fsum(durations)
+    result = SimulationResult(
+        status=outcome.status,
+        message=outcome.message,
+        tasks=len(job_tasks),
+        completed=outcome.counts.completed,
+        failed=outcome.counts.failed,
+        makespan_s=end,
+        cost_usd=store.spend_usd(end),
+        lower_bound_usd=lower_bound_cost_usd(total_task_s, ranked),
+        ideal_makespan_s=ideal_makespan_s(
+            total_task_s, max(durations), target.count * best.tasks_per_instance, boot_time_s
+        ),
+        instance_hours=_instance_hours(stats, end),
+        retries=max(0, stats.started - outcome.counts.terminal),
+        preemptions=stats.preemptions,
+        preempted_runs=stats.preempted_runs,
+        utilisation=_utilisation(stats, end),
+        instance_type=best.name,
+        zone=options[0].zone or None,
+        region=region,
+        use_spot=best.use_spot,
+        price_per_hour_usd=best.price_per_hour_usd,
+        tasks_per_instance=best.tasks_per_instance,
+        max_instances=target.count,
+        limited_by=target.limited_by,
+        peak_instances=stats.peak_instances,
+        on_demand_instances=manager.launched_on_demand,
+        total_task_s=total_task_s,
+        duration_model=duration.describe(),
+        preemption_rate_per_hour=preemption_rate_per_hour,
+        boot_time_s=boot_time_s,
+        seed=seed,
+    )
+    return SimulationRun(result, compute, store, manager, stats, tuple(lines))
+
+
+def ideal_makespan_s(total_task_s: float, longest_task_s: float, slots: int, boot_s: float) -> float:
+    """Boot, then the work spread evenly over ``slots`` (never shorter than the longest task)."""
+    if slots <= 0:
+        return math.inf
+    return boot_s + max(total_task_s / slots, longest_task_s)
+
+
+def _lifetimes(stats: FleetStats, end: float) -> Iterable[tuple[float, int]]:
+    for _type, _price, slots, created, ended in stats.lifetimes.values():
+        yield (end if ended is None else ended) - created, slots
+
+
+def _instance_hours(stats: FleetStats, end: float) -> float:
+    return math.fsum(seconds for seconds, _ in _lifetimes(stats, end)) / 3600.0
+
+
+def _utilisation(stats: FleetStats, end: float) -> float:
+    paid = math.fsum(seconds * slots for seconds, slots in _lifetimes(stats, end))
+    return (stats.busy_s + stats.lost_s) / paid if paid > 0 else 0.0
+
+
+def format_result(result: SimulationResult) -> str:
+    """The human form of a simulation's figures."""
+
+    def duration(seconds: float) -> str:
+        minutes, secs = divmod(round(seconds), 60)
+        hours, minutes = divmod(minutes, 60)
+        return f"{hours}h{minutes:02d}m{secs:02d}s"
+
+    r = result
+    market = "spot" if r.use_spot else "on-demand"
+    lines = [
+        f"Simulated {r.tasks} tasks ({r.duration_model}), seed {r.seed}",
+        f"Pool:        {r.max_instances} x {r.instance_type} ({market}, {r.tasks_per_instance} "
+        f"tasks each, ${r.price_per_hour_usd:.4f}/h) in {r.zone or r.region}, "
+        f"limited by {r.limited_by}; peak {r.peak_instances} instances",
+        f"Outcome:     {r.status}: {r.completed} completed, {r.failed} failed",
+        f"Makespan:    {duration(r.makespan_s)} ({r.makespan_s:.0f} s); ideal for this pool "
+        f"{duration(r.ideal_makespan_s)}, ratio {r.makespan_ratio:.3f}",
+        f"Cost:        ${r.cost_usd:.4f}; lower bound ${r.lower_bound_usd:.4f}, "
+        f"ratio {r.cost_ratio:.3f}",
+        f"Instances:   {r.instance_hours:.2f} instance-hours, utilisation {r.utilisation:.1%}, "
+        f"{r.on_demand_instances} on-demand",
+        f"Preemptions: {r.preemptions} ({r.preemption_rate_per_hour:g}/h per instance), "
+        f"{r.preempted_runs} task runs lost, {r.retries} re-runs",
+    ]
+    return "\n".join(lines)
+
+
+__all__ = [
+    "DEFAULT_JOB_ID",
+    "SimulationResult",
+    "SimulationRun",
+    "duration_model_from_option",
+    "format_result",
+    "ideal_makespan_s",
+    "simulate",
+    "synthetic_tasks",
+]
