@@ -15,15 +15,21 @@ from cloud_tasks.domain.tasks import Envelope, Task
 
 RECEIVER = textwrap.dedent(
     """
-    import sys
+    import pathlib, sys, time
     from cloud_tasks.adapters.local.sqlite_queue import SqliteTaskQueue
     queue = SqliteTaskQueue(sys.argv[1], "jobs")
+    if len(sys.argv) > 3:  # start together: wait until every receiver is ready
+        barrier, count = pathlib.Path(sys.argv[2]), int(sys.argv[3])
+        (barrier / str(time.monotonic_ns())).touch()
+        while len(list(barrier.iterdir())) < count:
+            time.sleep(0.01)
     while True:
         batch = queue.receive(5, 60.0, wait_s=0.5)
         if not batch:
             break
         for message in batch:
             print(message.task_id, flush=True)
+            time.sleep(0.002)  # a little work per task, so one receiver cannot take them all
             queue.ack(message.receipt)
     """
 )
@@ -74,7 +80,9 @@ def python(script: str, *args: str) -> subprocess.Popen[str]:
 
 def test_concurrent_processes_each_get_every_task_once(tmp_path: Path) -> None:
     queue = make_queue(tmp_path, 400)
-    workers = [python(RECEIVER, str(queue.path)) for _ in range(4)]
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    workers = [python(RECEIVER, str(queue.path), str(barrier), "4") for _ in range(4)]
     outputs = [worker.communicate(timeout=120) for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0, 0, 0], [e for _, e in outputs]
     received = [line for out, _ in outputs for line in out.split()]
