@@ -195,8 +195,10 @@ def queue_lease_s(max_runtime_s: float) -> float:
 def _queue_name(config: JobConfig, queue_name: str | None) -> str:
     name = queue_name or config.provider_options.effective_queue_name
     if not name:
+        where = f" ({config.source})" if config.source else ""
         raise ConfigError(
-            "no queue name: set job_id (or queue_name) in the configuration, or pass --job-id"
+            f"no queue name: set job_id (or queue_name) in the configuration{where}, or pass "
+            "--job-id"
         )
     # Checked here too, for names that did not come through the configuration loader (the
     # worker's --job-id/--queue-name): a name must never reach a file path or an API filter.

@@ -57,7 +57,11 @@ class _Resolver:
 
     def fail(self, path: str, problem: str, *, from_file: bool = True) -> ConfigError:
         suffix = f" ({self.where})" if from_file and self.where else ""
-        return ConfigError(f"{path}: {problem}{suffix}")
+        text = f"{path}: {problem}{suffix}"
+        # A key may hold a newline or a control character: the message stays one line.
+        if not text.isprintable():
+            text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+        return ConfigError(text)
 
     def fail_at(self, name: str, problem: str) -> ConfigError:
         origin = self.origins[name]
