@@ -77,7 +77,7 @@ CONFIG_CASES: tuple[Case, ...] = (
     _c("zone_region_mismatch.yml", "gcp.zone", "us-central1-a is in region us-central1"),
     _c("python_object_tag.yml", "line 5", "could not determine a constructor"),
     _c("non_string_key.yml", "local", "option name 1 is not a name"),
-    _c("empty.yml", "set job_id"),
+    _c("empty.yml", "job_id", "--job-id"),
     _c("billion_laughs.yml", "bombs", "unknown section"),
     _c("billion_laughs_in_value.yml", "local.instance_types[0]", "expected a string"),
     _c("binary_garbage.yml", "not UTF-8"),
