@@ -14,6 +14,7 @@ late delivery of the same task succeeds.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -192,8 +193,10 @@ class TaskDatabase:
         in_memory = str(path) == ":memory:"
         try:
             if not in_memory:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-                os.close(fd)
+                # Only a file created here is opened and closed: closing a descriptor of a
+                # database open in this process drops its SQLite locks (sqlite.org/howtocorrupt).
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
                 os.chmod(self.path, 0o600)
             self._db = sqlite3.connect(":memory:" if in_memory else self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")

@@ -62,6 +62,21 @@ class _WallClock:
         await asyncio.sleep(max(0.0, seconds))
 
 
+def create_owner_only(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 unless it exists (SQLite's -wal/-shm copy the mode).
+
+    Only a file this call creates is opened and closed: closing any descriptor of a database
+    file drops every POSIX lock this process holds on it, including the locks of SQLite
+    connections open in other threads, and another process may then checkpoint and delete
+    the WAL under them, which corrupts the database (sqlite.org/howtocorrupt.html, 2.2).
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 class SqliteDatabase:
     """One SQLite queue file, opened lazily and reopened after a fork.
 
@@ -83,9 +98,7 @@ class SqliteDatabase:
             return self._conn
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # Create the file owner-only before SQLite does; its -wal/-shm files copy this mode.
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            os.close(fd)
+            create_owner_only(self.path)
             conn = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
