@@ -159,9 +159,13 @@ def parse_duration_model(text: str, where: str = "--task-duration") -> DurationM
             raise ConfigError(f"{where}: {spec!r} must be a non-negative number of seconds")
         return ConstantDuration(seconds)
     kind, sep, rest = spec.partition(":")
-    if not sep or "/" in kind or "\\" in kind or "." in kind:
-        return None
     kind = kind.strip().lower()
+    known = ("uniform", "lognormal", "constant", "fixed")
+    if kind not in known and (
+        # A path (``durations.txt``, ``C:/data/d.txt``), not a misspelt model.
+        not sep or len(kind) < 2 or not kind.isalpha() or any(c in rest for c in "/\\.")
+    ):
+        return None
     if kind == "uniform":
         low, high = _numbers(rest, 2, f"{where} {spec}")
         if low < 0 or high < low:
@@ -236,7 +240,7 @@ def durations_from_text(text: str, source: str) -> DurationModel:
         ConfigError: the file holds none of these, with the line that is wrong.
     """
     stripped = text.strip()
-    if stripped.startswith("[") or stripped.startswith("{") and "\n{" not in stripped:
+    if stripped.startswith("[") or (stripped.startswith("{") and "\n{" not in stripped):
         try:
             whole = json.loads(stripped)
         except ValueError:
@@ -262,7 +266,9 @@ def durations_from_text(text: str, source: str) -> DurationModel:
             try:
                 event = json.loads(item)
             except ValueError:
-                raise ConfigError(f"{source}, line {number}: not valid JSON; {_FILE_HELP}") from None
+                raise ConfigError(
+                    f"{source}, line {number}: not valid JSON; {_FILE_HELP}"
+                ) from None
             if (
                 isinstance(event, dict)
                 and event.get("event_type") == "task_completed"

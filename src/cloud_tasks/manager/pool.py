@@ -326,8 +326,8 @@ class PoolManager:
             # One pass, few lookups per event: simulations push millions through here.
             for event in events:
                 get = event.get
-                instance_id = get("instance_id")
-                if not instance_id:
+                sender = get("instance_id")
+                if not sender:
                     anonymous = True
                 if get("task_id") is not None:
                     self._last_task_event = now
@@ -340,7 +340,7 @@ class PoolManager:
                     )
                 if running > 0:
                     self._busy_reported_at = now
-                tracked = self.tracked.get(str(instance_id))
+                tracked = self.tracked.get(str(sender))
                 if tracked is not None:
                     tracked.running_tasks = running
                     if running > 0:

@@ -21,7 +21,7 @@ import gc
 import math
 import random
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
@@ -49,7 +49,7 @@ DEFAULT_JOB_ID: Final = "simulation"
 #: Longest simulated job before the simulation gives up.
 MAX_VIRTUAL_S: Final = 366 * 24 * 3600.0
 _SEND_BATCH: Final = 10_000
-_EMPTY: Final = MappingProxyType({})
+_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 _SCRIPT: Final = "#!/bin/bash\n# simulated instance: no script runs\n"
 
 
@@ -352,7 +352,9 @@ def simulate(
     return SimulationRun(result, compute, store, manager, stats, tuple(lines))
 
 
-def ideal_makespan_s(total_task_s: float, longest_task_s: float, slots: int, boot_s: float) -> float:
+def ideal_makespan_s(
+    total_task_s: float, longest_task_s: float, slots: int, boot_s: float
+) -> float:
     """Boot, then the work spread evenly over ``slots`` (never shorter than the longest task)."""
     if slots <= 0:
         return math.inf

@@ -21,6 +21,7 @@ coroutine wakes up, with ``advance_to`` playing every worker event up to then at
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 from collections.abc import Callable, Coroutine, Mapping
@@ -317,6 +318,8 @@ class FleetStats(SimStats):
     lost_s: float = 0.0
     peak_instances: int = 0
     peak_price_per_hour_usd: float = 0.0
+    #: task id → runs lost to preemption (only tasks that lost one)
+    preempted_tasks: dict[str, int] = attrs.field(factory=dict)
     #: instance id → [type, price per hour, slots, created at, ended at or None]
     lifetimes: dict[str, list[Any]] = attrs.field(factory=dict)
 
@@ -453,10 +456,9 @@ class EventDrivenWorkers:
     def _flush(self) -> None:
         if self._events:
             events, self._events = self._events, []
-            try:
+            # After the job the queues are gone; nothing is left to report to.
+            with contextlib.suppress(QueueNotFoundError):
                 self.event_queue.send(events)
-            except QueueNotFoundError:
-                pass  # the job is over and its queues are gone
 
     def _event(self, instance_id: str, kind: str, now: float, **fields: Any) -> None:
         self._events.append(
@@ -479,7 +481,9 @@ class EventDrivenWorkers:
     def _finish(self, vm: _Fleet, receipt: str, now: float) -> None:
         message, started = vm.running.pop(receipt)
         attempt = message.attempt
-        success = True if self.outcome is None else self.outcome(message.task_id, message.data, attempt)
+        success = (
+            True if self.outcome is None else self.outcome(message.task_id, message.data, attempt)
+        )
         if success:
             self.task_queue.ack(receipt)
             self.stats.completed += 1
@@ -535,7 +539,10 @@ class EventDrivenWorkers:
         for receipt, (message, started) in vm.running.items():
             self.stats.lost_s += now - started
             self.stats.released += 1
-            self.stats.preempted_runs += int(reason == "preempted")
+            if reason == "preempted":
+                self.stats.preempted_runs += 1
+                lost = self.stats.preempted_tasks
+                lost[message.task_id] = lost.get(message.task_id, 0) + 1
             try:
                 self.task_queue.release(receipt)
             except QueueNotFoundError:

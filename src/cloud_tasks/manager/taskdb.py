@@ -679,8 +679,8 @@ class TaskDatabase:
 __all__ = [
     "COMPLETED",
     "FAILED",
-    "PREEMPTION_REASONS",
     "PENDING",
+    "PREEMPTION_REASONS",
     "RUNNING",
     "STATES",
     "TERMINAL_STATES",

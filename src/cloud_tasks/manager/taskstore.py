@@ -220,7 +220,7 @@ class InMemoryTaskStore:
         if kind == "task_released":
             if code not in (_C, _F) and str(event.get("reason", "preempted")) in PREEMPTION_REASONS:
                 self._preempted[task_id] = self._preempted.get(task_id, 0) + 1
-            return code == _R and self._move(task_id, code, _P)
+            return False
         if kind not in _OUTCOME_EVENTS:
             return False
         # A run that reached an outcome was not preempted: count consecutive losses only.
@@ -236,11 +236,16 @@ class InMemoryTaskStore:
                 self.completed_elapsed_s += float(elapsed)
             self._errors.pop(task_id, None)
             return self._move(task_id, code, _C)
-        error = error_text(event)
-        if error is not None:
-            self._errors[task_id] = error
         if code == _F:
             return False
+        error = error_text(event)
+        previous = self._errors.get(task_id)
+        if kind == "task_dead_lettered" and previous and previous not in (error or ""):
+            error = f"{error}; last error: {previous}"
+        if error is not None:
+            self._errors[task_id] = error
+        else:
+            self._errors.pop(task_id, None)
         retry = kind != "task_dead_lettered" and event.get("retry") is True
         return self._move(task_id, code, _P if retry else _F)
 

@@ -24,7 +24,7 @@ from cloud_tasks.ports import Clock, ReceivedEvent, ReceivedTask
 
 
 class _Message:
-    __slots__ = ("envelope", "deliveries", "visible_at", "queued")
+    __slots__ = ("deliveries", "envelope", "queued", "visible_at")
 
     def __init__(self, envelope: Envelope) -> None:
         self.envelope = envelope
@@ -118,7 +118,9 @@ class CompactTaskQueue:
             message.visible_at = lease_until
             heapq.heappush(self._leases, (lease_until, message_id))
             received.append(
-                ReceivedTask(message.envelope, f"{message_id}:{message.deliveries}", message.deliveries)
+                ReceivedTask(
+                    message.envelope, f"{message_id}:{message.deliveries}", message.deliveries
+                )
             )
         return received
 

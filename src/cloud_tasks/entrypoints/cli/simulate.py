@@ -1,11 +1,133 @@
-"""The simulate command: what-if runs of the pool manager on virtual time."""
+"""The simulate command: what-if runs of the pool manager on virtual time (SPEC §9, §11)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import click
 
-from cloud_tasks.entrypoints.cli._stub import not_built
+from cloud_tasks.entrypoints.cli.options import (
+    common_options,
+    format_option,
+    resolve_config,
+    run_options,
+    verbosity,
+)
+from cloud_tasks.exceptions import ConfigError
 
-COMMANDS: list[click.Command] = [
-    not_built("simulate", "Simulate a job on virtual time: makespan, cost, retries."),
-]
+
+@click.command(
+    "simulate",
+    epilog="Example: cloud_tasks simulate --config myconfig.yml --num-tasks 100000 "
+    "--task-duration lognormal:5,0.8 --preemption-rate 0.1 --seed 1",
+)
+@common_options
+@run_options
+@click.option(
+    "--tasks",
+    "--task-file",
+    "tasks_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Task file (JSON or YAML) whose tasks are simulated; their data is not used.",
+)
+@click.option(
+    "--num-tasks",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Simulate this many tasks instead of a task file.",
+)
+@click.option(
+    "--task-duration",
+    "task_duration",
+    required=True,
+    help="Seconds per task: a number (90), uniform:LOW,HIGH, lognormal:MU,SIGMA (median e^MU "
+    "seconds), or a file of measured durations (one number per line, a JSON list, the event "
+    "file of 'run --output-file', or 'status --format json' output).",
+)
+@click.option(
+    "--preemption-rate",
+    type=click.FloatRange(min=0.0),
+    default=0.0,
+    show_default=True,
+    help="Spot preemptions per instance per hour (Poisson); 0.1 = 10%/h.",
+)
+@click.option(
+    "--boot-time",
+    type=click.FloatRange(min=0.0),
+    default=30.0,
+    show_default=True,
+    help="Seconds from starting an instance until its worker takes tasks.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Random seed: the same seed gives the same simulation.",
+)
+@format_option
+def simulate_command(**params: Any) -> None:
+    """Simulate a job on virtual time: makespan, cost, retries, against the lower bound.
+
+    Runs the same pool manager as 'run' against the memory provider: instance type, pool size
+    and every run option come from the configuration (a config for aws or gcp uses that
+    cloud's part of the bundled catalog). Instances boot after --boot-time and spot instances
+    are preempted at --preemption-rate; each task takes a duration drawn from --task-duration.
+    Nothing is started anywhere.
+    """
+    from cloud_tasks.manager.simulation import (
+        duration_model_from_option,
+        format_result,
+        simulate,
+    )
+
+    provider = params.get("provider")
+    if provider is not None and provider.lower() != "memory":
+        raise click.UsageError(
+            f"--provider {provider}: simulate always runs on the memory provider; leave "
+            "--provider out (a config for aws or gcp is simulated with that cloud's catalog)"
+        )
+    tasks_file = params.pop("tasks_file")
+    num_tasks = params.pop("num_tasks")
+    if (tasks_file is None) == (num_tasks is None):
+        raise click.UsageError("give exactly one of --tasks FILE and --num-tasks N")
+    params["provider"] = "memory"
+    config = resolve_config(**params)
+    as_json = params["output_format"] == "json"
+    level = verbosity(params)
+    if not as_json and level >= 0:
+        for notice in config.notices:
+            # Running on the memory provider is what simulate does, not an override to report.
+            if not notice.startswith("--provider=memory overrides"):
+                click.echo(notice, err=True)
+    duration = duration_model_from_option(params["task_duration"])
+    tasks = None
+    if tasks_file is not None:
+        from cloud_tasks.domain.tasks import Task
+        from cloud_tasks.taskfile import iter_tasks
+
+        tasks = [Task(task.task_id) for task in iter_tasks(tasks_file)]
+        if not tasks:
+            raise ConfigError(f"{tasks_file}: the task file holds no tasks; nothing to simulate")
+    run = simulate(
+        config,
+        duration=duration,
+        tasks=tasks,
+        num_tasks=num_tasks,
+        preemption_rate_per_hour=params["preemption_rate"],
+        boot_time_s=params["boot_time"],
+        seed=params["seed"],
+        log=(lambda line: click.echo(line, err=True)) if level >= 1 and not as_json else None,
+    )
+    if as_json:
+        click.echo(json.dumps(run.result.to_dict(), indent=2))
+    else:
+        click.echo(format_result(run.result))
+    if not run.result.status == "completed":
+        raise ConfigError(f"the simulated job did not finish: {run.result.message}")
+
+
+COMMANDS: list[click.Command] = [simulate_command]

@@ -1,0 +1,98 @@
+"""``cloud_tasks simulate`` through click's CliRunner: text, JSON, task files, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cloud_tasks.entrypoints.cli.main import cli, main
+
+CONFIG = "provider: gcp\ngcp:\n  job_id: sim\n  use_spot: true\n  max_instances: 3\n  max_cpu: 4\n"
+
+
+def _invoke(*args: str) -> tuple[int, str, str]:
+    Path("c.yml").write_text(CONFIG)
+    result = CliRunner().invoke(cli, ["simulate", "--config", "c.yml", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_json_output_has_the_documented_keys_and_repeats_per_seed() -> None:
+    args = (
+        "--num-tasks",
+        "300",
+        "--task-duration",
+        "lognormal:4,0.5",
+        "--preemption-rate",
+        "2",
+        "--seed",
+        "7",
+        "--format",
+        "json",
+    )
+    code, out, err = _invoke(*args)
+    assert code == 0, err
+    data = json.loads(out)
+    for key in (
+        "makespan_s",
+        "cost_usd",
+        "lower_bound_usd",
+        "cost_ratio",
+        "instance_hours",
+        "retries",
+        "preemptions",
+        "utilisation",
+        "instance_type",
+        "max_instances",
+    ):
+        assert key in data
+    assert data["status"] == "completed" and data["completed"] == 300
+    assert data["instance_type"].startswith(("e2-", "n2", "n1-", "c2", "t2", "n4", "c3", "c4"))
+    assert data["region"].startswith("us-")  # the gcp part of the catalog
+    assert data["max_instances"] <= 3 and data["preemptions"] > 0
+    assert abs(data["cost_ratio"] - data["cost_usd"] / data["lower_bound_usd"]) < 1e-3
+    assert _invoke(*args)[1] == out
+    assert json.loads(_invoke(*args[:-3], "8", "--format", "json")[1]) != data
+
+
+def test_text_output_and_flag_overrides() -> None:
+    code, out, err = _invoke("--num-tasks", "50", "--task-duration", "60", "--max-instances", "2")
+    assert code == 0, err
+    assert "Simulated 50 tasks (60 s), seed 0" in out
+    assert "Pool:        2 x " in out and "limited by max_instances" in out
+    assert "completed: 50 completed, 0 failed" in out
+    assert "--max-instances=2 overrides gcp.max_instances=3" in err
+
+
+def test_tasks_from_a_task_file() -> None:
+    Path("tasks.json").write_text(
+        json.dumps([{"task_id": f"t{i}", "data": {"i": i}} for i in range(25)])
+    )
+    code, out, err = _invoke(
+        "--tasks", "tasks.json", "--task-duration", "uniform:10,20", "--format", "json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["completed"] == 25
+
+
+def _fails(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """Run the real entry point (its error handling included); exit code and stderr."""
+    Path("c.yml").write_text(CONFIG)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", "--config", "c.yml", *args])
+    return int(exit_info.value.code or 0), capsys.readouterr().err
+
+
+def test_bad_input_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _fails(capsys, "--num-tasks", "5", "--task-duration", "lognormal:4")
+    assert code == 1 and "lognormal:4: expected 2 numbers" in err
+    code, err = _fails(capsys, "--num-tasks", "5", "--task-duration", "missing.txt")
+    assert code == 1 and "not a number, uniform:A,B, lognormal:MU,SIGMA or a readable file" in err
+    code, err = _fails(capsys, "--task-duration", "5")
+    assert code == 2 and "exactly one of --tasks FILE and --num-tasks N" in err
+    code, err = _fails(capsys, "--num-tasks", "5", "--task-duration", "5", "--provider", "aws")
+    assert code == 2 and "always runs on the memory provider" in err
+    code, err = _fails(capsys, "--num-tasks", "5", "--task-duration", "5", "--min-cpu", "4096")
+    assert code == 1 and err.startswith("Error:") and len(err.strip().splitlines()) == 1

@@ -1,0 +1,119 @@
+"""The in-memory task store follows the task database's state rules; the compact queues keep
+the queue semantics the simulated workers rely on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cloud_tasks.adapters.memory.clock import VirtualClock
+from cloud_tasks.adapters.memory.compact_queue import CompactEventQueue, CompactTaskQueue
+from cloud_tasks.domain.tasks import Envelope, Task
+from cloud_tasks.manager.taskdb import InstanceRecord, TaskDatabase
+from cloud_tasks.manager.taskstore import InMemoryTaskStore
+
+TASKS = ["a", "b", "c"]
+
+events = st.lists(
+    st.tuples(
+        st.sampled_from([*TASKS, "unknown"]),
+        st.sampled_from(
+            [
+                ("task_completed", {"success": True, "retry": False}),
+                ("task_completed", {"success": False, "retry": True}),
+                ("task_exception", {"retry": False, "exception": "ValueError: x"}),
+                ("task_exception", {"retry": True, "exception": "ValueError: y"}),
+                ("task_dead_lettered", {"reason": "max_attempts"}),
+                ("task_started", {}),
+                ("task_released", {"reason": "preempted"}),
+                ("task_released", {"reason": "shutdown"}),
+            ]
+        ),
+        st.integers(1, 4),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(events)
+def test_the_memory_store_and_the_database_agree(sequence: list[Any]) -> None:
+    db = TaskDatabase(":memory:")
+    store = InMemoryTaskStore()
+    tasks = [Task(task_id) for task_id in TASKS]
+    db.add_tasks(tasks, 0.0)
+    store.add_tasks(tasks, 0.0)
+    for number, (task_id, (kind, fields), attempt) in enumerate(sequence):
+        # Distinct timestamps: the database drops repeated events by content.
+        event = {
+            "event_type": kind,
+            "task_id": task_id,
+            "instance_id": "vm-1",
+            "attempt": attempt,
+            "timestamp": str(number),
+            **fields,
+        }
+        db.ingest([event], float(number))
+        store.ingest([event], float(number))
+        assert store.counts() == db.counts()
+        for threshold in (1, 2):
+            assert store.preempted_tasks(threshold) == db.preempted_tasks(threshold)
+    for task_id in TASKS:
+        row = db.task(task_id)
+        assert row is not None and store.state_of(task_id) == row.state
+        if row.state == "failed":
+            assert store.error_of(task_id) == row.error
+
+
+def test_spend_and_instances_as_the_database_computes_them() -> None:
+    db = TaskDatabase(":memory:")
+    store = InMemoryTaskStore()
+    for target in (db, store):
+        target.record_instance(InstanceRecord("i-1", "n", "t", "z", True, 0.36, 100.0))
+        target.record_instance(InstanceRecord("i-2", "n", "t", "z", False, 1.8, 200.0))
+        target.ingest(
+            [{"event_type": "keep_alive", "instance_id": "i-1", "running_tasks": 2}], 150.0
+        )
+        target.end_instance("i-2", 300.0, "idle")
+    assert store.spend_usd(1000.0) == db.spend_usd(1000.0)
+    assert store.counts_with_running() == db.counts_with_running()
+    assert store.instances() == db.instances()
+    assert store.instances(active_only=True) == db.instances(active_only=True)
+
+
+def test_compact_task_queue_leases_releases_and_requeues() -> None:
+    clock = VirtualClock(0.0)
+    queue = CompactTaskQueue("q", clock=clock)
+    queue.create()
+    queue.send([Envelope(Task(f"t{i}")) for i in range(3)])
+    first = queue.receive(2, 10.0)
+    assert [m.task_id for m in first] == ["t0", "t1"] and queue.depth() == 3
+    queue.release(first[1].receipt)
+    again = queue.receive(5, 10.0)
+    assert [m.task_id for m in again] == ["t1", "t2"] and again[0].delivery_count == 2
+    queue.requeue(again[1])
+    retried = queue.receive(5, 10.0)
+    assert [(m.task_id, m.attempt) for m in retried] == [("t2", 2)]
+    clock.advance(10.0)
+    expired = queue.receive(5, 10.0)
+    assert sorted(m.task_id for m in expired) == ["t0", "t1", "t2"]
+    queue.release(first[0].receipt)  # an old receipt no longer moves the message
+    assert queue.receive(5, 10.0) == []
+    for message in expired:
+        queue.ack(message.receipt)
+    assert queue.depth() == 0
+
+
+def test_compact_event_queue_redelivers_unacknowledged_events() -> None:
+    clock = VirtualClock(0.0)
+    events = CompactEventQueue("e", clock=clock, visibility_timeout_s=5.0)
+    events.create()
+    events.send([{"n": 1}, {"n": 2}])
+    got = events.receive(10)
+    assert [e.event["n"] for e in got] == [1, 2]
+    events.ack([got[0].receipt])
+    assert events.receive(10) == []
+    clock.advance(5.0)
+    assert [e.event["n"] for e in events.receive(10)] == [2]
