@@ -487,6 +487,12 @@ class TaskDatabase:
         if kind == "task_dead_lettered" and error and error not in (new_error or ""):
             new_error = f"{new_error}; last error: {error}"
         if state == FAILED:
+            if kind == "task_dead_lettered":
+                # The attempt's outcome (retry false) came first: say that it was given up.
+                db.execute(
+                    "UPDATE tasks SET error = ?, last_event = ? WHERE task_id = ?",
+                    (new_error, kind, task_id),
+                )
             return False
         retry = kind != "task_dead_lettered" and event.get("retry") is True
         new_state = PENDING if retry else FAILED
