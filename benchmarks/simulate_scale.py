@@ -58,7 +58,7 @@ def run_one(config: str, tasks: int, duration: str, rate: float, seed: int) -> d
     figures["wall_s"] = time.perf_counter() - wall
     figures["cpu_s"] = time.process_time() - cpu
     figures["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    figures["events"] = run.store.events_applied
+    figures["events"] = getattr(run.store, "events_applied", 0)
     return figures
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from cloud_tasks.domain.durations import ConstantDuration
+from cloud_tasks.manager.simulation import simulate
+from cloud_tasks.manager.taskdb import TaskDatabase
 from tests.simulate.helpers import config, run
 
 LONG = ConstantDuration(4 * 3600.0)
@@ -36,3 +38,18 @@ def test_idle_instances_stop_as_the_queue_drains() -> None:
     # Nine instances stop within the termination delay and a check after their last task.
     assert lifetimes[-1] >= 3 * 600.0
     assert all(lifetime <= 2 * 600.0 + 30 + 60 + 60 + 1 for lifetime in lifetimes[:-1])
+
+
+def test_the_sqlite_task_database_gives_the_same_simulation() -> None:
+    # The same manager code on the task database of real runs: task_released events from
+    # preempted instances reach the on-demand fallback there too, with identical figures.
+    job = config("  on_demand_after_preemptions: 1\n")
+    memory = run(job, LONG, 8, rate=0.5, seed=0)
+    db = TaskDatabase(":memory:")
+    sqlite = simulate(
+        job, duration=LONG, num_tasks=8, preemption_rate_per_hour=0.5, seed=0, store=db
+    )
+    assert sqlite.result == memory.result
+    assert sqlite.result.on_demand_instances >= 1
+    released = [e for e in db.events() if e["event_type"] == "task_released"]
+    assert len(released) == memory.result.preempted_runs

@@ -20,7 +20,12 @@ from cloud_tasks.domain.sizing import target_pool_size
 from cloud_tasks.domain.startup import ENV_PREFIX
 from cloud_tasks.domain.tasks import Envelope, Task
 from cloud_tasks.exceptions import ConfigError
-from cloud_tasks.manager.plan import ZoneChoice, launch_options, startup_script_for
+from cloud_tasks.manager.plan import (
+    ZoneChoice,
+    launch_options,
+    on_demand_options,
+    startup_script_for,
+)
 from cloud_tasks.manager.pool import LaunchOption, PoolSettings
 from cloud_tasks.ports import Clock, Compute, EventQueue, Pricing, TaskQueue
 
@@ -98,6 +103,8 @@ class JobPlan:
     initial_count: int
     limited_by: str
     region: str
+    #: On-demand twins of the spot options (``on_demand_after_preemptions``).
+    on_demand_options: tuple[LaunchOption, ...] = ()
 
     @property
     def best(self) -> Candidate:
@@ -154,15 +161,16 @@ def make_plan(
         name.removeprefix(ENV_PREFIX): value
         for name, value in adapters.instance_environment.items()
     }
-    options = launch_options(
-        ranked,
-        ZoneChoice(zone, region_zones),
-        lambda candidate, z: startup_script_for(config, user_script, candidate, z, extra),
-    )
+
+    def script_for(candidate: Candidate, z: str) -> str:
+        return startup_script_for(config, user_script, candidate, z, extra)
+
+    options = launch_options(ranked, ZoneChoice(zone, region_zones), script_for)
     best = options[0].candidate
     target = target_pool_size(best, config.run.limits, remaining_tasks)
     image = config.run.image or adapters.compute.default_image(best.offer.architecture)
-    return JobPlan(tuple(options), image, target.count, target.limited_by, region)
+    twins = on_demand_options(options, script_for) if config.run.on_demand_after_preemptions else []
+    return JobPlan(tuple(options), image, target.count, target.limited_by, region, tuple(twins))
 
 
 def pool_settings(config: JobConfig, plan: JobPlan, *, tasks_known: bool = True) -> PoolSettings:
@@ -184,6 +192,7 @@ def pool_settings(config: JobConfig, plan: JobPlan, *, tasks_known: bool = True)
         service_account=config.provider_options.service_account,
         offload=config.provider != "memory",
         tasks_known=tasks_known,
+        on_demand_after_preemptions=run.on_demand_after_preemptions,
     )
 
 

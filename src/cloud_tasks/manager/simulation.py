@@ -23,7 +23,6 @@ import random
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Final
 
 import attrs
@@ -42,6 +41,7 @@ from cloud_tasks.exceptions import ConfigError
 from cloud_tasks.manager.plan import ZoneChoice, launch_options, on_demand_options
 from cloud_tasks.manager.pool import PoolManager, PoolSettings
 from cloud_tasks.manager.simworkers import EventDrivenWorkers, FleetStats, run_on_virtual_time
+from cloud_tasks.manager.taskdb import TaskDatabase
 from cloud_tasks.manager.taskstore import InMemoryTaskStore
 
 #: Job id of a simulation whose configuration names none.
@@ -49,7 +49,9 @@ DEFAULT_JOB_ID: Final = "simulation"
 #: Longest simulated job before the simulation gives up.
 MAX_VIRTUAL_S: Final = 366 * 24 * 3600.0
 _SEND_BATCH: Final = 10_000
-_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
+# One empty mapping shared by every synthetic task (nothing mutates task data): a million
+# tasks need no million dicts. A plain dict, so a task database can store it as JSON.
+_EMPTY: Final[Mapping[str, Any]] = {}
 _SCRIPT: Final = "#!/bin/bash\n# simulated instance: no script runs\n"
 
 
@@ -133,7 +135,7 @@ class SimulationRun:
 
     result: SimulationResult
     compute: InMemoryCompute
-    store: InMemoryTaskStore
+    store: InMemoryTaskStore | TaskDatabase
     manager: PoolManager
     stats: FleetStats
     log: tuple[str, ...]
@@ -195,11 +197,14 @@ def simulate(
     boot_time_s: float = 30.0,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
+    store: InMemoryTaskStore | TaskDatabase | None = None,
 ) -> SimulationRun:
     """Simulate ``config``'s job on the memory provider (see the module docstring).
 
     Give ``tasks`` (their data is ignored; every task takes a duration drawn from
     ``duration``) or ``num_tasks``. The same arguments always give the same result.
+    ``store`` replaces the default ``InMemoryTaskStore`` (e.g. a SQLite ``TaskDatabase``, to
+    keep every event of the simulated job).
 
     Raises:
         ConfigError: inconsistent limits, a bad catalog, no tasks.
@@ -251,7 +256,8 @@ def simulate(
     event_queue.create()
     for start in range(0, len(job_tasks), _SEND_BATCH):
         task_queue.send([Envelope(task) for task in job_tasks[start : start + _SEND_BATCH]])
-    store = InMemoryTaskStore()
+    if store is None:
+        store = InMemoryTaskStore()
     store.add_tasks(job_tasks, 0.0)
     store.set_meta(job_id=job_id, started_at=0.0)
 

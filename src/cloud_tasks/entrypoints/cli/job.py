@@ -194,6 +194,7 @@ def _supervise(
                 settings=settings,
                 on_update=_with_export(display.update, export),
                 log=display.log,
+                on_demand_options=plan.on_demand_options,
             )
             try:
                 outcome = asyncio.run(manager.run())
@@ -546,6 +547,7 @@ def manage_pool_command(**params: Any) -> None:
                 settings=settings,
                 on_update=display.update,
                 log=display.log,
+                on_demand_options=plan.on_demand_options,
             )
             try:
                 outcome = asyncio.run(manager.run())
