@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime
+import functools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,8 +30,10 @@ KEEP_ALIVE = "keep_alive"
 NON_FATAL_EXCEPTION = "non_fatal_exception"
 FATAL_EXCEPTION = "fatal_exception"
 
-# SQS accepts at most 10 messages per batch; other queues take more but 10 keeps latency low.
-_QUEUE_BATCH = 10
+# Events per send call; the adapters split it into the batches their service takes.
+_QUEUE_BATCH = 100
+
+Event = tuple[str, dict[str, Any]]
 
 
 def utc_timestamp(seconds: float) -> str:
@@ -41,7 +45,13 @@ class EventLog:
     """Builds events and delivers them to the log file and the event queue.
 
     File lines are written (and flushed) as events happen. Queue sends run off the event loop in
-    batches; a failed send is retried, so events are delayed, never dropped, while the worker runs.
+    batches: every event waiting when a send starts goes in it, so tasks that finish together
+    share one send. A failed send is retried, so events are delayed, never dropped, while the
+    worker runs.
+
+    ``emit`` records an event and returns at once; ``deliver`` returns only once its events are
+    stored (the queue's ``send`` returned), which is what a task's outcome needs before its
+    message may be acknowledged.
     """
 
     def __init__(
@@ -64,6 +74,12 @@ class EventLog:
             self._file = target.open("a", encoding="utf-8")
         self._queue = event_queue
         self._pending: list[dict[str, Any]] = []
+        # Events handed to the queue sender so far, and how many of them are stored.
+        self._queued = 0
+        self._stored = 0
+        # (sequence number that must be stored, future) in sequence order.
+        self._waiters: collections.deque[tuple[int, asyncio.Future[bool]]] = collections.deque()
+        self._abandoned = False
         self._wakeup = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
         self._in_flight: asyncio.Future[None] | None = None
@@ -73,9 +89,10 @@ class EventLog:
         """Start the background queue sender (needs a running event loop)."""
         if self._queue is not None and self._sender is None:
             self._sender = asyncio.get_running_loop().create_task(self._send_forever())
+            self._sender.add_done_callback(self._sender_stopped)
 
     def emit(self, event_type: str, **fields: Any) -> dict[str, Any]:
-        """Record one event and return it."""
+        """Record one event and return it; a queue send follows in the background."""
         event: dict[str, Any] = {
             "timestamp": utc_timestamp(self._clock.now()),
             "hostname": self._hostname,
@@ -89,10 +106,47 @@ class EventLog:
             self._file.flush()
         if self._queue is not None:
             self._pending.append(json.loads(line))
+            self._queued += 1
             self._wakeup.set()
         self.emitted += 1
         logger.debug("event %s", line)
         return event
+
+    async def deliver(self, events: Sequence[Event]) -> bool:
+        """Record ``events`` and wait until they are stored in the file and the event queue.
+
+        Returns False when the log gave up (``abandon``) before they reached the queue.
+        """
+        for event_type, fields in events:
+            self.emit(event_type, **fields)
+        if self._queue is None or self._stored >= self._queued:
+            return True
+        if self._abandoned:
+            return False
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiters.append((self._queued, waiter))
+        return await waiter
+
+    def abandon(self) -> None:
+        """Stop waiting for the queue: pending and later ``deliver`` calls return False."""
+        self._abandoned = True
+        while self._waiters:
+            _, waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(False)
+
+    def _sender_stopped(self, sender: asyncio.Task[None]) -> None:
+        if not sender.cancelled() and sender.exception() is not None:
+            logger.error("the event sender failed: %s", sender.exception())
+            self.abandon()
+
+    def _mark_stored(self, count: int) -> None:
+        del self._pending[:count]
+        self._stored += count
+        while self._waiters and self._waiters[0][0] <= self._stored:
+            _, waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(True)
 
     async def _send_once(self) -> None:
         queue = self._queue
@@ -101,9 +155,8 @@ class EventLog:
         while self._pending or self._in_flight is not None:
             if self._in_flight is None:
                 batch = self._pending[:_QUEUE_BATCH]
-                self._in_flight = asyncio.ensure_future(
-                    asyncio.to_thread(self._send_batch, queue, batch)
-                )
+                self._in_flight = asyncio.ensure_future(asyncio.to_thread(queue.send, batch))
+                self._in_flight.add_done_callback(functools.partial(self._sent, len(batch)))
             # Shielded: cancelling the sender (close) must not abandon a batch that the thread
             # is still sending, or close() would send it a second time.
             sending = self._in_flight
@@ -113,9 +166,9 @@ class EventLog:
                 if sending.done():
                     self._in_flight = None
 
-    def _send_batch(self, queue: EventQueue, batch: list[dict[str, Any]]) -> None:
-        queue.send(batch)
-        del self._pending[: len(batch)]
+    def _sent(self, count: int, sending: asyncio.Future[None]) -> None:
+        if not sending.cancelled() and sending.exception() is None:
+            self._mark_stored(count)
 
     async def _send_forever(self) -> None:
         delay_s = 0.5
@@ -142,6 +195,7 @@ class EventLog:
             await self._send_once()
         except CloudTasksError as exc:
             logger.error("lost %d events that could not be sent: %s", len(self._pending), exc)
+        self.abandon()
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -159,6 +213,7 @@ __all__ = [
     "TASK_EXITED",
     "TASK_RELEASED",
     "TASK_TIMED_OUT",
+    "Event",
     "EventLog",
     "utc_timestamp",
 ]

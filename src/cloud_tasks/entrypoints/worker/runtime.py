@@ -455,6 +455,10 @@ class Worker:
             asyncio.get_running_loop().call_later(grace, self._kill_all, "shutdown")
         else:
             self._kill_all("shutdown")
+            if self._events is not None:
+                # Stop at once: a message whose outcome cannot be stored now goes back to the
+                # queue instead of waiting for the event queue.
+                self._events.abandon()
 
     def notice_termination(self, delay_s: float | None = None) -> None:
         """Act on a spot termination notice as if it arrived now.
@@ -633,10 +637,11 @@ class Worker:
             )
         return Attempt(OutcomeKind.EXIT, elapsed_s, exit_code=report.exit_code)
 
-    def _emit_attempt(
+    def _attempt_event(
         self, task_id: str, attempt_no: int, attempt: Attempt, decision: Decision
-    ) -> None:
-        common: dict[str, Any] = {
+    ) -> ev.Event:
+        """The event that reports one attempt: its type and fields."""
+        fields: dict[str, Any] = {
             "task_id": task_id,
             "attempt": attempt_no,
             "elapsed_time": round(attempt.elapsed_s, 6),
@@ -645,20 +650,26 @@ class Worker:
         }
         kind = attempt.kind
         if kind is OutcomeKind.SUCCESS or kind is OutcomeKind.RETRY_REQUESTED:
-            self._emit(
-                ev.TASK_COMPLETED,
-                **common,
-                success=kind is OutcomeKind.SUCCESS,
-                result=attempt.result,
-            )
-        elif kind is OutcomeKind.EXCEPTION or kind is OutcomeKind.MEMORY:
-            self._emit(ev.TASK_EXCEPTION, **common, exception=attempt.exception or "")
-        elif kind is OutcomeKind.EXIT:
-            self._emit(ev.TASK_EXITED, **common, exit_code=attempt.exit_code)
-        elif kind is OutcomeKind.TIMEOUT:
-            self._emit(ev.TASK_TIMED_OUT, **common, max_runtime=self.options.max_runtime)
-        else:
-            self._emit(ev.TASK_RELEASED, **common, reason=attempt.release_reason or "preempted")
+            fields["success"] = kind is OutcomeKind.SUCCESS
+            fields["result"] = attempt.result
+            return ev.TASK_COMPLETED, fields
+        if kind is OutcomeKind.EXCEPTION or kind is OutcomeKind.MEMORY:
+            fields["exception"] = attempt.exception or ""
+            return ev.TASK_EXCEPTION, fields
+        if kind is OutcomeKind.EXIT:
+            fields["exit_code"] = attempt.exit_code
+            return ev.TASK_EXITED, fields
+        if kind is OutcomeKind.TIMEOUT:
+            fields["max_runtime"] = self.options.max_runtime
+            return ev.TASK_TIMED_OUT, fields
+        fields["reason"] = attempt.release_reason or "preempted"
+        return ev.TASK_RELEASED, fields
+
+    async def _deliver(self, events: Sequence[ev.Event]) -> bool:
+        """Store ``events`` (file and event queue) before the message they report is settled."""
+        if self._events is None:
+            return True
+        return await self._events.deliver(events)
 
     # ------------------------------------------------------------------ file mode
 
@@ -677,7 +688,8 @@ class Worker:
         if not attempt.started:
             return
         decision = decide_outcome(attempt.kind, self.options.retry_policy, failures=0)
-        self._emit_attempt(task.task_id, 1, attempt, decision)
+        event_type, fields = self._attempt_event(task.task_id, 1, attempt, decision)
+        self._emit(event_type, **fields)
 
     # ------------------------------------------------------------------ queue mode
 
@@ -740,50 +752,62 @@ class Worker:
             await self._queue_call(queue.extend, receipt, visibility)
 
     async def _run_queue_task(self, queue: TaskQueue, message: ReceivedTask) -> None:
-        policy = self.options.retry_policy
-        rejected = admit_delivery(message.delivery_count, policy)
-        if rejected is not None:
-            await self._queue_call(queue.ack, message.receipt)
-            self._emit(
-                ev.TASK_DEAD_LETTERED,
-                task_id=message.task_id,
-                attempt=message.attempt,
-                retry=False,
-                reason=rejected.reason,
-                error="preempted",
-            )
-            return
+        """Run one delivery; its outcome event is stored before its message is settled.
+
+        The order (event, then ack/requeue/release) means a crash at any point loses nothing:
+        at worst the task runs again or its outcome is reported twice, and the task database
+        tolerates duplicate events.
+        """
         renewer = asyncio.get_running_loop().create_task(self._renew_lease(queue, message.receipt))
         try:
-            attempt = await self._execute(message.task_id, dict(message.data), message.attempt)
+            await self._settle_queue_task(queue, message)
         finally:
+            # The lease is held until the message is settled: a slow event queue must not let
+            # the message reappear while its outcome is being reported.
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
+
+    async def _settle_queue_task(self, queue: TaskQueue, message: ReceivedTask) -> None:
+        policy = self.options.retry_policy
+        rejected = admit_delivery(message.delivery_count, policy)
+        if rejected is not None:
+            dead = self._dead_letter_event(message, rejected, "preempted")
+            if await self._deliver([dead]):
+                await self._queue_call(queue.ack, message.receipt)
+            return
+        attempt = await self._execute(message.task_id, dict(message.data), message.attempt)
         decision = decide_outcome(
             attempt.kind,
             policy,
             failures=message.envelope.failures,
             delivery_count=message.delivery_count,
         )
+        if attempt.started:
+            events = [self._attempt_event(message.task_id, message.attempt, attempt, decision)]
+            if isinstance(decision, DeadLetter):
+                events.append(self._dead_letter_event(message, decision, attempt.error))
+            if not await self._deliver(events):
+                # The events could not be stored (the worker is stopping at once): run the
+                # task again rather than settle it unreported.
+                await self._queue_call(queue.release, message.receipt)
+                return
         if isinstance(decision, Complete | Fail | DeadLetter):
             await self._queue_call(queue.ack, message.receipt)
         elif isinstance(decision, Requeue):
             await self._queue_call(queue.requeue, message)
         elif isinstance(decision, Release):
             await self._queue_call(queue.release, message.receipt)
-        if not attempt.started:
-            return
-        self._emit_attempt(message.task_id, message.attempt, attempt, decision)
-        if isinstance(decision, DeadLetter):
-            self._emit(
-                ev.TASK_DEAD_LETTERED,
-                task_id=message.task_id,
-                attempt=message.attempt,
-                retry=False,
-                reason=decision.reason,
-                error=attempt.error,
-            )
+
+    @staticmethod
+    def _dead_letter_event(message: ReceivedTask, decision: DeadLetter, error: str) -> ev.Event:
+        return ev.TASK_DEAD_LETTERED, {
+            "task_id": message.task_id,
+            "attempt": message.attempt,
+            "retry": False,
+            "reason": decision.reason,
+            "error": error,
+        }
 
 
 class _LazyFile:
