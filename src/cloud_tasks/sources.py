@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlsplit
 
 import attrs
 
+from cloud_tasks.adapters.retrying import call_with_retries
 from cloud_tasks.exceptions import CloudTasksError, TaskFileError
 
 if TYPE_CHECKING:
@@ -178,7 +179,10 @@ def _open_url(url: str, where: str) -> IO[bytes]:
         url, headers={"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
     )
     try:
-        response: http.client.HTTPResponse = urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S)
+        # Throttling, 5xx answers, timeouts and resets are retried with backoff and jitter.
+        response: http.client.HTTPResponse = call_with_retries(
+            lambda: urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S)
+        )
     except urllib.error.HTTPError as exc:
         exc.close()
         raise status_error(where, exc.code, f"HTTP {exc.code} {exc.reason}".strip()) from None
