@@ -474,7 +474,17 @@ class EventDrivenWorkers:
     def _keepalive(self, vm: _Fleet, now: float) -> None:
         if self.keepalive_interval_s <= 0:
             return
-        self._event(vm.instance_id, "keep_alive", now, running_tasks=len(vm.running))
+        # Built inline (not through _event): a simulation sends millions of these.
+        instance_id = vm.instance_id
+        self._events.append(
+            {
+                "timestamp": f"{now:.3f}",
+                "hostname": instance_id,
+                "instance_id": instance_id,
+                "event_type": "keep_alive",
+                "running_tasks": len(vm.running),
+            }
+        )
         self.stats.keepalives += 1
         self._push(now + self.keepalive_interval_s, _KEEPALIVE, vm.instance_id)
 
@@ -491,16 +501,20 @@ class EventDrivenWorkers:
             self.task_queue.requeue(message)
             self.stats.retried += 1
         self.stats.busy_s += now - started
-        self._event(
-            vm.instance_id,
-            "task_completed",
-            now,
-            task_id=message.task_id,
-            success=success,
-            retry=not success,
-            attempt=attempt,
-            elapsed_time=now - started,
-            result={} if success else None,
+        instance_id = vm.instance_id
+        self._events.append(
+            {
+                "timestamp": f"{now:.3f}",
+                "hostname": instance_id,
+                "instance_id": instance_id,
+                "event_type": "task_completed",
+                "task_id": message.envelope.task.task_id,
+                "success": success,
+                "retry": not success,
+                "attempt": attempt,
+                "elapsed_time": now - started,
+                "result": {} if success else None,
+            }
         )
         if not success:
             self._dispatch_idle(now)

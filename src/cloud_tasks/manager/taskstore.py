@@ -180,22 +180,22 @@ class InMemoryTaskStore:
         alive: dict[str, float] = {}
         worked: dict[str, float] = {}
         active = self._active
+        apply = self._apply
         for event in events:
-            instance_id = event.get("instance_id")
-            kind = event.get("event_type")
+            get = event.get
+            instance_id = get("instance_id")
+            kind = get("event_type")
+            task_id = get("task_id")
             if instance_id is not None:
-                instance = str(instance_id)
+                instance = instance_id if type(instance_id) is str else str(instance_id)
                 alive[instance] = now
-                if kind == "keep_alive":
-                    running = event.get("running_tasks")
+                if task_id is not None:
+                    worked[instance] = now
+                elif kind == "keep_alive":
+                    running = get("running_tasks")
                     if isinstance(running, int) and instance in active:
                         active[instance][2] = float(running)
-            task_id = event.get("task_id")
-            if task_id is None:
-                continue
-            if instance_id is not None:
-                worked[str(instance_id)] = now
-            if self._apply(str(task_id), str(kind), event):
+            if task_id is not None and apply(str(task_id), str(kind), event):
                 transitions += 1
         seen_by = self._alive
         for instance, seen in alive.items():
@@ -232,7 +232,7 @@ class InMemoryTaskStore:
             return False
         if success:
             elapsed = event.get("elapsed_time")
-            if isinstance(elapsed, int | float) and math.isfinite(elapsed):
+            if type(elapsed) in (float, int) and math.isfinite(elapsed):
                 self.completed_elapsed_s += float(elapsed)
             self._errors.pop(task_id, None)
             return self._move(task_id, code, _C)
