@@ -1,9 +1,9 @@
 """How fast ``cloud_tasks simulate`` is, and how close its pool comes to the cheapest schedule.
 
-Scale (default): 10^4, 10^5 and 10^6 tasks (lognormal durations, median 55 s) over up to 1,000
-2-vCPU spot instances preempted at 10 %/h; prints wall and CPU time, peak RSS, simulated makespan and
-cost for each. Every size runs in a fresh process so its peak RSS is its own. Target: 10^6
-tasks within 60 s wall and 2 GB on a 2-core machine.
+Scale (default): 10^4, 10^5 and 10^6 tasks (lognormal durations, median 55 s) over up to
+1,000 2-vCPU spot instances preempted at 10 %/h; prints wall and CPU time, peak RSS, simulated
+makespan and cost for each. Every size runs in a fresh process so its peak RSS is its own.
+Target: 10^6 tasks within 60 s wall and 2 GB on a 2-core machine.
 
 Quality (``--quality``): 100,000 lognormal tasks on the bundled catalog with 10 %/h spot
 preemptions; prints cost / lower bound (target <= 1.15) and makespan / ideal makespan of the
