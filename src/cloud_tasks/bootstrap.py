@@ -81,10 +81,14 @@ def make_compute(config: JobConfig, *, clock: Clock | None = None) -> Compute:
 
         session = _aws_session(config)
         region = _aws_region(config, session)
+        from cloud_tasks.adapters.aws.clientconfig import client_config
+
         return Ec2Compute(
-            session.client("ec2", region_name=region),
+            session.client("ec2", region_name=region, config=client_config()),
             region=region,
-            ec2_for_region=lambda name: session.client("ec2", region_name=name),
+            ec2_for_region=lambda name: session.client(
+                "ec2", region_name=name, config=client_config()
+            ),
         )
     if provider == "gcp":
         from cloud_tasks.adapters.gcp.compute import GceCompute
@@ -142,12 +146,13 @@ def make_pricing(config: JobConfig) -> Pricing:
     from cloud_tasks.adapters.price_cache import PriceCache
 
     if provider == "aws":
+        from cloud_tasks.adapters.aws.clientconfig import client_config
         from cloud_tasks.adapters.aws.pricing import PRICING_REGION, AwsPricing
 
         session = _aws_session(config)
         return AwsPricing(
-            lambda name: session.client("ec2", region_name=name),
-            session.client("pricing", region_name=PRICING_REGION),
+            lambda name: session.client("ec2", region_name=name, config=client_config()),
+            session.client("pricing", region_name=PRICING_REGION, config=client_config()),
             cache=PriceCache(),
         )
     if provider == "gcp":

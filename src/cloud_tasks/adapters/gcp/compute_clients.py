@@ -58,14 +58,17 @@ def compute_clients(credentials_file: str | None = None) -> dict[str, Any]:
     """Instances, zone operations, regions, images and machine types clients (REST)."""
     from google.cloud import compute_v1
 
+    from cloud_tasks.adapters.gcp.retrying import RetryingClient
+
     kwargs = _client_kwargs(COMPUTE_OVERRIDE, credentials_file)
+    # Every call retries throttling, 5xx, timeouts and resets with backoff and jitter.
     with gcp_errors("creating Compute Engine clients"):
         return {
-            "instances": compute_v1.InstancesClient(**kwargs),
-            "zone_operations": compute_v1.ZoneOperationsClient(**kwargs),
-            "regions": compute_v1.RegionsClient(**kwargs),
-            "images": compute_v1.ImagesClient(**kwargs),
-            "machine_types": compute_v1.MachineTypesClient(**kwargs),
+            "instances": RetryingClient(compute_v1.InstancesClient(**kwargs)),
+            "zone_operations": RetryingClient(compute_v1.ZoneOperationsClient(**kwargs)),
+            "regions": RetryingClient(compute_v1.RegionsClient(**kwargs)),
+            "images": RetryingClient(compute_v1.ImagesClient(**kwargs)),
+            "machine_types": RetryingClient(compute_v1.MachineTypesClient(**kwargs)),
         }
 
 
@@ -73,9 +76,11 @@ def catalog_client(credentials_file: str | None = None) -> Any:
     """A Cloud Billing Catalog client (REST)."""
     from google.cloud import billing_v1
 
+    from cloud_tasks.adapters.gcp.retrying import RetryingClient
+
     kwargs = _client_kwargs(BILLING_OVERRIDE, credentials_file)
     with gcp_errors("creating the Cloud Billing client"):
-        return billing_v1.CloudCatalogClient(**kwargs)
+        return RetryingClient(billing_v1.CloudCatalogClient(**kwargs))
 
 
 def as_dict(message: Any) -> dict[str, Any]:
