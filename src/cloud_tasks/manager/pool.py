@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, ParamSpec, TypeVar
 
 import attrs
@@ -35,7 +35,13 @@ from cloud_tasks.domain.sizing import (
     target_pool_size,
 )
 from cloud_tasks.domain.tasks import Envelope, Task
-from cloud_tasks.exceptions import CapacityError, CloudTasksError, ProviderError
+from cloud_tasks.exceptions import (
+    CapacityError,
+    CloudTasksError,
+    CredentialsError,
+    ProviderError,
+    QueueNotFoundError,
+)
 from cloud_tasks.manager.taskdb import InstanceRecord, TaskCounts
 from cloud_tasks.manager.taskstore import TaskStore
 from cloud_tasks.ports import (
@@ -63,6 +69,9 @@ MAX_STARTUP_FAILURES = 3
 LOST_OUTCOME_GRACE_S = 30.0
 #: Times a task whose outcome was lost is sent again before it is marked failed.
 MAX_RESENDS = 3
+#: How long the manager keeps retrying while the provider fails (throttling, outages) before it
+#: gives up; the queue, the task database and the instances are kept for ``run --continue``.
+PROVIDER_OUTAGE_LIMIT_S = 900.0
 
 Status = Literal["completed", "broken_startup", "cost_cap", "stopped"]
 
@@ -199,6 +208,7 @@ class PoolManager:
         self._depth = 0
         self._last_task_event = float("-inf")
         self._busy_reported_at = float("-inf")
+        self._failing_since: dict[str, float] = {}  # step → when it began to fail
         self._option_by_type = {option.candidate.name: option for option in self.options}
 
     # -- plumbing -------------------------------------------------------------------------
@@ -225,12 +235,12 @@ class PoolManager:
         self._adopt_recorded()
         try:
             while True:
-                await self.poll_events()
+                await self._tolerant("events", self.poll_events())
                 now = self._now()
                 if self._tasks_done():
                     break
                 if now >= self._next_check:
-                    await self.check(now)
+                    await self._tolerant("check", self.check(now))
                     self._next_check = now + self.settings.scaling_check_interval_s
                     if self._queue_drained():
                         break
@@ -240,17 +250,48 @@ class PoolManager:
             await self.stop_all(reason=abort.status)
             counts = self.db.counts()
             return JobOutcome(abort.status, abort.message, counts, self.db.spend_usd(self._now()))
-        await self.stop_all(reason="job done")
-        await self.poll_events()
+        await self._until_done("stop", lambda: self.stop_all(reason="job done"))
+        await self._until_done("events", self.poll_events)
         if self.settings.delete_queues:
-            await self._call(self.task_queue.delete)
-            await self._call(self.event_queue.delete)
+            await self._until_done("delete", lambda: self._call(self.task_queue.delete))
+            await self._until_done("delete", lambda: self._call(self.event_queue.delete))
         now = self._now()
         counts = self.db.counts()
         self.db.set_meta(finished_at=now)
         self._publish(now)
         message = f"every task is done: {counts.completed} completed, {counts.failed} failed"
         return JobOutcome("completed", message, counts, self.db.spend_usd(now))
+
+    async def _tolerant(self, name: str, step: Awaitable[object]) -> bool:
+        """Run one step of the loop; a provider failure that outlived the adapters' retries
+        is logged and the step runs again later, while it has failed for less than
+        ``PROVIDER_OUTAGE_LIMIT_S``. True when the step succeeded.
+
+        The job's state lives in the task database and the queues, so nothing is lost while
+        the provider is unreachable. Rejected credentials and a deleted queue are not
+        transient and end the run at once.
+        """
+        try:
+            await step
+        except (CredentialsError, QueueNotFoundError):
+            raise
+        except ProviderError as exc:
+            now = self._now()
+            since = self._failing_since.setdefault(name, now)
+            if since == now:
+                self.log(f"provider error, retrying: {exc}")
+            elif now - since > PROVIDER_OUTAGE_LIMIT_S:
+                raise
+            return False
+        if name in self._failing_since:
+            since = self._failing_since.pop(name)
+            self.log(f"the provider answers again after {self._now() - since:.0f} s")
+        return True
+
+    async def _until_done(self, name: str, step: Callable[[], Awaitable[object]]) -> None:
+        """Run a step that must happen (the final teardown) until it succeeds."""
+        while not await self._tolerant(name, step()):
+            await self.clock.sleep(max(self.settings.scaling_check_interval_s, 1.0))
 
     def _publish(self, now: float) -> None:
         if self.on_update is not None:
