@@ -106,11 +106,13 @@ def test_ec2_and_pricing_calls_ride_out_throttling_5xx_and_resets(
     image = _image(moto_server)
     ec2_proxy = _proxy(moto_server, every_other(ROTATION, limit=2 * len(ROTATION)))
     pricing_proxy = _proxy(pricing_api.url, every_other(ROTATION, limit=len(ROTATION)))
-    monkeypatch.setenv("AWS_ENDPOINT_URL", ec2_proxy.url)
     monkeypatch.setenv("AWS_ENDPOINT_URL_PRICING", pricing_proxy.url)
     try:
         config = load_config(_config(tmp_path))
+        # Prices: the Pricing API through its proxy (EC2's type list and spot history are
+        # large; they come from moto directly to keep this test short).
         offers = bootstrap.make_pricing(config).offers(REGION, refresh=True)
+        monkeypatch.setenv("AWS_ENDPOINT_URL", ec2_proxy.url)
         compute = bootstrap.make_compute(config)
         created = [
             compute.create_instance(
