@@ -232,7 +232,7 @@ class InMemoryTaskStore:
             return False
         if success:
             elapsed = event.get("elapsed_time")
-            if type(elapsed) in (float, int) and math.isfinite(elapsed):
+            if isinstance(elapsed, float | int) and math.isfinite(elapsed):
                 self.completed_elapsed_s += float(elapsed)
             self._errors.pop(task_id, None)
             return self._move(task_id, code, _C)
