@@ -236,12 +236,15 @@ class InMemoryTaskStore:
                 self.completed_elapsed_s += float(elapsed)
             self._errors.pop(task_id, None)
             return self._move(task_id, code, _C)
-        if code == _F:
-            return False
         error = error_text(event)
         previous = self._errors.get(task_id)
         if kind == "task_dead_lettered" and previous and previous not in (error or ""):
             error = f"{error}; last error: {previous}"
+        if code == _F:
+            if kind == "task_dead_lettered" and error is not None:
+                # The attempt's outcome (retry false) came first: say that it was given up.
+                self._errors[task_id] = error
+            return False
         if error is not None:
             self._errors[task_id] = error
         else:
