@@ -16,6 +16,7 @@ from cloud_tasks.adapters.aws.translate import (
     PRICE_TAG,
     instance_from_ec2,
 )
+from cloud_tasks.adapters.names import checked_job_id
 from cloud_tasks.exceptions import ConfigError, ProviderError
 from cloud_tasks.ports import Image, Instance, InstanceSpec, Region
 
@@ -127,7 +128,8 @@ class Ec2Compute:
             {"Name": "instance-state-name", "Values": _LIVE_STATES},
         ]
         if job_id is not None:
-            filters.append({"Name": f"tag:{JOB_TAG}", "Values": [job_id]})
+            # A filter value is a wildcard pattern: 'a*' would match every job.
+            filters.append({"Name": f"tag:{JOB_TAG}", "Values": [checked_job_id(job_id)]})
         instances: list[Instance] = []
         with aws_errors("describe_instances"):
             for page in self._ec2.get_paginator("describe_instances").paginate(Filters=filters):

@@ -19,6 +19,7 @@ from cloud_tasks.adapters.gcp.translate import (
     operation_error_text,
     translate_error,
 )
+from cloud_tasks.adapters.names import checked_job_id
 from cloud_tasks.exceptions import ConfigError, ProviderError
 from cloud_tasks.ports import Image, Instance, InstanceSpec, Region
 
@@ -138,7 +139,8 @@ class GceCompute:
     def list_instances(self, job_id: str | None) -> list[Instance]:
         expression = f'(labels.{MANAGED_LABEL} = "true")'
         if job_id is not None:
-            expression += f' AND (labels.{JOB_LABEL} = "{job_id}")'
+            # Checked: a quote in the job id would change the filter expression.
+            expression += f' AND (labels.{JOB_LABEL} = "{checked_job_id(job_id)}")'
         found = []
         with gcp_errors("listing instances"):
             for _scope, scoped in self._instances.aggregated_list(

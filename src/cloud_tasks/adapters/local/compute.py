@@ -100,6 +100,18 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
+def _private_dir(path: Path) -> None:
+    """Create ``path`` (and missing parents) readable by the owner only."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file that only the owner can read (mode 0600 from the start)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as stream:
+        stream.write(text)
+
+
 class LocalCompute:
     """Instances as local process groups, recorded in ``state_dir/local-instances.json``.
 
@@ -138,7 +150,7 @@ class LocalCompute:
     @contextlib.contextmanager
     def _registry(self) -> Iterator[dict[str, dict[str, Any]]]:
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            _private_dir(self.state_dir)
             lock_path = self.state_dir / (REGISTRY_NAME + ".lock")
             with open(lock_path, "a+") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
@@ -151,7 +163,7 @@ class LocalCompute:
                     yield entries
                     if json.dumps(entries, sort_keys=True) != before:
                         tmp = self.registry_path.with_suffix(".tmp")
-                        tmp.write_text(json.dumps(entries, indent=1), encoding="utf-8")
+                        _write_private(tmp, json.dumps(entries, indent=1))
                         os.replace(tmp, self.registry_path)
                 finally:
                     fcntl.flock(lock, fcntl.LOCK_UN)
@@ -166,10 +178,13 @@ class LocalCompute:
         instance_id = f"local-{uuid.uuid4().hex[:12]}"
         name = f"{spec.job_id}-{instance_id.removeprefix('local-')[:8]}"
         script_dir = self.state_dir / "local-instances"
-        script_dir.mkdir(parents=True, exist_ok=True)
+        _private_dir(self.state_dir)
+        _private_dir(script_dir)
         script_path = script_dir / f"{instance_id}.sh"
-        script_path.write_text(spec.startup_script, encoding="utf-8")
+        # The script may hold the user's secrets: owner-only, like the queue and the database.
+        _write_private(script_path, spec.startup_script)
         log_path = self.log_path(instance_id)
+        os.close(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
         env = dict(os.environ)
         # The instance runs in the same Python environment as the manager, as an installed
         # image would provide; a virtualenv need not be activated.

@@ -40,6 +40,7 @@ from cloud_tasks.manager.session import (
     pool_settings,
 )
 from cloud_tasks.manager.taskdb import TaskDatabase
+from cloud_tasks.redact import redact, redact_startup_script
 
 
 class _SystemClock:
@@ -126,7 +127,7 @@ class _LiveDisplay:
 
     def log(self, message: str) -> None:
         if not self.quiet:
-            self.progress.console.print(message, markup=False, highlight=False)
+            self.progress.console.print(redact(message), markup=False, highlight=False)
 
     def update(self, snapshot: PoolSnapshot) -> None:
         c = snapshot.counts
@@ -454,6 +455,8 @@ def _print_dry_run(
     config: JobConfig, plan: Any, n_tasks: int, task_duration: float | None, output_format: str
 ) -> None:
     data = describe_plan(plan, config, n_tasks)
+    # The instances get the real script; what is printed hides its secret values.
+    data["startup_script"] = redact_startup_script(data["startup_script"])
     if task_duration is not None:
         estimate = estimate_job(
             plan.best,

@@ -10,6 +10,7 @@ import click
 from cloud_tasks import __version__
 from cloud_tasks.entrypoints.cli import info, job, queue, simulate
 from cloud_tasks.exceptions import CloudTasksError
+from cloud_tasks.redact import redact
 
 
 class _Group(click.Group):
@@ -55,5 +56,5 @@ def main(argv: list[str] | None = None) -> Any:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
     except CloudTasksError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"Error: {redact(str(exc))}", err=True)
         sys.exit(1)

@@ -122,11 +122,18 @@ def resolve_config(**params: Any) -> JobConfig:
     Raises:
         ConfigError: the file or a flag is invalid (one line with the key path and file).
     """
-    return load_config(
+    config = load_config(
         params.get("config"),
         provider_override=params.get("provider"),
         cli_overrides=cli_overrides(params),
     )
+    # Whatever this command prints from now on is checked for these values (docs/reliability).
+    from cloud_tasks import redact
+
+    redact.register_secret(config.provider_options.access_key)
+    redact.register_secret(config.provider_options.secret_key)
+    redact.register_startup_script(config.run.startup_script)
+    return config
 
 
 def verbosity(params: dict[str, Any]) -> int:
