@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+
+from tests.worker.helpers import read_events, run_script
 
 
 def test_worker_import_loads_no_cloud_sdk() -> None:
@@ -18,3 +21,15 @@ def test_worker_import_loads_no_cloud_sdk() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert proc.stdout.strip() == ""
+
+
+def test_task_processes_are_forked_before_the_event_loop_and_the_task_file_reader(
+    tmp_path: Path,
+) -> None:
+    """``Worker(...).run()`` forks the fork server before importing asyncio or reading the
+    (YAML) task file, so task processes are forked from a small parent."""
+    (tmp_path / "tasks.yaml").write_text("- task_id: t1\n  data: {}\n- task_id: t2\n  data: {}\n")
+    proc = run_script("modules_worker.py", ["--tasks", "tasks.yaml"])
+    assert proc.returncode == 0, proc.stderr
+    results = [e["result"] for e in read_events() if e["event_type"] == "task_completed"]
+    assert results == [{"loaded": []}, {"loaded": []}]

@@ -3,16 +3,19 @@
 The worker forks the fork server before it starts any thread, event-loop executor or SDK
 client, so the server holds the user's module and nothing else. For every task the server
 forks a child (the cost of one ``fork``), the child runs ``process_task`` and writes its outcome
-to a pipe, and the server reaps it and reports ``(token, wait status, outcome bytes)`` back over
-one socket. Kills go through the server too, because only it knows whether a pid was reaped
-(so a recycled pid is never signalled).
+to a pipe, and the server reaps it and reports ``(token, wait status, outcome bytes, elapsed,
+timed out)`` back over one socket. The server also enforces ``max_runtime`` (it knows when each
+child started) and carries out kills, because only it knows whether a pid was reaped (so a
+recycled pid is never signalled).
+
+The server's loop is kept small on purpose: after every fork each page it writes is copied
+(copy-on-write) while the child lives, so per-task work there costs more than anywhere else.
 
 Frames on the socket are a 4-byte big-endian length followed by a pickle.
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import gc
@@ -25,13 +28,16 @@ import signal
 import socket
 import struct
 import sys
-import traceback
-from collections.abc import Callable, Mapping
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from cloud_tasks.entrypoints.worker.data import WorkerData
+
+if TYPE_CHECKING:
+    import asyncio
 
 ProcessTask = Callable[[str, Any, WorkerData], Any]
 
@@ -55,6 +61,8 @@ class ChildReport:
     token: int
     wait_status: int
     payload: bytes
+    elapsed_s: float = 0.0
+    timed_out: bool = False
 
     @property
     def started(self) -> bool:
@@ -119,12 +127,25 @@ def _run_task(process_task: ProcessTask, task_id: str, data: Any, worker_data: W
         returned = process_task(task_id, data, worker_data)
         return _encode_outcome(task_id, returned)
     except MemoryError:
-        kind, text = KIND_MEMORY, traceback.format_exc()
+        kind, text = KIND_MEMORY, _format_exc()
     except SystemExit:
         raise
     except BaseException:
-        kind, text = KIND_EXCEPTION, traceback.format_exc()
+        kind, text = KIND_EXCEPTION, _format_exc()
     return json.dumps({"kind": kind, "exception": text}).encode("utf-8")
+
+
+def _format_exc() -> str:
+    import traceback  # loaded in the fork server before any fork (see ForkServer.fork)
+
+    return traceback.format_exc()
+
+
+def _print_exc() -> None:
+    with contextlib.suppress(Exception):
+        import traceback
+
+        traceback.print_exc()
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -143,24 +164,32 @@ def _flush_std_streams() -> None:
 def _child_main(
     process_task: ProcessTask,
     worker_data: WorkerData,
-    request: Mapping[str, Any],
+    request: tuple[Any, ...],
     result_fd: int,
     memory_limit_bytes: int | None,
 ) -> None:
-    """Body of a task process; never returns."""
+    """Body of a task process; never returns.
+
+    ``request`` is ``(token, task_id, data, attempt, instance_id)``.
+    """
     code = _INTERNAL_ERROR_EXIT
     try:
+        # The fork server runs without the collector (see _serve); the user's code needs it.
+        gc.enable()
+        # Also set by the server; set here too so that a subprocess the task starts at once
+        # is in the task's group even if the server has not run yet.
         with contextlib.suppress(OSError):
             os.setpgid(0, 0)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if memory_limit_bytes is not None:
             resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
-        data = attrs.evolve(
-            worker_data, attempt=request["attempt"], instance_id=request["instance_id"]
-        )
-        payload = _run_task(process_task, request["task_id"], request["data"], data)
-        _flush_std_streams()
+        # This process owns its copy of the (frozen) WorkerData: setting the two per-attempt
+        # fields in place is invisible elsewhere and cheaper than building a new instance.
+        _, task_id, data, attempt, instance_id = request
+        object.__setattr__(worker_data, "attempt", attempt)
+        object.__setattr__(worker_data, "instance_id", instance_id)
+        payload = _run_task(process_task, task_id, data, worker_data)
         _write_all(result_fd, payload)
         os.close(result_fd)
         code = 0
@@ -173,8 +202,7 @@ def _child_main(
             print(exc.code, file=sys.stderr)
             code = 1
     except BaseException:
-        with contextlib.suppress(Exception):
-            traceback.print_exc()
+        _print_exc()
     finally:
         _flush_std_streams()
         os._exit(code)
@@ -189,6 +217,9 @@ class _Child:
     pid: int
     result_fd: int
     pidfd: int
+    started: float
+    deadline: float
+    timed_out: bool = False
     payload: bytearray = attrs.field(factory=bytearray)
 
 
@@ -203,7 +234,6 @@ def _drain(child: _Child) -> None:
     """Read what is left in a child's pipe without waiting for the write end to close."""
     if child.result_fd < 0:
         return
-    os.set_blocking(child.result_fd, False)
     try:
         while chunk := os.read(child.result_fd, _READ_CHUNK):
             child.payload += chunk
@@ -219,31 +249,29 @@ def _serve(
     worker_data: WorkerData,
     memory_limit_bytes: int | None,
     max_running: int,
+    max_runtime_s: float,
 ) -> None:
-    """The fork server's loop: fork on request, report, reap; exit when the worker goes away.
+    """The fork server's loop: fork on request, time out, reap, report; exit with the worker.
 
     At most ``max_running`` children run at once; further requests wait in a backlog so the
-    next child starts the moment one finishes, without a round trip to the worker. A child's
-    outcome is reported as soon as its pipe closes with a complete record (the process is
-    exiting); a child that closes it without one is reported when it is reaped.
+    next child starts the moment one finishes, without a round trip to the worker. A child
+    still running ``max_runtime_s`` after its fork is killed (its whole process group). A
+    child is reported when it is reaped, with whatever it wrote to its pipe.
     """
     sock.setblocking(True)
     control = sock.fileno()
     inbox = bytearray()
-    backlog: collections.deque[dict[str, Any]] = collections.deque()
+    backlog: collections.deque[tuple[Any, ...]] = collections.deque()
     children: dict[int, _Child] = {}  # by pid, until reaped
     by_token: dict[int, _Child] = {}  # until reported
     by_fd: dict[int, _Child] = {}
     poller = select.poll()
     poller.register(control, select.POLLIN)
+    monotonic = time.monotonic
 
     def forget(fd: int) -> None:
         if fd >= 0 and by_fd.pop(fd, None) is not None:
             poller.unregister(fd)
-
-    def report(child: _Child, status: int) -> None:
-        if by_token.pop(child.token, None) is not None:
-            sock.sendall(_frame(("done", child.token, status, bytes(child.payload))))
 
     def reaped(child: _Child, status: int) -> None:
         forget(child.result_fd)
@@ -253,11 +281,15 @@ def _serve(
             os.close(child.pidfd)
             child.pidfd = -1
         children.pop(child.pid, None)
-        report(child, status)
+        if by_token.pop(child.token, None) is not None:
+            elapsed = monotonic() - child.started
+            message = ("done", child.token, status, bytes(child.payload), elapsed, child.timed_out)
+            sock.sendall(_frame(message))
 
-    def start(request: dict[str, Any]) -> None:
+    def start(request: tuple[Any, ...]) -> None:
+        # No flush of stdout/stderr here: the server prints nothing while serving (both were
+        # flushed before it was forked), and each call would touch (and copy) more pages.
         read_fd, write_fd = os.pipe()
-        _flush_std_streams()
         pid = os.fork()
         if pid == 0:
             os.close(read_fd)
@@ -270,7 +302,8 @@ def _serve(
         os.set_blocking(read_fd, False)
         with contextlib.suppress(OSError):
             os.setpgid(pid, pid)
-        child = _Child(request["token"], pid, read_fd, _open_pidfd(pid))
+        now = monotonic()
+        child = _Child(request[0], pid, read_fd, _open_pidfd(pid), now, now + max_runtime_s)
         children[pid] = child
         by_token[child.token] = child
         by_fd[read_fd] = child
@@ -278,35 +311,52 @@ def _serve(
         if child.pidfd >= 0:
             by_fd[child.pidfd] = child
             poller.register(child.pidfd, select.POLLIN)
-        sock.sendall(_frame(("started", child.token)))
 
-    def pump() -> None:
-        while backlog and len(by_token) < max_running:
-            start(backlog.popleft())
-
-    def kill(token: int, signum: int) -> None:
-        for request in backlog:
-            if request["token"] == token:
-                backlog.remove(request)
-                sock.sendall(_frame(("done", token, NOT_STARTED, b"")))
-                return
-        child = by_token.get(token)
-        if child is None:
-            return
+    def signal_group(child: _Child, signum: int) -> None:
         try:
             os.killpg(child.pid, signum)
         except OSError:
             with contextlib.suppress(OSError):
                 os.kill(child.pid, signum)
 
+    def kill(token: int, signum: int) -> None:
+        for request in backlog:
+            if request[0] == token:
+                backlog.remove(request)
+                sock.sendall(_frame(("done", token, NOT_STARTED, b"", 0.0, False)))
+                return
+        child = by_token.get(token)
+        if child is not None:
+            signal_group(child, signum)
+
     def drop_backlog() -> None:
         while backlog:
             request = backlog.popleft()
-            sock.sendall(_frame(("done", request["token"], NOT_STARTED, b"")))
+            sock.sendall(_frame(("done", request[0], NOT_STARTED, b"", 0.0, False)))
 
+    def time_out() -> int | None:
+        """Kill children past their deadline; milliseconds until the next deadline or None."""
+        now = monotonic()
+        nearest: float | None = None
+        for child in by_token.values():
+            if child.timed_out:
+                continue
+            if now >= child.deadline:
+                child.timed_out = True
+                signal_group(child, signal.SIGKILL)
+            elif nearest is None or child.deadline < nearest:
+                nearest = child.deadline
+        return None if nearest is None else int((nearest - now) * 1000) + 1
+
+    # Pidfds exist on Linux >= 5.3; without them poll for exits a few hundred times a second.
+    probe = _open_pidfd(os.getpid())
+    pidfds = probe >= 0
+    if pidfds:
+        os.close(probe)
     while True:
-        # Without pidfds (old kernels) poll for exits a few hundred times a second.
-        timeout_ms = None if all(c.pidfd >= 0 for c in children.values()) else 5
+        timeout_ms = time_out() if by_token else None
+        if not pidfds and children:
+            timeout_ms = 5 if timeout_ms is None else min(timeout_ms, 5)
         for fd, _ in poller.poll(timeout_ms):
             if fd == control:
                 chunk = sock.recv(_READ_CHUNK)
@@ -318,7 +368,7 @@ def _serve(
                 inbox += chunk
                 for message in _split_frames(inbox):
                     if message[0] == "run":
-                        backlog.append(message[1])
+                        backlog.append(message[1:])
                     elif message[0] == "kill":
                         kill(message[1], message[2])
                     elif message[0] == "drop_backlog":
@@ -339,24 +389,14 @@ def _serve(
                 forget(fd)
                 os.close(fd)
                 owner.result_fd = -1
-                if _complete_record(owner.payload):
-                    report(owner, 0)
             elif fd == owner.pidfd:
                 pid, status = os.waitpid(owner.pid, os.WNOHANG)
                 if pid != 0:
                     reaped(owner, status)
-        if timeout_ms is not None:
+        if not pidfds and children:
             _reap_without_pidfds(children, reaped)
-        pump()
-
-
-def _complete_record(payload: bytes | bytearray) -> bool:
-    if not payload:
-        return False
-    try:
-        return isinstance(json.loads(payload), dict)
-    except ValueError:
-        return False
+        while backlog and len(by_token) < max_running:
+            start(backlog.popleft())
 
 
 def _reap_without_pidfds(
@@ -375,8 +415,10 @@ def _reap_without_pidfds(
 
 
 def _reset_inherited_state() -> None:
-    """Forget the parent's event loop and signal plumbing in the fork server."""
-    asyncio.events._set_running_loop(None)
+    """Forget the parent's event loop (if any) and signal plumbing in the fork server."""
+    loaded_asyncio = sys.modules.get("asyncio")
+    if loaded_asyncio is not None:
+        loaded_asyncio.events._set_running_loop(None)
     with contextlib.suppress(ValueError):
         signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -392,17 +434,17 @@ def _reset_inherited_state() -> None:
 
 
 class ForkServer:
-    """The worker's handle on its fork server; ``submit``/``kill`` run on the event loop."""
+    """The worker's handle on its fork server; use it from the event loop's thread."""
 
     def __init__(self, pid: int, sock: socket.socket) -> None:
         self.pid = pid
         self._sock = sock
         self._inbox = bytearray()
+        self._outbox = bytearray()
         self._waiting: dict[int, asyncio.Future[ChildReport]] = {}
         self._next_token = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
-        self._on_started: Callable[[int], None] = _ignore
 
     @classmethod
     def fork(
@@ -412,6 +454,7 @@ class ForkServer:
         *,
         max_running: int,
         memory_limit_bytes: int | None = None,
+        max_runtime_s: float = 3600.0,
     ) -> ForkServer:
         """Fork the server now; call before any thread is started."""
         parent_sock, child_sock = socket.socketpair()
@@ -422,24 +465,33 @@ class ForkServer:
             try:
                 parent_sock.close()
                 _reset_inherited_state()
+                import traceback  # noqa: F401  (loaded once here, not in each failing task)
+
                 # Objects that exist now are never collected here or in a task process, so
-                # the collector does not touch (and copy) their pages after each fork.
+                # the collector does not touch (and copy) their pages after each fork; the
+                # server's loop makes no reference cycles, so it runs without the collector.
                 gc.freeze()
-                _serve(child_sock, process_task, worker_data, memory_limit_bytes, max_running)
+                gc.disable()
+                _serve(
+                    child_sock,
+                    process_task,
+                    worker_data,
+                    memory_limit_bytes,
+                    max_running,
+                    max_runtime_s,
+                )
             except BaseException:
                 code = _INTERNAL_ERROR_EXIT
-                with contextlib.suppress(Exception):
-                    traceback.print_exc()
+                _print_exc()
             finally:
                 _flush_std_streams()
                 os._exit(code)
         child_sock.close()
         return cls(pid, parent_sock)
 
-    def attach(self, loop: asyncio.AbstractEventLoop, on_started: Callable[[int], None]) -> None:
-        """Start reading reports on ``loop``; ``on_started(token)`` runs when a process starts."""
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start reading reports on ``loop``."""
         self._loop = loop
-        self._on_started = on_started
         self._sock.setblocking(False)
         loop.add_reader(self._sock.fileno(), self._on_readable)
 
@@ -455,73 +507,94 @@ class ForkServer:
             return
         self._inbox += chunk
         for message in _split_frames(self._inbox):
-            if message[0] == "started":
-                self._on_started(message[1])
-            elif message[0] == "done":
-                _, token, status, payload = message
+            if message[0] == "done":
+                _, token, status, payload, elapsed_s, timed_out = message
                 future = self._waiting.pop(token, None)
                 if future is not None and not future.done():
-                    future.set_result(ChildReport(token, status, payload))
+                    future.set_result(ChildReport(token, status, payload, elapsed_s, timed_out))
 
     def _fail_all(self, reason: str) -> None:
         if self._loop is not None and not self._closed:
             self._loop.remove_reader(self._sock.fileno())
+            if self._outbox:
+                self._loop.remove_writer(self._sock.fileno())
         self._closed = True
         for future in self._waiting.values():
             if not future.done():
                 future.set_exception(RuntimeError(reason))
         self._waiting.clear()
 
-    def reserve(self) -> tuple[int, asyncio.Future[ChildReport]]:
-        """A token and the future its report will resolve; then ``submit`` the request."""
+    def _send(self, message: tuple[Any, ...]) -> None:
+        """Queue a frame for the server; written now if the socket takes it, else when ready."""
+        if self._closed or self._loop is None:
+            raise RuntimeError("the fork server is not running")
+        frame = _frame(message)
+        if self._outbox:
+            self._outbox += frame
+            return
+        try:
+            sent = self._sock.send(frame)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self._fail_all("the fork server exited unexpectedly")
+            return
+        if sent < len(frame):
+            self._outbox += frame[sent:]
+            self._loop.add_writer(self._sock.fileno(), self._on_writable)
+
+    def _on_writable(self) -> None:
+        try:
+            sent = self._sock.send(self._outbox)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._fail_all("the fork server exited unexpectedly")
+            return
+        del self._outbox[:sent]
+        if not self._outbox and self._loop is not None:
+            self._loop.remove_writer(self._sock.fileno())
+
+    def submit(
+        self, task_id: str, data: Any, attempt: int, instance_id: str | None
+    ) -> tuple[int, asyncio.Future[ChildReport]]:
+        """Queue a task with the server; it starts as soon as fewer than ``max_running`` run.
+
+        Returns the task's token (for ``kill``) and the future its report resolves.
+        """
         if self._closed or self._loop is None:
             raise RuntimeError("the fork server is not running")
         self._next_token += 1
+        token = self._next_token
         future: asyncio.Future[ChildReport] = self._loop.create_future()
-        self._waiting[self._next_token] = future
-        return self._next_token, future
+        self._waiting[token] = future
+        self._send(("run", token, task_id, data, attempt, instance_id))
+        return token, future
 
-    async def submit(
-        self, token: int, task_id: str, data: Any, attempt: int, instance_id: str | None
-    ) -> None:
-        """Queue a task with the server; it starts as soon as fewer than ``max_running`` run."""
-        if self._loop is None:
-            raise RuntimeError("the fork server is not running")
-        request = {
-            "token": token,
-            "task_id": task_id,
-            "data": data,
-            "attempt": attempt,
-            "instance_id": instance_id,
-        }
-        await self._loop.sock_sendall(self._sock, _frame(("run", request)))
-
-    async def kill(self, token: int, signum: int = signal.SIGKILL) -> None:
+    def kill(self, token: int, signum: int = signal.SIGKILL) -> None:
         """Signal a task's process group, or drop it if it has not started; no-op once done."""
         if self._closed or self._loop is None or token not in self._waiting:
             return
-        await self._loop.sock_sendall(self._sock, _frame(("kill", token, signum)))
+        self._send(("kill", token, signum))
 
-    async def drop_backlog(self) -> None:
+    def drop_backlog(self) -> None:
         """Report every request that has not started yet as not started."""
         if self._closed or self._loop is None:
             return
-        await self._loop.sock_sendall(self._sock, _frame(("drop_backlog",)))
+        self._send(("drop_backlog",))
 
     def close(self) -> None:
         """Stop the server (it kills any task still running) and reap it."""
         if self._loop is not None and not self._closed:
             with contextlib.suppress(Exception):
                 self._loop.remove_reader(self._sock.fileno())
+            with contextlib.suppress(Exception):
+                self._loop.remove_writer(self._sock.fileno())
         self._closed = True
         with contextlib.suppress(OSError):
             self._sock.close()
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
-
-
-def _ignore(token: int) -> None:
-    """Default ``on_started``."""
 
 
 __all__ = ["NOT_STARTED", "ChildReport", "ForkServer", "ProcessTask"]

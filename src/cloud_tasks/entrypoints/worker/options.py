@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from cloud_tasks.domain.options import RetryPolicy
 from cloud_tasks.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from cloud_tasks.domain.options import RetryPolicy
 
 ENV_PREFIX = "RMS_CLOUD_TASKS_"
 _TRUE = frozenset({"1", "true", "yes"})
@@ -63,6 +65,9 @@ class WorkerOptions:
 
     @property
     def retry_policy(self) -> RetryPolicy:
+        # Imported here: the job configuration model is not needed to start a worker.
+        from cloud_tasks.domain.options import RetryPolicy
+
         return RetryPolicy(
             retry_on_exit=self.retry_on_exit,
             retry_on_exception=self.retry_on_exception,

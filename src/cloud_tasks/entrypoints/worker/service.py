@@ -1,20 +1,17 @@
-"""The worker runtime: feeds tasks from a file or a queue to ``process_task``, one process each."""
+"""The worker's serving loop: feeds tasks from a file or a queue to the fork server, reports
+outcomes and settles queue messages (SPEC §7, §10)."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import itertools
+import functools
 import logging
 import os
 import signal
-import socket
-import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -32,7 +29,7 @@ from cloud_tasks.domain.retry import (
 )
 from cloud_tasks.domain.tasks import Task
 from cloud_tasks.entrypoints.worker import events as ev
-from cloud_tasks.entrypoints.worker.data import LiveFlags, WorkerData
+from cloud_tasks.entrypoints.worker.data import LiveFlags
 from cloud_tasks.entrypoints.worker.forkserver import (
     KIND_EXCEPTION,
     KIND_MEMORY,
@@ -40,10 +37,9 @@ from cloud_tasks.entrypoints.worker.forkserver import (
     KIND_SUCCESS,
     ChildReport,
     ForkServer,
-    ProcessTask,
 )
-from cloud_tasks.entrypoints.worker.options import WorkerOptions, parse_worker_options
-from cloud_tasks.exceptions import CloudTasksError, ConfigError, TaskFileError
+from cloud_tasks.entrypoints.worker.options import WorkerOptions
+from cloud_tasks.exceptions import CloudTasksError, ConfigError
 from cloud_tasks.ports import Clock, EventQueue, InstanceMetadata, ReceivedTask, TaskQueue
 
 logger = logging.getLogger("cloud_tasks.worker")
@@ -94,82 +90,41 @@ class Attempt:
 @attrs.define
 class _Running:
     task_id: str
-    started: float | None = None
     kill_reason: str | None = None
-    timer: asyncio.TimerHandle | None = None
 
 
-def _tasks_from_records(records: Iterable[Mapping[str, Any]], where: str) -> list[Task]:
-    tasks: list[Task] = []
-    seen: dict[str, int] = {}
-    for index, record in enumerate(records):
-        if not isinstance(record, Mapping):
-            raise TaskFileError(
-                f"{where}: task {index}: expected a mapping, got {type(record).__name__}"
-            )
-        task_id, data = record.get("task_id"), record.get("data")
-        if not isinstance(task_id, str):
-            raise TaskFileError(f"{where}: task {index}: 'task_id' must be a string")
-        if not isinstance(data, Mapping):
-            raise TaskFileError(f"{where}: task {index}: 'data' must be a mapping")
-        if task_id in seen:
-            raise TaskFileError(
-                f"{where}: task {index}: duplicate task_id {task_id!r} "
-                f"(first at task {seen[task_id]})"
-            )
-        seen[task_id] = index
-        tasks.append(Task(task_id, dict(data)))
-    return tasks
+class WorkerService:
+    """The serving loop of a ``Worker``: runs tasks on its fork server, reports, settles.
 
-
-def _iter_file(path: str) -> Iterator[Task]:
-    from cloud_tasks.taskfile import iter_tasks
-
-    try:
-        yield from iter_tasks(path)
-    except CloudTasksError:
-        raise
-    except Exception as exc:
-        raise TaskFileError(f"{path}: cannot read task file: {exc}") from exc
-
-
-class Worker:
-    """Runs ``process_task(task_id, task_data, worker_data) -> (success, result)`` for every task.
-
-    Options come from ``args`` (default ``sys.argv[1:]``), else ``RMS_CLOUD_TASKS_*`` environment
-    variables, else defaults. With ``--tasks FILE`` or ``task_source`` it runs a task file; else
-    it serves the job's queue.
-
-    Keyword-only arguments let a program (or a test) supply the ports instead of building them
-    from the options: ``task_queue``/``event_queue`` (e.g. ``InMemoryTaskQueue``), ``metadata``
-    (an ``InstanceMetadata``; enables termination-notice polling), ``clock`` (drives event
-    timestamps, lease renewal, keep-alive and metadata polling intervals and simulated
-    terminations), ``environ`` (instead of ``os.environ``), ``metadata_poll_interval_s``,
-    ``receive_wait_s`` (long-poll time per receive) and ``handle_signals`` (install SIGINT/SIGTERM
-    handlers; only possible on the main thread).
+    Built by ``Worker.serve`` once the options are parsed, the task file checked and the fork
+    server forked; see ``Worker`` for the arguments.
     """
 
     def __init__(
         self,
-        process_task: ProcessTask,
-        args: Sequence[str] | None = None,
-        argparser: argparse.ArgumentParser | None = None,
-        task_source: TaskSource | None = None,
         *,
-        task_queue: TaskQueue | None = None,
-        event_queue: EventQueue | None = None,
-        metadata: InstanceMetadata | None = None,
-        clock: Clock | None = None,
-        environ: Mapping[str, str] | None = None,
-        metadata_poll_interval_s: float = 5.0,
-        receive_wait_s: float = 1.0,
-        handle_signals: bool = True,
-        prog: str | None = None,
+        options: WorkerOptions,
+        server: ForkServer,
+        tasks: Iterable[Task] | None,
+        hostname: str,
+        flags: LiveFlags,
+        environ: Mapping[str, str],
+        task_queue: TaskQueue | None,
+        event_queue: EventQueue | None,
+        metadata: InstanceMetadata | None,
+        clock: Clock | None,
+        metadata_poll_interval_s: float,
+        receive_wait_s: float,
+        handle_signals: bool,
     ) -> None:
         from cloud_tasks.adapters.memory.clock import SystemClock
 
-        self._process_task = process_task
-        self._task_source = task_source
+        self.options = options
+        self._server = server
+        self._file_tasks = tasks
+        self._hostname = hostname
+        self._flags = flags
+        self._environ = environ
         self._task_queue = task_queue
         self._event_queue = event_queue
         self._metadata = metadata
@@ -177,36 +132,7 @@ class Worker:
         self._metadata_poll_interval_s = metadata_poll_interval_s
         self._receive_wait_s = receive_wait_s
         self._handle_signals = handle_signals
-        env = os.environ if environ is None else environ
-        self._environ: Mapping[str, str] = env
-        options, namespace, parser = parse_worker_options(
-            sys.argv[1:] if args is None else args, env, argparser, prog
-        )
-        self._parser = parser
-        file_mode = task_source is not None or options.task_file is not None
-        options = attrs.evolve(
-            options,
-            event_log_to_file=(
-                file_mode if options.event_log_to_file is None else options.event_log_to_file
-            ),
-            event_log_to_queue=(
-                (not file_mode)
-                if options.event_log_to_queue is None
-                else options.event_log_to_queue
-            ),
-        )
-        self.options: WorkerOptions = options
-        self.args: argparse.Namespace = namespace
-        self.file_mode = file_mode
-        if options.verbose and not logging.getLogger().handlers:
-            logging.basicConfig(
-                level=logging.DEBUG if options.verbose > 1 else logging.INFO,
-                format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            )
-        self._hostname = socket.gethostname()
         self._instance_id: str | None = None
-        self._flags = LiveFlags()
-        self._server: ForkServer | None = None
         self._events: ev.EventLog | None = None
         self._running: dict[int, _Running] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -219,45 +145,15 @@ class Worker:
         self._background: list[asyncio.Task[None]] = []
         self._task_failure: BaseException | None = None
 
-    # ------------------------------------------------------------------ public entry points
-
-    async def start(self) -> None:
-        """Run until done; on bad input print one line and exit (``SystemExit``) non-zero."""
-        try:
-            code = await self.serve()
-        except CloudTasksError as exc:
-            print(f"{self._parser.prog}: error: {exc}", file=sys.stderr)
-            raise SystemExit(1) from None
-        if code != 0:
-            raise SystemExit(code)
-
-    def run(self) -> None:
-        """Synchronous form of ``start``."""
-        asyncio.run(self.start())
-
     async def serve(self) -> int:
         """Run until done and return the exit status; raises ``CloudTasksError`` on bad input.
 
         0: every task was handled (or the queue stayed idle, or a spot termination ended the
         run); 128 + signal number after SIGINT/SIGTERM.
         """
-        tasks = self._load_tasks() if self.file_mode else None
-        memory_limit = self.options.max_memory_allowed_per_task
-        worker_data = WorkerData(
-            **{f.name: getattr(self.options, f.name) for f in attrs.fields(WorkerOptions)},
-            args=self.args,
-            hostname=self._hostname,
-            flags=self._flags,
-        )
-        # The fork server must exist before any thread (executor, SDK client) is started.
-        self._server = ForkServer.fork(
-            self._process_task,
-            worker_data,
-            max_running=self.options.num_simultaneous_tasks or 1,
-            memory_limit_bytes=None if memory_limit is None else int(memory_limit * _GIB),
-        )
+        tasks = self._file_tasks
         loop = asyncio.get_running_loop()
-        self._server.attach(loop, self._on_started)
+        self._server.attach(loop)
         self._changed = asyncio.Event()
         installed: list[int] = []
         try:
@@ -310,32 +206,6 @@ class Worker:
             self._server.close()
 
     # ------------------------------------------------------------------ building ports
-
-    def _load_tasks(self) -> Iterable[Task]:
-        """Validate the whole task source up front, so bad input stops us before any task runs."""
-        source = self._task_source
-        if source is None:
-            source = self.options.task_file
-        if callable(source):
-            try:
-                records = list(source())
-            except Exception as exc:
-                raise TaskFileError(f"task_source failed: {exc}") from exc
-            tasks: Iterable[Task] = _tasks_from_records(records, "task_source")
-        else:
-            from cloud_tasks.sources import is_remote
-
-            path = os.fspath(source) if source is not None else ""
-            # s3://, gs:// and http(s):// files are checked by reading them, just below.
-            if not is_remote(path) and not Path(path).is_file():
-                raise TaskFileError(f"{path}: task file not found")
-            for _ in _iter_file(path):
-                pass
-            tasks = _LazyFile(path)
-        stop = None
-        if self.options.max_num_tasks is not None:
-            stop = self.options.tasks_to_skip + self.options.max_num_tasks
-        return _Sliced(tasks, self.options.tasks_to_skip, stop)
 
     def _build_task_queue(self) -> TaskQueue:
         if self._task_queue is not None:
@@ -484,7 +354,7 @@ class Worker:
 
     def _stop_taking_tasks(self) -> None:
         if not self._stop_taking and self._server is not None:
-            self._spawn_background(self._server.drop_backlog())
+            self._server.drop_backlog()
         self._stop_taking = True
         if self._changed is not None:
             self._changed.set()
@@ -495,16 +365,7 @@ class Worker:
         for token, running in list(self._running.items()):
             if running.kill_reason is None:
                 running.kill_reason = reason
-            self._spawn_background(self._server.kill(token))
-
-    def _spawn_background(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._background.append(task)
-        task.add_done_callback(self._forget_background)
-
-    def _forget_background(self, task: asyncio.Task[None]) -> None:
-        with contextlib.suppress(ValueError):
-            self._background.remove(task)
+            self._server.kill(token)
 
     def _start_background(self, metadata: InstanceMetadata | None, *, queue_mode: bool) -> None:
         loop = asyncio.get_running_loop()
@@ -573,44 +434,27 @@ class Worker:
     async def _drain(self) -> None:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        changed = self._changed
+        while self._active > 0 and changed is not None:  # file-mode tasks (no asyncio Task)
+            changed.clear()
+            await changed.wait()
 
     async def _execute(self, task_id: str, data: Any, attempt: int) -> Attempt:
         """Run one task in a fresh process and classify how it ended."""
-        server = self._server
-        if server is None:
+        if self._server is None:
             raise RuntimeError("the fork server is not running")
-        loop = asyncio.get_running_loop()
-        token, future = server.reserve()
+        token, future = self._server.submit(task_id, data, attempt, self._instance_id)
         running = _Running(task_id)
         self._running[token] = running
         try:
-            await server.submit(token, task_id, data, attempt, self._instance_id)
             report: ChildReport = await future
         finally:
-            if running.timer is not None:
-                running.timer.cancel()
             del self._running[token]
-        elapsed = 0.0 if running.started is None else loop.time() - running.started
-        return self._classify(report, running, elapsed)
-
-    def _on_started(self, token: int) -> None:
-        running = self._running.get(token)
-        if running is None:
-            return
-        loop = asyncio.get_running_loop()
-        running.started = loop.time()
-        running.timer = loop.call_later(self.options.max_runtime, self._on_timeout, token)
-
-    def _on_timeout(self, token: int) -> None:
-        running = self._running.get(token)
-        if running is None or self._server is None:
-            return
-        if running.kill_reason is None:
-            running.kill_reason = "timeout"
-        self._spawn_background(self._server.kill(token))
+        return self._classify(report, running)
 
     @staticmethod
-    def _classify(report: ChildReport, running: _Running, elapsed_s: float) -> Attempt:
+    def _classify(report: ChildReport, running: _Running) -> Attempt:
+        elapsed_s = report.elapsed_s
         if not report.started:
             return Attempt(
                 OutcomeKind.PREEMPTED,
@@ -626,7 +470,7 @@ class Worker:
                 result=record.get("result"),
                 exception=record.get("exception"),
             )
-        if running.kill_reason == "timeout":
+        if report.timed_out:
             return Attempt(OutcomeKind.TIMEOUT, elapsed_s, exit_code=report.exit_code)
         if running.kill_reason is not None:
             return Attempt(
@@ -674,22 +518,45 @@ class Worker:
     # ------------------------------------------------------------------ file mode
 
     async def _run_file(self, tasks: Iterable[Task]) -> None:
-        # Up to N more tasks wait in the fork server, so a finished task is replaced at once.
+        """Submit the tasks in order; each outcome is reported from the report's callback.
+
+        No asyncio task per task: the per-task work on this side stays a submit and a callback.
+        Up to N more tasks wait in the fork server, so a finished task is replaced at once.
+        """
+        server = self._server
+        if server is None:
+            raise RuntimeError("the fork server is not running")
         limit = 2 * (self.options.num_simultaneous_tasks or 1)
         for task in tasks:
-            await self._wait_for_slot(limit)
+            if self._active >= limit:
+                await self._wait_for_slot(limit)
             if self._stop_taking:
                 break
-            self._spawn(self._run_file_task(task))
+            token, future = server.submit(task.task_id, task.data, 1, self._instance_id)
+            running = _Running(task.task_id)
+            self._running[token] = running
+            self._active += 1
+            future.add_done_callback(functools.partial(self._file_task_done, token, running))
         await self._drain()
 
-    async def _run_file_task(self, task: Task) -> None:
-        attempt = await self._execute(task.task_id, task.data, 1)
-        if not attempt.started:
-            return
-        decision = decide_outcome(attempt.kind, self.options.retry_policy, failures=0)
-        event_type, fields = self._attempt_event(task.task_id, 1, attempt, decision)
-        self._emit(event_type, **fields)
+    def _file_task_done(
+        self, token: int, running: _Running, future: asyncio.Future[ChildReport]
+    ) -> None:
+        del self._running[token]
+        self._active -= 1
+        if self._changed is not None:
+            self._changed.set()
+        try:
+            attempt = self._classify(future.result(), running)
+            if not attempt.started:
+                return
+            decision = decide_outcome(attempt.kind, self.options.retry_policy, failures=0)
+            event_type, fields = self._attempt_event(running.task_id, 1, attempt, decision)
+            self._emit(event_type, **fields)
+        except BaseException as exc:
+            if self._task_failure is None:
+                self._task_failure = exc
+                self._stop_taking_tasks()
 
     # ------------------------------------------------------------------ queue mode
 
@@ -810,24 +677,4 @@ class Worker:
         }
 
 
-class _LazyFile:
-    """A task file read again (streaming) for the run after the validation pass."""
-
-    def __init__(self, path: str) -> None:
-        self._path = path
-
-    def __iter__(self) -> Iterator[Task]:
-        return _iter_file(self._path)
-
-
-class _Sliced:
-    """Tasks ``start`` to ``stop`` of an iterable (``--tasks-to-skip``, ``--max-num-tasks``)."""
-
-    def __init__(self, tasks: Iterable[Task], start: int, stop: int | None) -> None:
-        self._tasks, self._start, self._stop = tasks, start, stop
-
-    def __iter__(self) -> Iterator[Task]:
-        return itertools.islice(self._tasks, self._start, self._stop)
-
-
-__all__ = ["Attempt", "TaskSource", "Worker"]
+__all__ = ["Attempt", "WorkerService"]
