@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from cloud_tasks.adapters._bodies import encode_events
 from cloud_tasks.domain.tasks import SQS_MAX_MESSAGE_BYTES, Envelope
 from cloud_tasks.exceptions import CredentialsError, ProviderError, QueueNotFoundError
 from cloud_tasks.ports import ReceivedEvent, ReceivedTask
@@ -556,12 +557,7 @@ class SqsEventQueue(_SqsQueueBase):
         )
 
     def send(self, events: Sequence[Mapping[str, Any]]) -> None:
-        try:
-            bodies = [json.dumps(dict(event), separators=(",", ":")) for event in events]
-        except (TypeError, ValueError) as exc:
-            raise ProviderError(
-                f"queue {self.name!r}: event is not JSON-serializable: {exc}"
-            ) from exc
+        bodies = encode_events(self.name, events)
         self._send_bodies(bodies, [None] * len(bodies))
 
     def receive(self, max_messages: int, wait_s: float = 0.0) -> list[ReceivedEvent]:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from cloud_tasks.adapters._bodies import encode_events
 from cloud_tasks.domain.tasks import PUBSUB_MAX_MESSAGE_BYTES, Envelope
 from cloud_tasks.exceptions import CredentialsError, ProviderError, QueueNotFoundError
 from cloud_tasks.ports import ReceivedEvent, ReceivedTask
@@ -704,15 +705,7 @@ class PubSubEventQueue(_PubSubQueueBase):
         self.visibility_timeout_s = visibility_timeout_s
 
     def send(self, events: Sequence[Mapping[str, Any]]) -> None:
-        try:
-            payloads = [
-                json.dumps(dict(event), separators=(",", ":")).encode("utf-8") for event in events
-            ]
-        except (TypeError, ValueError) as exc:
-            raise ProviderError(
-                f"queue {self.name!r}: event is not JSON-serializable: {exc}"
-            ) from exc
-        self._publish(payloads)
+        self._publish([body.encode("utf-8") for body in encode_events(self.name, events)])
 
     def receive(self, max_messages: int, wait_s: float = 0.0) -> list[ReceivedEvent]:
         raws = self._pull(max_messages, wait_s)

@@ -23,6 +23,7 @@ from typing import Any
 
 import attrs
 
+from cloud_tasks.adapters._bodies import encode_envelopes, encode_events
 from cloud_tasks.domain.tasks import SQS_MAX_MESSAGE_BYTES, Envelope
 from cloud_tasks.exceptions import ProviderError, QueueNotFoundError
 from cloud_tasks.ports import Clock, ReceivedEvent, ReceivedTask
@@ -271,15 +272,7 @@ class SqliteTaskQueue(_SqliteQueueBase):
         self.max_message_bytes = max_message_bytes
 
     def _bodies(self, envelopes: Sequence[Envelope]) -> list[str]:
-        bodies = [envelope.encode() for envelope in envelopes]
-        for envelope, body in zip(envelopes, bodies, strict=True):
-            size = len(body.encode("utf-8"))
-            if size > self.max_message_bytes:
-                raise ProviderError(
-                    f"queue {self.name!r}: task {envelope.task.task_id!r} is {size} bytes, "
-                    f"over the {self.max_message_bytes}-byte message limit"
-                )
-        return bodies
+        return encode_envelopes(self.name, envelopes, self.max_message_bytes)
 
     def send(self, envelopes: Sequence[Envelope]) -> None:
         """Store every envelope in one transaction (all or nothing)."""
@@ -386,13 +379,7 @@ class SqliteEventQueue(_SqliteQueueBase):
 
     def send(self, events: Sequence[Mapping[str, Any]]) -> None:
         """Store every event (each a JSON object) in one transaction."""
-        try:
-            bodies = [json.dumps(dict(event), separators=(",", ":")) for event in events]
-        except (TypeError, ValueError) as exc:
-            raise ProviderError(
-                f"queue {self.name!r}: event is not JSON-serializable: {exc}"
-            ) from exc
-        self._insert(bodies)
+        self._insert(encode_events(self.name, events))
 
     def receive(self, max_messages: int, wait_s: float = 0.0) -> list[ReceivedEvent]:
         return [

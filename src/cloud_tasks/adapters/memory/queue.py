@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 
+from cloud_tasks.adapters._bodies import encode_envelopes, encode_events
 from cloud_tasks.adapters.memory.clock import SystemClock
 from cloud_tasks.domain.tasks import SQS_MAX_MESSAGE_BYTES, Envelope
 from cloud_tasks.exceptions import ProviderError, QueueNotFoundError
@@ -156,15 +157,7 @@ class InMemoryTaskQueue(_MemoryQueueBase):
 
     def send(self, envelopes: Sequence[Envelope]) -> None:
         """Store every envelope (all or nothing when one is too large)."""
-        bodies = [envelope.encode() for envelope in envelopes]
-        for envelope, body in zip(envelopes, bodies, strict=True):
-            size = len(body.encode("utf-8"))
-            if size > self.max_message_bytes:
-                raise ProviderError(
-                    f"queue {self.name!r}: task {envelope.task.task_id!r} is {size} bytes, "
-                    f"over the {self.max_message_bytes}-byte message limit"
-                )
-        self._put(bodies)
+        self._put(encode_envelopes(self.name, envelopes, self.max_message_bytes))
 
     def receive(
         self, max_messages: int, visibility_timeout_s: float, wait_s: float = 0.0
@@ -228,13 +221,7 @@ class InMemoryEventQueue(_MemoryQueueBase):
 
     def send(self, events: Sequence[Mapping[str, Any]]) -> None:
         """Store every event; each must be a JSON object."""
-        try:
-            bodies = [json.dumps(dict(event), separators=(",", ":")) for event in events]
-        except (TypeError, ValueError) as exc:
-            raise ProviderError(
-                f"queue {self.name!r}: event is not JSON-serializable: {exc}"
-            ) from exc
-        self._put(bodies)
+        self._put(encode_events(self.name, events))
 
     def receive(self, max_messages: int, wait_s: float = 0.0) -> list[ReceivedEvent]:
         with self._cond:
