@@ -98,3 +98,17 @@ class PriceCache:
         offers = fetch()
         self.store(provider, region, offers)
         return offers
+
+
+def cached_offers(
+    cache: PriceCache | None,
+    provider: str,
+    region: str,
+    fetch: Callable[[], list[InstanceOffer]],
+    *,
+    refresh: bool = False,
+) -> list[InstanceOffer]:
+    """``cache.get_or_fetch(...)``, or ``fetch()`` every time when there is no cache."""
+    if cache is None:
+        return fetch()
+    return cache.get_or_fetch(provider, region, fetch, refresh=refresh)

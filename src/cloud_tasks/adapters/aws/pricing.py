@@ -16,7 +16,7 @@ from cloud_tasks.adapters.aws.translate import (
     storage_prices,
     type_info,
 )
-from cloud_tasks.adapters.price_cache import PriceCache
+from cloud_tasks.adapters.price_cache import PriceCache, cached_offers
 from cloud_tasks.domain.offers import InstanceOffer
 
 #: The Pricing API is served from a few regions only; us-east-1 has every region's prices.
@@ -58,10 +58,8 @@ class AwsPricing:
         self._cache = cache
 
     def offers(self, region: str, *, refresh: bool = False) -> list[InstanceOffer]:
-        if self._cache is None:
-            return self.fetch_offers(region)
-        return self._cache.get_or_fetch(
-            self.provider, region, lambda: self.fetch_offers(region), refresh=refresh
+        return cached_offers(
+            self._cache, self.provider, region, lambda: self.fetch_offers(region), refresh=refresh
         )
 
     def fetch_offers(self, region: str) -> list[InstanceOffer]:

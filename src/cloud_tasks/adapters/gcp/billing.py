@@ -13,7 +13,7 @@ from cloud_tasks.adapters.gcp.translate import (
     machine_type_info,
     region_rates,
 )
-from cloud_tasks.adapters.price_cache import PriceCache
+from cloud_tasks.adapters.price_cache import PriceCache, cached_offers
 from cloud_tasks.domain.offers import InstanceOffer
 from cloud_tasks.exceptions import ConfigError
 
@@ -51,10 +51,8 @@ class GcpPricing:
         self._cache = cache
 
     def offers(self, region: str, *, refresh: bool = False) -> list[InstanceOffer]:
-        if self._cache is None:
-            return self.fetch_offers(region)
-        return self._cache.get_or_fetch(
-            self.provider, region, lambda: self.fetch_offers(region), refresh=refresh
+        return cached_offers(
+            self._cache, self.provider, region, lambda: self.fetch_offers(region), refresh=refresh
         )
 
     def fetch_offers(self, region: str) -> list[InstanceOffer]:
