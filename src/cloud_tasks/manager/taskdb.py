@@ -108,6 +108,17 @@ class TaskCounts:
     def terminal(self) -> int:
         return self.completed + self.failed
 
+    def with_reported_running(self, reported: int) -> TaskCounts:
+        """These counts with up to ``reported`` pending tasks counted as running instead.
+
+        Workers report how many tasks they run in each keep-alive, not which; never more
+        than the pending tasks move.
+        """
+        running = min(self.pending, reported)
+        if running <= 0:
+            return self
+        return attrs.evolve(self, pending=self.pending - running, running=self.running + running)
+
     @property
     def remaining(self) -> int:
         return self.pending + self.running
@@ -593,14 +604,8 @@ class TaskDatabase:
         Workers report how many tasks they run in each keep-alive, not which; those tasks are
         counted as running instead of pending.
         """
-        counts = self.counts()
         reported = int(sum(running for _, _, running in self._active.values()))
-        running = min(counts.pending, reported)
-        if running <= 0:
-            return counts
-        return attrs.evolve(
-            counts, pending=counts.pending - running, running=counts.running + running
-        )
+        return self.counts().with_reported_running(reported)
 
     # -- report queries -------------------------------------------------------------------
 

@@ -115,14 +115,8 @@ class InMemoryTaskStore:
 
     def counts_with_running(self) -> TaskCounts:
         """``counts()`` with tasks reported running in keep-alives counted as running."""
-        counts = self.counts()
         reported = int(sum(running for _, _, running in self._active.values()))
-        running = min(counts.pending, reported)
-        if running <= 0:
-            return counts
-        return attrs.evolve(
-            counts, pending=counts.pending - running, running=counts.running + running
-        )
+        return self.counts().with_reported_running(reported)
 
     def state_of(self, task_id: str) -> str | None:
         code = self._state.get(task_id)
