@@ -9,7 +9,6 @@ when their lease runs out. The file and its directory are created owner-only (06
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
@@ -24,6 +23,7 @@ from typing import Any
 import attrs
 
 from cloud_tasks.adapters._bodies import encode_envelopes, encode_events
+from cloud_tasks.adapters.memory.clock import SystemClock
 from cloud_tasks.domain.tasks import SQS_MAX_MESSAGE_BYTES, Envelope
 from cloud_tasks.exceptions import ProviderError, QueueNotFoundError
 from cloud_tasks.ports import Clock, ReceivedEvent, ReceivedTask
@@ -51,16 +51,6 @@ CREATE TABLE IF NOT EXISTS loaded (
     PRIMARY KEY (queue, task_id)
 ) WITHOUT ROWID;
 """
-
-
-class _WallClock:
-    """Leases are shared between processes, so they run on the wall clock by default."""
-
-    def now(self) -> float:
-        return time.time()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds))
 
 
 def create_owner_only(path: Path) -> None:
@@ -151,7 +141,8 @@ class _SqliteQueueBase:
             raise ProviderError("a queue name is required (set job_id or queue_name)")
         self.name = name
         self.db = path if isinstance(path, SqliteDatabase) else SqliteDatabase(path)
-        self._clock: Clock = clock if clock is not None else _WallClock()
+        # Leases are shared between processes, so they run on the wall clock by default.
+        self._clock: Clock = clock if clock is not None else SystemClock()
 
     @property
     def path(self) -> Path:

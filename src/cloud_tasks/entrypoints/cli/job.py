@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 import click
 
+from cloud_tasks.adapters.memory.clock import SystemClock
 from cloud_tasks.domain.cost import estimate_job
 from cloud_tasks.domain.options import JobConfig
 from cloud_tasks.domain.tasks import Task
@@ -41,14 +42,6 @@ from cloud_tasks.manager.session import (
 )
 from cloud_tasks.manager.taskdb import TaskDatabase
 from cloud_tasks.redact import redact, redact_startup_script
-
-
-class _SystemClock:
-    def now(self) -> float:
-        return time.time()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds))
 
 
 def _echo_err(message: str) -> None:
@@ -190,7 +183,7 @@ def _supervise(
                 task_queue=adapters.task_queue,
                 event_queue=adapters.event_queue,
                 db=db,
-                clock=_SystemClock(),
+                clock=SystemClock(),
                 options=plan.options,
                 settings=settings,
                 on_update=_with_export(display.update, export),
@@ -545,7 +538,7 @@ def manage_pool_command(**params: Any) -> None:
                 task_queue=adapters.task_queue,
                 event_queue=adapters.event_queue,
                 db=db,
-                clock=_SystemClock(),
+                clock=SystemClock(),
                 options=plan.options,
                 settings=settings,
                 on_update=display.update,
