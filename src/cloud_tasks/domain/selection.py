@@ -53,6 +53,7 @@ __all__ = [
     "choose_boot_disk",
     "filter_offers",
     "rank_offers",
+    "rank_offers_in_zone",
     "select_instance_type",
     "selection_key",
     "tasks_per_instance",
@@ -480,6 +481,25 @@ def rank_offers(
     The first element is what :func:`select_instance_type` returns.
     """
     return sorted(filter_offers(offers, constraints), key=selection_key)
+
+
+def rank_offers_in_zone(
+    offers: Sequence[InstanceOffer], constraints: InstanceConstraints, zone: str | None
+) -> list[Candidate]:
+    """:func:`rank_offers` of the offers in ``zone`` (and those with no zone); never empty.
+
+    A falsy ``zone`` keeps every offer.
+
+    Raises:
+        SelectionError: no offer qualifies; the message names the constraint that eliminated
+            the last candidates.
+    """
+    if zone:
+        offers = [o for o in offers if o.zone in (None, zone)]
+    ranked = rank_offers(offers, constraints)
+    if not ranked:
+        select_instance_type(offers, constraints)
+    return ranked
 
 
 def select_instance_type(

@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 
 from cloud_tasks.domain.options import JobConfig
-from cloud_tasks.domain.selection import Candidate, rank_offers
+from cloud_tasks.domain.selection import Candidate, rank_offers_in_zone
 from cloud_tasks.domain.sizing import target_pool_size
 from cloud_tasks.domain.startup import ENV_PREFIX
 from cloud_tasks.domain.tasks import Envelope, Task
@@ -142,16 +142,10 @@ def make_plan(
             "(the script each instance runs to start your worker)"
         )
     region = region_of(config, adapters.pricing)
-    offers = adapters.pricing.offers(region, refresh=refresh)
     zone = config.provider_options.zone
-    if zone:
-        offers = [o for o in offers if o.zone in (None, zone)]
-    ranked = rank_offers(offers, config.run.constraints)
-    if not ranked:
-        # select_instance_type explains which constraint eliminated the last candidates.
-        from cloud_tasks.domain.selection import select_instance_type
-
-        select_instance_type(offers, config.run.constraints)
+    ranked = rank_offers_in_zone(
+        adapters.pricing.offers(region, refresh=refresh), config.run.constraints, zone
+    )
     region_zones: tuple[str, ...] = ()
     if not zone and any(c.offer.zone is None for c in ranked[:1]):
         for listed in adapters.compute.list_regions():

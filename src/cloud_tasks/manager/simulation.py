@@ -34,7 +34,7 @@ from cloud_tasks.adapters.memory.compute import InMemoryCompute
 from cloud_tasks.domain.cost import lower_bound_cost_usd
 from cloud_tasks.domain.durations import DurationModel, durations_from_text, parse_duration_model
 from cloud_tasks.domain.options import JobConfig
-from cloud_tasks.domain.selection import Candidate, rank_offers, select_instance_type
+from cloud_tasks.domain.selection import Candidate, rank_offers_in_zone
 from cloud_tasks.domain.sizing import target_pool_size
 from cloud_tasks.domain.tasks import Envelope, Task
 from cloud_tasks.exceptions import ConfigError
@@ -170,15 +170,9 @@ def synthetic_tasks(count: int) -> list[Task]:
 
 
 def _ranked(config: JobConfig, pricing: MemoryPricing, region: str) -> list[Candidate]:
-    offers = pricing.offers(region)
-    zone = config.provider_options.zone
-    if zone:
-        offers = [offer for offer in offers if offer.zone in (None, zone)]
-    ranked = rank_offers(offers, config.run.constraints)
-    if not ranked:
-        # Raises SelectionError naming the constraint that eliminated the last candidates.
-        select_instance_type(offers, config.run.constraints)
-    return ranked
+    return rank_offers_in_zone(
+        pricing.offers(region), config.run.constraints, config.provider_options.zone
+    )
 
 
 def _region(config: JobConfig, pricing: MemoryPricing) -> str:

@@ -11,7 +11,7 @@ import click
 
 from cloud_tasks.adapters.offer_records import offer_to_record
 from cloud_tasks.domain.options import JobConfig
-from cloud_tasks.domain.selection import Candidate, rank_offers, select_instance_type
+from cloud_tasks.domain.selection import Candidate, rank_offers_in_zone
 from cloud_tasks.entrypoints.cli.options import (
     common_options,
     format_option,
@@ -92,14 +92,10 @@ def list_instance_types(
     config = resolve_config(**params)
     pricing = make_pricing(config)
     region = pricing_region(config, pricing)
-    offers = pricing.offers(region, refresh=refresh_prices)
-    zone = config.provider_options.zone
-    if zone:
-        offers = [o for o in offers if o.zone in (None, zone)]
     constraints = config.run.constraints
-    candidates = rank_offers(offers, constraints)
-    if not candidates:
-        select_instance_type(offers, constraints)  # raises SelectionError naming the culprit
+    candidates = rank_offers_in_zone(
+        pricing.offers(region, refresh=refresh_prices), constraints, config.provider_options.zone
+    )
     if limit is not None:
         candidates = candidates[:limit]
     provider = _record_provider(config)
