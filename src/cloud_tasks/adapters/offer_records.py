@@ -36,15 +36,6 @@ class Catalog:
     snapshot_date: str = ""
     note: str = ""
 
-    def for_provider(self, provider: str | None) -> Catalog:
-        """The part of the catalog of one provider (``None`` or ``all``: everything)."""
-        if provider in (None, "all"):
-            return self
-        offers = tuple((p, o) for p, o in self.offers if p == provider)
-        names = {o.region for _p, o in offers}
-        regions = {r: z for r, z in self.regions.items() if r in names}
-        return attrs.evolve(self, offers=offers, regions=regions)
-
     def region_names(self) -> list[str]:
         """Every region, in catalog order."""
         names = list(self.regions)

@@ -415,9 +415,6 @@ class EventDrivenWorkers:
 
     # -- playing events ---------------------------------------------------------------------
 
-    def next_event_at(self) -> float | None:
-        return self._heap[0][0] if self._heap else None
-
     def step(self) -> None:
         """Play everything up to ``clock.now()``."""
         self.advance_to(self.clock.now())
