@@ -191,6 +191,19 @@ class _SqliteQueueBase:
             conn.execute("DELETE FROM loaded WHERE queue = ?", (self.name,))
             conn.execute("DELETE FROM queues WHERE name = ?", (self.name,))
 
+    def depth(self) -> int:
+        """Messages not yet acknowledged: visible plus leased (exact)."""
+        with self._existing() as conn:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM messages WHERE queue = ?", (self.name,)
+            ).fetchone()
+            return int(row[0])
+
+    def purge(self) -> None:
+        """Remove every message."""
+        with self._existing() as conn:
+            conn.execute("DELETE FROM messages WHERE queue = ?", (self.name,))
+
     def _insert(self, bodies: Sequence[str]) -> None:
         now = self._clock.now()
         with self._existing() as conn:
@@ -339,14 +352,6 @@ class SqliteTaskQueue(_SqliteQueueBase):
             )
             conn.execute("DELETE FROM messages WHERE queue = ? AND id = ?", (self.name, message_id))
 
-    def depth(self) -> int:
-        """Visible plus leased messages (exact)."""
-        with self._existing() as conn:
-            row = conn.execute(
-                "SELECT COUNT(*) FROM messages WHERE queue = ?", (self.name,)
-            ).fetchone()
-            return int(row[0])
-
     def purge(self) -> None:
         """Remove every message and forget which tasks were loaded."""
         with self._existing() as conn:
@@ -382,18 +387,6 @@ class SqliteEventQueue(_SqliteQueueBase):
 
     def ack(self, receipts: Iterable[str]) -> None:
         self._ack(receipts)
-
-    def depth(self) -> int:
-        """Events not yet acknowledged."""
-        with self._existing() as conn:
-            row = conn.execute(
-                "SELECT COUNT(*) FROM messages WHERE queue = ?", (self.name,)
-            ).fetchone()
-            return int(row[0])
-
-    def purge(self) -> None:
-        with self._existing() as conn:
-            conn.execute("DELETE FROM messages WHERE queue = ?", (self.name,))
 
 
 def default_state_dir() -> Path:
