@@ -81,7 +81,7 @@ CONFIG_CASES: tuple[Case, ...] = (
     _c("billion_laughs.yml", "bombs", "unknown section"),
     _c("billion_laughs_in_value.yml", "local.instance_types[0]", "expected a string"),
     _c("binary_garbage.yml", "not UTF-8"),
-    _c("deeply_nested.yml", "nested too deeply"),
+    _c("deeply_nested.yml", "nested more than 100 levels deep", "line "),
     _c("missing_config.yml", "configuration file not found"),
     _c("too_large.yml", "larger than 1 MB"),
 )
@@ -121,7 +121,7 @@ TASK_CASES: tuple[Case, ...] = (
     _t("binary_garbage.yaml", "not UTF-8"),
     _t("utf16.json", "not UTF-8"),
     _t("deeply_nested.json", "task index 0", "nested too deeply"),
-    _t("deeply_nested.yaml", "task index 0", "nested too deeply"),
+    _t("deeply_nested.yaml", "task index 0", "line 2", "nested more than 100 levels deep"),
     _t("missing_tasks.json", "not found"),
     _t("two_megabyte_task.json", "262144-byte message limit", "huge", worker=False),
 )
