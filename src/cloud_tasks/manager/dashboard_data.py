@@ -195,11 +195,21 @@ def _slowest_running(
         still[instance_id] &= listed
         for task_id in still[instance_id]:
             since[(instance_id, task_id)] = float(received_at)
+    listed = [task_id for ids in latest.values() for task_id in ids][:500]
+    marks = ",".join("?" * len(listed))
+    finished = {
+        task_id
+        for (task_id,) in db.execute(
+            f"SELECT task_id FROM tasks WHERE task_id IN ({marks}) AND state IN (?, ?)",
+            [*listed, COMPLETED, FAILED],
+        )
+    }
     running = sorted(
         (
             (max(0.0, now - since[(instance_id, task_id)]), task_id, instance_id)
             for instance_id, ids in latest.items()
             for task_id in ids
+            if task_id not in finished
         ),
         key=lambda item: -item[0],
     )

@@ -27,7 +27,7 @@ function fmtNumber(v) {
   if (v === null || v === undefined || !isFinite(v)) return "–";
   if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString("en");
   if (Math.abs(v) >= 10) return v.toFixed(0);
-  if (Math.abs(v) >= 1) return v.toFixed(1);
+  if (Math.abs(v) >= 1) return String(Number(v.toFixed(1)));
   return v === 0 ? "0" : v.toPrecision(2);
 }
 
@@ -80,11 +80,12 @@ function axes(svg, x0, x1, yMax, xFormat, yFormat) {
   };
 }
 
+// The top of the y axis: four grid steps of 1, 2 or 5 times a power of ten.
 function niceMax(v) {
   if (!(v > 0)) return 1;
-  const p = Math.pow(10, Math.floor(Math.log10(v)));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
-  return 10 * p;
+  const raw = v / 4, p = Math.pow(10, Math.floor(Math.log10(raw)));
+  for (const m of [1, 2, 5, 10]) if (m * p >= raw) return 4 * m * p;
+  return 40 * p;
 }
 
 function legend(svg, items) {
@@ -100,8 +101,9 @@ function legend(svg, items) {
 // series: [{label, values, color, dashed, step}], times: x values
 function lineChart(svg, times, series, opts) {
   opts = opts || {};
-  const points = series.reduce((n, s) => n + s.values.filter((v) => v > 0).length, 0);
-  if (!times.length || (points === 0 && !opts.keepEmpty)) {
+  const nonzero = series.reduce((n, s) => n + s.values.filter((v) => v > 0).length, 0);
+  const points = opts.keepEmpty ? series.reduce((n, s) => n + s.values.length, 0) : nonzero;
+  if (!times.length || points === 0) {
     empty(svg, opts.emptyText || "no data yet");
     return;
   }
@@ -194,7 +196,7 @@ function render(data) {
   badge.className = "badge " + (job.done ? "done" : "running");
   $("updated").textContent = "updated " + fmtClock(data.now);
   for (const state of ["pending", "running", "completed", "failed", "total"]) {
-    $("count-" + state).textContent = fmtNumber(c[state]);
+    $("count-" + state).textContent = Math.round(c[state]).toLocaleString("en");
   }
   $("spent").textContent = fmtUsd(data.spend.spent_usd);
   const total = Math.max(c.total, 1);
@@ -212,7 +214,7 @@ function render(data) {
   ], { x0: job.started_at, emptyText: "no task finished yet" });
   lineChart($("plot-throughput"), times, [
     { label: "", values: data.completions.throughput_per_s, color: "#2f6fdb", step: true },
-  ], { x0: job.started_at, emptyText: "no task finished yet" });
+  ], { x0: job.started_at, emptyText: "no task finished yet", keepEmpty: p.done > 0 });
 
   const spend = data.spend, cap = spend.max_total_cost_usd;
   const spendOpts = { x0: job.started_at, yFormat: fmtUsd, emptyText: "nothing spent (this provider costs nothing)" };
@@ -220,6 +222,8 @@ function render(data) {
   if (!job.done && spend.projected_usd > spend.spent_usd) {
     spendOpts.point = { at: times[times.length - 1], value: spend.projected_usd, label: `projected ${fmtUsd(spend.projected_usd)}` };
   }
+  // A job on free instances (local) spent $0 all along: a flat line, not "no data".
+  spendOpts.keepEmpty = data.instances.started > 0;
   lineChart($("plot-spend"), times, [{ label: "spent", values: spend.values, color: "#d68910" }], spendOpts);
   $("spend-note").textContent = `${fmtUsd(spend.spent_usd)} spent · projected ${fmtUsd(spend.projected_usd)} · ` +
     `${fmtUsd(spend.price_per_hour_usd)}/h now`;
