@@ -159,8 +159,16 @@ def finished_job(directory: Path, n_tasks: int = 40) -> Path:
     """Run a job to its end; returns its task database."""
     write_job(directory, n_tasks)
     result = subprocess.run(
-        [sys.executable, "-m", "cloud_tasks", "run", "--config", "config.yml", "--tasks",
-         "tasks.json"],
+        [
+            sys.executable,
+            "-m",
+            "cloud_tasks",
+            "run",
+            "--config",
+            "config.yml",
+            "--tasks",
+            "tasks.json",
+        ],
         cwd=directory,
         env=environment(directory),
         capture_output=True,

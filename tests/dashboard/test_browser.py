@@ -32,9 +32,7 @@ def _count(page: Any, state: str) -> int:
 
 
 def _plot_points(page: Any) -> dict[str, int]:
-    return {
-        name: int(page.get_attribute(f"#plot-{name}", "data-points") or 0) for name in PLOTS
-    }
+    return {name: int(page.get_attribute(f"#plot-{name}", "data-points") or 0) for name in PLOTS}
 
 
 def _only_this_server(requested: list[str], url: str) -> None:
@@ -49,8 +47,14 @@ def test_a_running_jobs_page_follows_the_job(tmp_path: Path) -> None:
     write_job(tmp_path, 40)
     run = start(
         tmp_path,
-        "run", "--config", "config.yml", "--tasks", "tasks.json",
-        "--dashboard", "--dashboard-port", "0",
+        "run",
+        "--config",
+        "config.yml",
+        "--tasks",
+        "tasks.json",
+        "--dashboard",
+        "--dashboard-port",
+        "0",
     )
     try:
         url = read_url(run.stderr)

@@ -101,9 +101,7 @@ def why_not_larger(
         )
     for failure in failures:
         where = f" in {failure.zone}" if failure.zone else ""
-        reasons.append(
-            Reason(failure.kind, f"{failure.instance_type}{where}: {failure.message}")
-        )
+        reasons.append(Reason(failure.kind, f"{failure.instance_type}{where}: {failure.message}"))
     return tuple(reasons)
 
 

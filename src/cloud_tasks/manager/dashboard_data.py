@@ -59,9 +59,7 @@ def _time_axis(start: float, end: float) -> tuple[float, float]:
     return start, span / TIME_BINS
 
 
-def _completions(
-    db: sqlite3.Connection, t0: float, width: float
-) -> dict[str, list[float]]:
+def _completions(db: sqlite3.Connection, t0: float, width: float) -> dict[str, list[float]]:
     completed = [0.0] * TIME_BINS
     failed = [0.0] * TIME_BINS
     for index, state, count in db.execute(
@@ -195,13 +193,13 @@ def _slowest_running(
         still[instance_id] &= listed
         for task_id in still[instance_id]:
             since[(instance_id, task_id)] = float(received_at)
-    listed = [task_id for ids in latest.values() for task_id in ids][:500]
-    marks = ",".join("?" * len(listed))
+    shown = [task_id for ids in latest.values() for task_id in ids][:500]
+    marks = ",".join("?" * len(shown))
     finished = {
         task_id
         for (task_id,) in db.execute(
             f"SELECT task_id FROM tasks WHERE task_id IN ({marks}) AND state IN (?, ?)",
-            [*listed, COMPLETED, FAILED],
+            [*shown, COMPLETED, FAILED],
         )
     }
     running = sorted(
@@ -342,8 +340,7 @@ def job_view(db: sqlite3.Connection, now: float) -> dict[str, Any]:
 
     window_start = max(end - THROUGHPUT_WINDOW_S, start)
     recent = db.execute(
-        "SELECT COUNT(*) FROM tasks WHERE finished_at > ? AND finished_at <= ? "
-        "AND state IN (?, ?)",
+        "SELECT COUNT(*) FROM tasks WHERE finished_at > ? AND finished_at <= ? AND state IN (?, ?)",
         (window_start, end, COMPLETED, FAILED),
     ).fetchone()[0]
     throughput = recent / max(end - window_start, 1e-9) if end > window_start else 0.0

@@ -165,8 +165,7 @@ class PoolRecorder:
             self._log_rows += 1
             if self._log_rows > MAX_LOG_LINES:
                 self._db.execute(
-                    "DELETE FROM manager_log WHERE id <= "
-                    "(SELECT MAX(id) FROM manager_log) - ?",
+                    "DELETE FROM manager_log WHERE id <= (SELECT MAX(id) FROM manager_log) - ?",
                     (MAX_LOG_LINES,),
                 )
                 self._log_rows = MAX_LOG_LINES

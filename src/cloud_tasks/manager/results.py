@@ -37,9 +37,7 @@ _encode_str: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 
 def _rows(connection: sqlite3.Connection, states: Sequence[str]) -> Iterator[tuple[Any, ...]]:
-    query = (
-        "SELECT task_id, state, attempts, result, error, elapsed_s, instance_id FROM tasks"
-    )
+    query = "SELECT task_id, state, attempts, result, error, elapsed_s, instance_id FROM tasks"
     wanted = sorted(set(states))
     if wanted:
         unknown = [state for state in wanted if state not in STATES]
@@ -134,9 +132,7 @@ def export_results_to_file(
         raise ConfigError(f"{target}: cannot write the results: {exc.strerror or exc}") from None
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            count = export_results(
-                connection, stream, output_format=output_format, states=states
-            )
+            count = export_results(connection, stream, output_format=output_format, states=states)
         try:
             # A hard link fails when the target appeared meanwhile: never clobbers it.
             os.link(temp_name, target)

@@ -28,6 +28,7 @@ from cloud_tasks.entrypoints.cli.options import (
 from cloud_tasks.exceptions import CloudTasksError, ConfigError, QueueNotFoundError, TaskFileError
 from cloud_tasks.manager.exports import DUMP_CHOICES, EventExport
 from cloud_tasks.manager.insight import PoolRecorder
+from cloud_tasks.manager.notify import JobNotifier
 from cloud_tasks.manager.pool import JobOutcome, PoolManager, PoolSnapshot
 from cloud_tasks.manager.report import build_report, format_report
 from cloud_tasks.manager.session import (
@@ -183,6 +184,7 @@ def _supervise(
         export or contextlib.nullcontext(),
         PoolRecorder(db.path, clock) as recorder,
         _dashboard(db.path, dashboard_port) as dashboard_url,
+        _notifier(config, recorder, recorder.logged(display.log)) as notifier,
     ):
         if dashboard_url:
             click.echo(f"dashboard: {dashboard_url}", err=True)
@@ -199,7 +201,7 @@ def _supervise(
                 clock=clock,
                 options=plan.options,
                 settings=settings,
-                on_update=_with_export(display.update, export),
+                on_update=_with_notifier(_with_export(display.update, export), notifier),
                 log=recorder.logged(display.log),
                 on_demand_options=plan.on_demand_options,
                 recorder=recorder,
@@ -207,11 +209,15 @@ def _supervise(
             try:
                 outcome = asyncio.run(manager.run())
                 break
+            except CloudTasksError as exc:
+                _notify_end(notifier, db, "failed", str(exc))
+                raise
             except KeyboardInterrupt:
                 choice = _ask_after_interrupt(display)
                 if choice == "c":
                     display.log("continuing")
                     continue
+                _notify_end(notifier, db, "stopped", "interrupted (Ctrl-C)")
                 if choice == "t":
                     display.log("stopping every instance and deleting the queues")
                     asyncio.run(manager.stop_all("interrupted"))
@@ -224,7 +230,45 @@ def _supervise(
                     + (f" --config {config.source}" if config.source else "")
                 )
                 sys.exit(130)
+        if notifier is not None:
+            notifier.finish(outcome.status, outcome.message, outcome.counts, outcome.spend_usd)
     _final(outcome, db, strict=strict, quiet=quiet)
+
+
+@contextlib.contextmanager
+def _notifier(
+    config: JobConfig, recorder: PoolRecorder, log: Callable[[str], None]
+) -> Iterator[JobNotifier | None]:
+    """The job's notifier when ``notify`` is set; waits for its last deliveries on exit."""
+    if config.run.notify is None:
+        yield None
+        return
+    with JobNotifier(
+        config.run.notify,
+        recorder,
+        job_id=job_id_of(config),
+        max_total_cost_usd=config.run.limits.max_total_cost,
+        log=log,
+    ) as notifier:
+        yield notifier
+
+
+def _with_notifier(
+    update: Callable[[PoolSnapshot], None], notifier: JobNotifier | None
+) -> Callable[[PoolSnapshot], None]:
+    if notifier is None:
+        return update
+
+    def update_and_notify(snapshot: PoolSnapshot) -> None:
+        update(snapshot)
+        notifier.update(snapshot)
+
+    return update_and_notify
+
+
+def _notify_end(notifier: JobNotifier | None, db: TaskDatabase, status: str, why: str) -> None:
+    if notifier is not None:
+        notifier.finish(status, why, db.counts(), db.spend_usd(time.time()))
 
 
 @contextlib.contextmanager

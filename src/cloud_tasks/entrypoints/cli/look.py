@@ -82,8 +82,7 @@ def results_command(**params: Any) -> None:
     "--host",
     default=DEFAULT_HOST,
     show_default=True,
-    help="Address to listen on; anything but a loopback address exposes the page to the "
-    "network.",
+    help="Address to listen on; anything but a loopback address exposes the page to the network.",
 )
 @click.option(
     "--port",
