@@ -65,10 +65,12 @@ def test_a_resumed_job_does_not_fire_again(
     notify = Notify(webhook=receiver.url)
     with JobNotifier(notify, recorder, job_id="my-job", max_total_cost_usd=10.0) as first:
         first.update(_snapshot(10, 0, 100, 5.0))
-    with PoolRecorder(tmp_path / "job.db", VirtualClock(2000.0)) as reopened:
-        with JobNotifier(notify, reopened, job_id="my-job", max_total_cost_usd=10.0) as second:
-            second.update(_snapshot(20, 0, 100, 6.0))
-            second.update(_snapshot(30, 0, 100, 8.0))
+    with (
+        PoolRecorder(tmp_path / "job.db", VirtualClock(2000.0)) as reopened,
+        JobNotifier(notify, reopened, job_id="my-job", max_total_cost_usd=10.0) as second,
+    ):
+        second.update(_snapshot(20, 0, 100, 6.0))
+        second.update(_snapshot(30, 0, 100, 8.0))
     assert [body["event"] for body in _bodies(receiver)] == ["spend_50", "spend_80"]
 
 
