@@ -4,7 +4,9 @@ Builds a task database with the product's own schema (every task completed or fa
 small JSON result, an error for the failed ones, an elapsed time and an instance), then runs
 ``cloud_tasks results`` as a user would (a subprocess, JSON lines and CSV, into a file) and
 prints the seconds, the child's peak RSS and the ratio to a floor measured in the same run:
-reading the same columns with a bare SQLite cursor and doing nothing with them.
+reading the same columns with a bare SQLite cursor and doing nothing with them. Also times the
+dashboard's summary of the same database (what one refresh of ``cloud_tasks dashboard`` reads),
+which sets how often the dashboard of such a job refreshes.
 
     .venv/bin/python benchmarks/results_export.py [--tasks N]
 """
@@ -107,6 +109,20 @@ def export_s(path: Path, output: Path, output_format: str) -> tuple[float, float
     return elapsed, max(peak, before) / 1024
 
 
+def dashboard_s(path: Path) -> float:
+    """Seconds of one dashboard summary (``job_view``) of the database at ``path``."""
+    from cloud_tasks.manager.dashboard_data import job_view
+    from cloud_tasks.manager.dbview import connect_read_only
+
+    connection = connect_read_only(path)
+    try:
+        start = time.perf_counter()
+        job_view(connection, time.time())
+        return time.perf_counter() - start
+    finally:
+        connection.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=1_000_000)
@@ -131,6 +147,14 @@ def main() -> None:
                 f"peak RSS {peak_mb:.0f} MB), {seconds / floor:.1f}x the floor; "
                 f"target <= {TARGET_S:g} s: {status}"
             )
+        from cloud_tasks.entrypoints.dashboard.server import COST_FACTOR, REFRESH_S
+
+        summary = dashboard_s(path)
+        print(
+            f"dashboard summary of {args.tasks} tasks: {summary:.2f} s "
+            f"({summary / floor:.1f}x the floor); a running job's page then refreshes every "
+            f"{max(REFRESH_S, COST_FACTOR * summary):.0f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import pytest
 
 from cloud_tasks.domain.constraints import InstanceConstraints
 from cloud_tasks.domain.options import PoolLimits
+from cloud_tasks.domain.tasks import Task
 from cloud_tasks.entrypoints.dashboard import DashboardServer
 from cloud_tasks.manager.dashboard_data import job_view
 from cloud_tasks.manager.dbview import connect_read_only
@@ -181,3 +182,27 @@ def test_the_server_serves_the_page_its_assets_and_the_job(tmp_path: Path) -> No
         assert server.url.startswith("http://127.0.0.1:")
     finally:
         server.stop()
+
+
+def test_the_server_reads_again_only_when_the_database_changed(tmp_path: Path) -> None:
+    path = tmp_path / "job.db"
+    with TaskDatabase(path) as db:
+        db.set_meta(job_id="job", started_at=0.0)
+        db.add_tasks([Task("t1"), Task("t2")], 0.0)
+    now = [10.0]
+    server = DashboardServer(path, port=0, clock=lambda: now[0])
+    try:
+        first = server.read_job()
+        now[0] += 5.0
+        assert server.read_job() is first  # nothing changed
+        with TaskDatabase(path) as db:
+            db.ingest([{"event_type": "task_completed", "task_id": "t1", "success": True}], 14.0)
+        assert server.read_job()["counts"]["completed"] == 1
+        # A database replaced by 'run --force' is read anew.
+        path.unlink()
+        with TaskDatabase(path) as db:
+            db.set_meta(job_id="other", started_at=0.0)
+        now[0] += 5.0
+        assert server.read_job()["job"]["job_id"] == "other"
+    finally:
+        server.server_close()

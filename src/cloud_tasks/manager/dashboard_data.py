@@ -59,29 +59,33 @@ def _time_axis(start: float, end: float) -> tuple[float, float]:
     return start, span / TIME_BINS
 
 
-def _completions(db: sqlite3.Connection, t0: float, width: float) -> dict[str, list[float]]:
+def _finishes(
+    db: sqlite3.Connection, t0: float, width: float
+) -> tuple[list[float], list[float], tuple[float, float, int]]:
+    """Tasks completed and failed per time bin, and the (min, max, count) of the completed
+    tasks' elapsed times: one pass over the tasks."""
     completed = [0.0] * TIME_BINS
     failed = [0.0] * TIME_BINS
-    for index, state, count in db.execute(
-        "SELECT CAST((finished_at - ?) / ? AS INTEGER), state, COUNT(*) FROM tasks "
+    low, high, count = math.inf, -math.inf, 0
+    for index, state, n, shortest, longest, timed in db.execute(
+        "SELECT CAST((finished_at - ?) / ? AS INTEGER), state, COUNT(*), MIN(elapsed_s), "
+        "MAX(elapsed_s), COUNT(elapsed_s) FROM tasks "
         "WHERE finished_at IS NOT NULL AND state IN (?, ?) GROUP BY 1, 2",
         (t0, width, COMPLETED, FAILED),
     ):
         slot = min(max(int(index), 0), TIME_BINS - 1)
-        (completed if state == COMPLETED else failed)[slot] += count
-    cumulative_completed, cumulative_failed, throughput = [], [], []
-    done_c = done_f = 0.0
-    for slot in range(TIME_BINS):
-        done_c += completed[slot]
-        done_f += failed[slot]
-        cumulative_completed.append(done_c)
-        cumulative_failed.append(done_f)
-        throughput.append((completed[slot] + failed[slot]) / width)
-    return {
-        "completed": cumulative_completed,
-        "failed": cumulative_failed,
-        "throughput_per_s": throughput,
-    }
+        (completed if state == COMPLETED else failed)[slot] += n
+        if state == COMPLETED and timed:
+            low, high, count = min(low, shortest), max(high, longest), count + int(timed)
+    return completed, failed, (low, high, count)
+
+
+def _cumulative(values: Sequence[float]) -> list[float]:
+    total, result = 0.0, []
+    for value in values:
+        total += value
+        result.append(total)
+    return result
 
 
 def _instances(db: sqlite3.Connection) -> list[dict[str, Any]]:
@@ -138,15 +142,10 @@ def _instance_series(
     return series
 
 
-def _durations(db: sqlite3.Connection) -> dict[str, Any]:
-    low, high, count = db.execute(
-        "SELECT MIN(elapsed_s), MAX(elapsed_s), COUNT(elapsed_s) FROM tasks "
-        "WHERE state = ? AND elapsed_s IS NOT NULL",
-        (COMPLETED,),
-    ).fetchone()
+def _durations(db: sqlite3.Connection, low: float, high: float, count: int) -> dict[str, Any]:
+    """A histogram of the completed tasks' elapsed times, which range from ``low`` to ``high``."""
     if not count:
         return {"edges": [], "counts": [], "count": 0}
-    low, high = float(low), float(high)
     width = (high - low) / DURATION_BINS if high > low else 1.0
     counts = [0] * DURATION_BINS
     for index, n in db.execute(
@@ -156,7 +155,7 @@ def _durations(db: sqlite3.Connection) -> dict[str, Any]:
     ):
         counts[min(max(int(index), 0), DURATION_BINS - 1)] += int(n)
     edges = [low + width * k for k in range(DURATION_BINS + 1)]
-    return {"edges": edges, "counts": counts, "count": int(count)}
+    return {"edges": edges, "counts": counts, "count": count}
 
 
 def _slowest_running(
@@ -322,28 +321,32 @@ def job_view(db: sqlite3.Connection, now: float) -> dict[str, Any]:
     instances = _instances(db)
     active = [i for i in instances if i["ended_at"] is None]
     counts = _counts(db, sum(i["running_tasks"] for i in active))
-    first = db.execute("SELECT MIN(created_at), MAX(finished_at) FROM tasks").fetchone()
-    starts = [v for v in (meta.get("started_at"), first[0]) if isinstance(v, int | float)]
+    started_at = meta.get("started_at")
+    if not isinstance(started_at, int | float):
+        # Only a database no job command wrote its start into: one scan to find it.
+        started_at = db.execute("SELECT MIN(created_at) FROM tasks").fetchone()[0]
+    starts = [float(started_at)] if isinstance(started_at, int | float) else []
     starts += [i["launched_at"] for i in instances[:1]]
     start = min(starts) if starts else now
     finished_at = meta.get("finished_at")
     done = counts["total"] > 0 and counts[PENDING] + counts[RUNNING] == 0
     if isinstance(finished_at, int | float):
         end = float(finished_at)
-    elif done and first[1] is not None:
-        end = max(float(first[1]), *(i["ended_at"] or 0.0 for i in instances), 0.0)
+    elif done:
+        # Done, but the manager did not record its end (it was stopped, or manage_pool).
+        last = db.execute("SELECT MAX(finished_at) FROM tasks").fetchone()[0]
+        end = max([float(last or start), *(i["ended_at"] or 0.0 for i in instances)])
     else:
         end = now
     end = max(end, start)
     t0, width = _time_axis(start, end)
     times = [t0 + width * (k + 1) for k in range(TIME_BINS)]
+    completed, failed, (low, high, timed) = _finishes(db, t0, width)
 
-    window_start = max(end - THROUGHPUT_WINDOW_S, start)
-    recent = db.execute(
-        "SELECT COUNT(*) FROM tasks WHERE finished_at > ? AND finished_at <= ? AND state IN (?, ?)",
-        (window_start, end, COMPLETED, FAILED),
-    ).fetchone()[0]
-    throughput = recent / max(end - window_start, 1e-9) if end > window_start else 0.0
+    # Throughput over the last bins covering THROUGHPUT_WINDOW_S (at least one bin).
+    window = min(TIME_BINS, max(1, math.ceil(THROUGHPUT_WINDOW_S / width)))
+    recent = sum(completed[-window:]) + sum(failed[-window:])
+    throughput = recent / (window * width)
     remaining = counts[PENDING] + counts[RUNNING]
     eta_s = remaining / throughput if throughput > 0 and remaining else (0.0 if done else None)
 
@@ -379,7 +382,11 @@ def job_view(db: sqlite3.Connection, now: float) -> dict[str, Any]:
             "eta_s": _finite(eta_s),
         },
         "times": times,
-        "completions": _completions(db, t0, width),
+        "completions": {
+            "completed": _cumulative(completed),
+            "failed": _cumulative(failed),
+            "throughput_per_s": [(c + f) / width for c, f in zip(completed, failed, strict=True)],
+        },
         "spend": {
             "values": [_spend_at(instances, t) for t in times],
             "spent_usd": spent,
@@ -393,7 +400,7 @@ def job_view(db: sqlite3.Connection, now: float) -> dict[str, Any]:
             "active": active[:50],
             "started": len(instances),
         },
-        "durations": _durations(db),
+        "durations": _durations(db, low, high, timed),
         "slowest_running": _slowest_running(db, {i["instance_id"] for i in active}, now),
         "errors": _top_errors(db),
         "decisions": decisions,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,12 @@ logger = logging.getLogger("cloud_tasks.dashboard")
 
 #: How often the page asks for fresh data, seconds.
 REFRESH_S = 2.0
+#: The view is computed again only after this many times the seconds its last computation
+#: took (a job of millions of tasks takes seconds to summarise: the dashboard then refreshes
+#: less often rather than take the machine from the manager).
+COST_FACTOR = 5.0
+#: An unchanged database is summarised again after this long (spend and ETA move with time).
+UNCHANGED_REFRESH_S = 30.0
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 
@@ -138,6 +145,13 @@ class DashboardServer(ThreadingHTTPServer):
                 "choose another --port (0 picks a free one)"
             ) from None
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._connection: sqlite3.Connection | None = None
+        self._view: dict[str, Any] | None = None
+        self._version: int | None = None
+        self._inode: int | None = None
+        self._computed_at = 0.0
+        self._next_at = 0.0
 
     @property
     def url(self) -> str:
@@ -147,12 +161,44 @@ class DashboardServer(ThreadingHTTPServer):
         return f"http://{shown}:{port}/"
 
     def read_job(self) -> dict[str, Any]:
-        """The page's data, read from the database now."""
-        connection = connect_read_only(self.db_path)
-        try:
-            return job_view(connection, self.clock())
-        finally:
-            connection.close()
+        """The page's data: read from the database again when it changed, at most every
+        ``REFRESH_S`` seconds (or ``COST_FACTOR`` times what reading it costs)."""
+        with self._lock:
+            now = self.clock()
+            if self._view is not None and now < self._next_at:
+                return self._view
+            try:
+                inode = self.db_path.stat().st_ino
+            except OSError:
+                inode = None
+            if self._connection is not None and inode != self._inode:
+                # The file was replaced ('run --force' starts the job over): read the new one.
+                self._connection.close()
+                self._connection, self._view = None, None
+            if self._connection is None:
+                self._connection = connect_read_only(self.db_path)
+                self._inode = inode
+            # data_version changes when another connection (the manager) committed.
+            version = int(self._connection.execute("PRAGMA data_version").fetchone()[0])
+            if (
+                self._view is not None
+                and version == self._version
+                and now - self._computed_at < UNCHANGED_REFRESH_S
+            ):
+                return self._view
+            started = time.perf_counter()
+            try:
+                view = job_view(self._connection, now)
+            except sqlite3.Error as exc:
+                self._connection.close()
+                self._connection = None
+                raise CloudTasksError(
+                    f"{self.db_path}: cannot read the task database: {exc}"
+                ) from None
+            cost = time.perf_counter() - started
+            self._view, self._version, self._computed_at = view, version, now
+            self._next_at = now + max(REFRESH_S / 2, COST_FACTOR * cost)
+            return view
 
     def start_background(self) -> None:
         """Serve from a daemon thread (``run --dashboard``); ``stop`` ends it."""
@@ -166,6 +212,13 @@ class DashboardServer(ThreadingHTTPServer):
         self.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5.0)
+
+    def server_close(self) -> None:
+        super().server_close()
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
 
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "REFRESH_S", "DashboardServer"]
