@@ -15,6 +15,7 @@ from typing import Any
 
 from cloud_tasks.manager.dbview import has_table
 from cloud_tasks.manager.taskdb import COMPLETED, FAILED, PENDING, RUNNING, STATES
+from cloud_tasks.ports import InstanceState
 
 #: Points on the time axis of every plot.
 TIME_BINS = 60
@@ -24,7 +25,8 @@ DURATION_BINS = 24
 THROUGHPUT_WINDOW_S = 300.0
 #: Keep-alive events scanned for the running tasks (the newest ones).
 KEEPALIVE_SCAN = 5000
-_PREEMPTED = ("preempted", "spot_termination")
+#: The ``end_reason`` of an instance the provider took back (``PoolManager._remove_lost``).
+_PREEMPTED = InstanceState.PREEMPTED.value
 
 
 def _meta(db: sqlite3.Connection) -> dict[str, Any]:
@@ -363,7 +365,7 @@ def job_view(db: sqlite3.Connection, now: float) -> dict[str, Any]:
             "zone": i["zone"],
         }
         for i in instances
-        if i["ended_at"] is not None and (i["end_reason"] or "") in _PREEMPTED
+        if i["ended_at"] is not None and i["end_reason"] == _PREEMPTED
     ]
     return {
         "now": now,

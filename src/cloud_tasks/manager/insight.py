@@ -89,6 +89,8 @@ class PoolRecorder:
         self.clock = clock
         self._db = sqlite3.connect(Path(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA busy_timeout=10000")
+        # The task database is in WAL mode: a commit need not wait for the disk (as taskdb).
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
         self._failures: list[LaunchFailure] = []

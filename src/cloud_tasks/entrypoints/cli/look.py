@@ -104,6 +104,12 @@ def dashboard_command(**params: Any) -> None:
     db_path = db_path_of(config)
     connect_read_only(db_path).close()
     server = DashboardServer(db_path, params["host"], params["port"])
+    if not server.loopback_only:
+        click.echo(
+            f"WARNING: listening on {params['host']}: anyone who can reach this address sees "
+            "the job (the page has no login); prefer an SSH tunnel to 127.0.0.1",
+            err=True,
+        )
     click.echo(f"dashboard of {db_path} at {server.url} (Ctrl-C to stop)")
     try:
         server.serve_forever()

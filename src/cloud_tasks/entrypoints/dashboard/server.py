@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import socket
 import sqlite3
 import threading
 import time
@@ -137,6 +138,7 @@ class DashboardServer(ThreadingHTTPServer):
         self.db_path = Path(db_path)
         self.clock = clock
         self.loopback_only = _is_loopback(host)
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
             super().__init__((host, port), _Handler)
         except OSError as exc:
