@@ -109,16 +109,28 @@ def export_s(path: Path, output: Path, output_format: str) -> tuple[float, float
     return elapsed, max(peak, before) / 1024
 
 
-def dashboard_s(path: Path) -> float:
-    """Seconds of one dashboard summary (``job_view``) of the database at ``path``."""
+def dashboard_s(path: Path) -> tuple[float, float]:
+    """Seconds of a full dashboard summary (``job_view``) of the database at ``path`` while
+    its job runs, and of a cheap refresh (plots reused, counts read again)."""
+    import sqlite3
+
     from cloud_tasks.manager.dashboard_data import job_view
     from cloud_tasks.manager.dbview import connect_read_only
 
+    # A running job: the last tenth of the tasks not finished yet.
+    db = sqlite3.connect(path)
+    db.execute("UPDATE tasks SET state = 'pending', finished_at = NULL WHERE seq % 10 = 0")
+    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('started_at', '1000.0')")
+    db.commit()
+    db.close()
     connection = connect_read_only(path)
     try:
         start = time.perf_counter()
-        job_view(connection, time.time())
-        return time.perf_counter() - start
+        view = job_view(connection, time.time())
+        full = time.perf_counter() - start
+        start = time.perf_counter()
+        job_view(connection, time.time(), reuse=view)
+        return full, time.perf_counter() - start
     finally:
         connection.close()
 
@@ -149,11 +161,12 @@ def main() -> None:
             )
         from cloud_tasks.entrypoints.dashboard.server import COST_FACTOR, REFRESH_S
 
-        summary = dashboard_s(path)
+        full, cheap = dashboard_s(path)
         print(
-            f"dashboard summary of {args.tasks} tasks: {summary:.2f} s "
-            f"({summary / floor:.1f}x the floor); a running job's page then refreshes every "
-            f"{max(REFRESH_S, COST_FACTOR * summary):.0f} s"
+            f"dashboard of a running job of {args.tasks} tasks: full summary {full:.2f} s "
+            f"({full / floor:.1f}x the floor), so its plots refresh every "
+            f"{max(REFRESH_S, COST_FACTOR * full):.0f} s; counts and the rest "
+            f"{cheap:.2f} s, refreshed every {REFRESH_S:g} s"
         )
 
 

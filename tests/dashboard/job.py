@@ -180,6 +180,34 @@ def finished_job(directory: Path, n_tasks: int = 40) -> Path:
     return directory / "dash-job.db"
 
 
+def spot_job() -> tuple[Path, Callable[[], float], list[str]]:
+    """The real pool manager on the memory provider (AWS catalog, spot, virtual time), with
+    half the pool preempted once: what an aws job's task database holds.
+
+    Writes the database in the current directory; returns its path, the job's clock and the
+    preempted instances.
+    """
+    from cloud_tasks.domain.options import PoolLimits
+    from cloud_tasks.manager.insight import PoolRecorder
+    from tests.manager.test_pool_memory import make_job
+
+    job = make_job(80, duration_s=120.0, limits=PoolLimits(max_instances=4, max_total_cost=0.05))
+    preempted: list[str] = []
+
+    def hook(elapsed: float) -> None:
+        if elapsed >= 400 and not preempted:
+            preempted.extend(job.compute.preempt_fraction(0.5, "job"))
+
+    with PoolRecorder(job.db.path, job.clock) as recorder:
+        job.manager.recorder = recorder
+        job.manager.log = recorder.logged(job.log.append)
+        outcome = job.run(hook)
+    if outcome.status != "completed":
+        raise AssertionError(outcome.message)
+    job.db.close()
+    return job.db.path, job.clock.now, preempted
+
+
 def screenshot(directory: Path, output: Path, executable: str) -> None:
     """Run a job, serve its dashboard and save the page as a PNG at ``output``."""
     db = finished_job(directory)
@@ -189,11 +217,32 @@ def screenshot(directory: Path, output: Path, executable: str) -> None:
         page.screenshot(path=str(output), full_page=True)
 
 
+def spot_screenshot(output: Path, executable: str) -> None:
+    """Simulate ``spot_job`` (in the current directory), serve it and save the page."""
+    from cloud_tasks.entrypoints.dashboard import DashboardServer
+
+    path, clock, _ = spot_job()
+    server = DashboardServer(path, port=0, clock=clock)
+    server.start_background()
+    try:
+        with browser_page(executable) as (page, _):
+            page.goto(server.url)
+            page.wait_for_selector("body[data-loaded]", timeout=30_000)
+            page.screenshot(path=str(output), full_page=True)
+    finally:
+        server.stop()
+
+
 if __name__ == "__main__":
+    # python -m tests.dashboard.job docs/images/dashboard.png [docs/images/dashboard-spot.png]
     import tempfile
 
     executable = chromium_executable()
     if executable is None:
         sys.exit("no chromium found: apt-get install -y chromium")
+    outputs = [Path(arg).resolve() for arg in sys.argv[1:3]]
     with tempfile.TemporaryDirectory() as tmp:
-        screenshot(Path(tmp), Path(sys.argv[1]).resolve(), executable)
+        screenshot(Path(tmp), outputs[0], executable)
+        if len(outputs) > 1:
+            os.chdir(tmp)
+            spot_screenshot(outputs[1], executable)

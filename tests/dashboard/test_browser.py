@@ -14,6 +14,7 @@ from tests.dashboard.job import (
     dashboard_of,
     finished_job,
     read_url,
+    spot_job,
     start,
     wait_for,
     write_job,
@@ -129,3 +130,30 @@ def test_the_dashboard_refuses_a_foreign_host_header(tmp_path: Path) -> None:
         response = connection.getresponse()
         assert response.status == 200
         assert b'"job_id": "dash-job"' in response.read()
+
+
+@needs_chromium
+def test_a_spot_jobs_page_shows_spend_preemptions_and_the_cost_cap(tmp_path: Path) -> None:
+    """A job of the real pool manager on the memory provider (AWS catalog, spot, virtual time):
+    what an aws job's database holds, shown by the same page."""
+    assert _EXECUTABLE is not None
+    from cloud_tasks.entrypoints.dashboard import DashboardServer
+
+    path, clock, preempted = spot_job()
+    server = DashboardServer(path, port=0, clock=clock)
+    server.start_background()
+    try:
+        with browser_page(_EXECUTABLE) as (page, requested):
+            page.goto(server.url)
+            page.wait_for_selector("body[data-loaded]", timeout=30_000)
+            assert _count(page, "completed") == 80
+            assert int(page.get_attribute("#plot-spend", "data-nonzero") or 0) > 0
+            assert "max_total_cost $0.0500" in (page.text_content("#plot-spend") or "")
+            markers = page.query_selector_all("#plot-instances .marker")
+            assert len(markers) == len(preempted) == 2
+            assert "spot" in (page.text_content("#plot-instances") or "")
+            assert all(count > 0 for count in _plot_points(page).values())
+            page.screenshot(path=str(tmp_path / "spot.png"), full_page=True)
+            _only_this_server(requested, server.url)
+    finally:
+        server.stop()

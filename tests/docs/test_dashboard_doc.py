@@ -24,9 +24,10 @@ def _blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", DOC.read_text(), flags=re.S)
 
 
-def test_the_screenshot_is_there_and_is_a_png() -> None:
-    assert "](images/dashboard.png)" in DOC.read_text()
-    assert (ROOT / "docs" / "images" / "dashboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+def test_the_screenshots_are_there_and_are_pngs() -> None:
+    for name in ("dashboard.png", "dashboard-spot.png"):
+        assert f"](images/{name})" in DOC.read_text()
+        assert (ROOT / "docs" / "images" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_every_yaml_example_loads(tmp_path: Path) -> None:

@@ -206,3 +206,28 @@ def test_the_server_reads_again_only_when_the_database_changed(tmp_path: Path) -
         assert server.read_job()["job"]["job_id"] == "other"
     finally:
         server.server_close()
+
+
+def test_a_cheap_refresh_reuses_the_plots_and_reads_the_counts(tmp_path: Path) -> None:
+    path = tmp_path / "job.db"
+    with TaskDatabase(path) as db:
+        db.set_meta(job_id="job", started_at=0.0)
+        db.add_tasks([Task(f"t{i}") for i in range(3)], 0.0)
+        db.ingest([{"event_type": "task_completed", "task_id": "t0", "success": True}], 5.0)
+    connection = connect_read_only(path)
+    try:
+        first = job_view(connection, 10.0)
+        with TaskDatabase(path) as db:
+            db.ingest([{"event_type": "task_completed", "task_id": "t1", "success": True}], 11.0)
+        cheap = job_view(connection, 12.0, reuse=first)
+        full = job_view(connection, 12.0)
+        with TaskDatabase(path) as db:
+            db.ingest([{"event_type": "task_completed", "task_id": "t2", "success": True}], 13.0)
+        done = job_view(connection, 14.0, reuse=cheap)
+    finally:
+        connection.close()
+    assert cheap["counts"]["completed"] == 2 and cheap["series_at"] == 10.0
+    assert cheap["completions"] == first["completions"]
+    assert full["completions"]["completed"][-1] == 2 and full["series_at"] == 12.0
+    # The end of the job is always drawn in full.
+    assert done["job"]["done"] and done["completions"]["completed"][-1] == 3

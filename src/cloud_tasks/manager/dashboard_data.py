@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cloud_tasks.manager.dbview import has_table
@@ -260,16 +260,29 @@ def _top_errors(db: sqlite3.Connection, limit: int = 8) -> list[dict[str, Any]]:
 
 
 def _decisions(db: sqlite3.Connection, limit: int = 15) -> list[dict[str, Any]]:
+    """The latest decision, then the earlier ones that decided something else, newest first
+    (a steady pool repeats the same decision at every check)."""
     if not has_table(db, "pool_decisions"):
         return []
     rows = db.execute(
         "SELECT at, instance_type, running, target, starting, stopping, remaining_tasks, "
         "spent_usd, projected_usd, limited_by, max_total_cost_usd, reasons "
         "FROM pool_decisions ORDER BY id DESC LIMIT ?",
-        (limit,),
+        (limit * 20,),
     ).fetchall()
+    kept: list[tuple[Any, ...]] = []
+    for index, r in enumerate(rows):
+        older = rows[index + 1] if index + 1 < len(rows) else None
+        # The same type, pool, target, starts, stops and reasons as the decision before it.
+        same = older is not None and (r[1:6] + r[9:10] + r[11:]) == (
+            older[1:6] + older[9:10] + older[11:]
+        )
+        if index == 0 or not same:
+            kept.append(r)
+        if len(kept) == limit:
+            break
     decisions = []
-    for r in rows:
+    for r in kept:
         try:
             reasons = json.loads(r[11])
         except ValueError:
@@ -317,8 +330,15 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def job_view(db: sqlite3.Connection, now: float) -> dict[str, Any]:
-    """Everything the dashboard page shows, as JSON-ready data (times in Unix seconds)."""
+def job_view(
+    db: sqlite3.Connection, now: float, reuse: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Everything the dashboard page shows, as JSON-ready data (times in Unix seconds).
+
+    The time series of finished tasks and the histogram of durations read every task; the
+    rest reads indexed or small tables. Given ``reuse`` (an earlier view of the same job, not
+    yet done), those two come from it: a cheap refresh of a job of millions of tasks.
+    """
     meta = _meta(db)
     instances = _instances(db)
     active = [i for i in instances if i["ended_at"] is None]
@@ -341,14 +361,32 @@ def job_view(db: sqlite3.Connection, now: float) -> dict[str, Any]:
     else:
         end = now
     end = max(end, start)
-    t0, width = _time_axis(start, end)
-    times = [t0 + width * (k + 1) for k in range(TIME_BINS)]
-    completed, failed, (low, high, timed) = _finishes(db, t0, width)
-
-    # Throughput over the last bins covering THROUGHPUT_WINDOW_S (at least one bin).
-    window = min(TIME_BINS, max(1, math.ceil(THROUGHPUT_WINDOW_S / width)))
-    recent = sum(completed[-window:]) + sum(failed[-window:])
-    throughput = recent / (window * width)
+    if (
+        reuse is not None
+        and not done
+        and not reuse["job"]["done"]
+        and reuse["job"]["started_at"] == start
+    ):
+        times = list(reuse["times"])
+        completions = reuse["completions"]
+        durations = reuse["durations"]
+        throughput = float(reuse["progress"]["throughput_per_s"])
+        series_at = float(reuse["series_at"])
+    else:
+        t0, width = _time_axis(start, end)
+        times = [t0 + width * (k + 1) for k in range(TIME_BINS)]
+        completed, failed, (low, high, timed) = _finishes(db, t0, width)
+        completions = {
+            "completed": _cumulative(completed),
+            "failed": _cumulative(failed),
+            "throughput_per_s": [(c + f) / width for c, f in zip(completed, failed, strict=True)],
+        }
+        durations = _durations(db, low, high, timed)
+        # Throughput over the last bins covering THROUGHPUT_WINDOW_S (at least one bin).
+        window = min(TIME_BINS, max(1, math.ceil(THROUGHPUT_WINDOW_S / width)))
+        recent = sum(completed[-window:]) + sum(failed[-window:])
+        throughput = recent / (window * width)
+        series_at = now
     remaining = counts[PENDING] + counts[RUNNING]
     eta_s = remaining / throughput if throughput > 0 and remaining else (0.0 if done else None)
 
@@ -384,11 +422,8 @@ def job_view(db: sqlite3.Connection, now: float) -> dict[str, Any]:
             "eta_s": _finite(eta_s),
         },
         "times": times,
-        "completions": {
-            "completed": _cumulative(completed),
-            "failed": _cumulative(failed),
-            "throughput_per_s": [(c + f) / width for c, f in zip(completed, failed, strict=True)],
-        },
+        "series_at": series_at,
+        "completions": completions,
         "spend": {
             "values": [_spend_at(instances, t) for t in times],
             "spent_usd": spent,
@@ -402,7 +437,7 @@ def job_view(db: sqlite3.Connection, now: float) -> dict[str, Any]:
             "active": active[:50],
             "started": len(instances),
         },
-        "durations": _durations(db, low, high, timed),
+        "durations": durations,
         "slowest_running": _slowest_running(db, {i["instance_id"] for i in active}, now),
         "errors": _top_errors(db),
         "decisions": decisions,

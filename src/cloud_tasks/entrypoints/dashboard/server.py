@@ -31,9 +31,10 @@ logger = logging.getLogger("cloud_tasks.dashboard")
 
 #: How often the page asks for fresh data, seconds.
 REFRESH_S = 2.0
-#: The view is computed again only after this many times the seconds its last computation
-#: took (a job of millions of tasks takes seconds to summarise: the dashboard then refreshes
-#: less often rather than take the machine from the manager).
+#: The plots of a running job are read again only after this many times the seconds reading
+#: them took (a job of millions of tasks takes seconds to summarise: its plots then refresh
+#: less often rather than take the machine from the manager; counts, spend, instances,
+#: errors and decisions refresh every time, from indexed or small tables).
 COST_FACTOR = 5.0
 #: An unchanged database is summarised again after this long (spend and ETA move with time).
 UNCHANGED_REFRESH_S = 30.0
@@ -153,7 +154,7 @@ class DashboardServer(ThreadingHTTPServer):
         self._version: int | None = None
         self._inode: int | None = None
         self._computed_at = 0.0
-        self._next_at = 0.0
+        self._series_next_at = 0.0
 
     @property
     def url(self) -> str:
@@ -163,11 +164,12 @@ class DashboardServer(ThreadingHTTPServer):
         return f"http://{shown}:{port}/"
 
     def read_job(self) -> dict[str, Any]:
-        """The page's data: read from the database again when it changed, at most every
-        ``REFRESH_S`` seconds (or ``COST_FACTOR`` times what reading it costs)."""
+        """The page's data: read again when the database changed (or ``UNCHANGED_REFRESH_S``
+        passed), at most twice per ``REFRESH_S``; the plots of a running job at most every
+        ``COST_FACTOR`` times what reading them cost."""
         with self._lock:
             now = self.clock()
-            if self._view is not None and now < self._next_at:
+            if self._view is not None and now - self._computed_at < REFRESH_S / 2:
                 return self._view
             try:
                 inode = self.db_path.stat().st_ino
@@ -188,9 +190,10 @@ class DashboardServer(ThreadingHTTPServer):
                 and now - self._computed_at < UNCHANGED_REFRESH_S
             ):
                 return self._view
+            reuse = self._view if now < self._series_next_at else None
             started = time.perf_counter()
             try:
-                view = job_view(self._connection, now)
+                view = job_view(self._connection, now, reuse)
             except sqlite3.Error as exc:
                 self._connection.close()
                 self._connection = None
@@ -198,8 +201,9 @@ class DashboardServer(ThreadingHTTPServer):
                     f"{self.db_path}: cannot read the task database: {exc}"
                 ) from None
             cost = time.perf_counter() - started
+            if view["series_at"] == now:
+                self._series_next_at = now + max(REFRESH_S / 2, COST_FACTOR * cost)
             self._view, self._version, self._computed_at = view, version, now
-            self._next_at = now + max(REFRESH_S / 2, COST_FACTOR * cost)
             return view
 
     def start_background(self) -> None:

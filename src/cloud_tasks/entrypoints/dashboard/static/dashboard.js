@@ -80,11 +80,11 @@ function axes(svg, x0, x1, yMax, xFormat, yFormat) {
   };
 }
 
-// The top of the y axis: four grid steps of 1, 2 or 5 times a power of ten.
+// The top of the y axis: four grid steps of 1, 2, 2.5 or 5 times a power of ten.
 function niceMax(v) {
   if (!(v > 0)) return 1;
   const raw = v / 4, p = Math.pow(10, Math.floor(Math.log10(raw)));
-  for (const m of [1, 2, 5, 10]) if (m * p >= raw) return 4 * m * p;
+  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= raw) return 4 * m * p;
   return 40 * p;
 }
 
@@ -143,6 +143,7 @@ function lineChart(svg, times, series, opts) {
   }
   legend(svg, series.filter((s) => s.label).map((s) => ({ label: s.label, color: s.color })));
   svg.dataset.points = String(points);
+  svg.dataset.nonzero = String(nonzero);
 }
 
 function histogram(svg, edges, counts) {
@@ -194,7 +195,8 @@ function render(data) {
   const badge = $("job-state");
   badge.textContent = job.done ? "done" : "running";
   badge.className = "badge " + (job.done ? "done" : "running");
-  $("updated").textContent = "updated " + fmtClock(data.now);
+  $("updated").textContent = "updated " + fmtClock(data.now) +
+    (data.now - data.series_at > 3 ? ` · plots as of ${fmtClock(data.series_at)} (a large job: they refresh less often)` : "");
   for (const state of ["pending", "running", "completed", "failed", "total"]) {
     $("count-" + state).textContent = Math.round(c[state]).toLocaleString("en");
   }
