@@ -130,3 +130,41 @@ def test_an_unreachable_webhook_is_logged(recorder: PoolRecorder) -> None:
     assert len(logged) == 1
     assert "unreachable" in logged[0]
     assert notifier.failed == 1
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "problem"),
+    [
+        ("notify: ftp://hooks.example/T0/SECRET", "run.notify.webhook: expected an http"),
+        ("notify: [https://hooks.example/T0/SECRET]", "run.notify: expected a webhook URL"),
+        ("notify: {webhok: https://hooks.example/T0/SECRET}", "run.notify.webhok: unknown key"),
+        ("notify: {}", "run.notify: give a webhook URL, a command, or both"),
+        ("notify: {command: 'true', failure_rate: 2}", "run.notify.failure_rate: must be"),
+    ],
+)
+def test_a_bad_notify_setting_is_one_line_without_the_url(
+    tmp_path: Path, yaml_text: str, problem: str
+) -> None:
+    from cloud_tasks.config import load_config
+    from cloud_tasks.exceptions import ConfigError
+
+    (tmp_path / "c.yml").write_text(f"run:\n  {yaml_text}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "c.yml")
+    assert str(caught.value).startswith(problem)
+    assert "SECRET" not in str(caught.value)
+
+
+def test_the_webhook_is_never_in_a_notice(tmp_path: Path) -> None:
+    from cloud_tasks.config import load_config
+
+    (tmp_path / "c.yml").write_text(
+        "run:\n  notify: https://hooks.example/T0/SECRET\n"
+        "local:\n  notify: {webhook: 'https://hooks.example/T1/SECRET', command: 'true'}\n"
+    )
+    config = load_config(tmp_path / "c.yml")
+    assert config.run.notify is not None and config.run.notify.command == "true"
+    assert config.notices == (
+        "local.notify=<a webhook and a command> overrides run.notify=<a webhook>",
+    )
+    assert "SECRET" not in repr(config)

@@ -97,7 +97,11 @@ def _notify(value: Any, _type: Any) -> Notify:
     if isinstance(value, str):
         return Notify(webhook=value)
     if not isinstance(value, dict):
-        raise _expected("a webhook URL or a mapping with webhook and/or command", value)
+        # The value is not shown: it may hold the webhook's token.
+        raise ValueProblem(
+            "expected a webhook URL or a mapping with webhook and/or command, "
+            f"got a {type(value).__name__}"
+        )
     fields: dict[str, Any] = {}
     for key, item in value.items():
         name = key.replace("-", "_") if isinstance(key, str) else key
