@@ -231,3 +231,20 @@ def test_a_cheap_refresh_reuses_the_plots_and_reads_the_counts(tmp_path: Path) -
     assert full["completions"]["completed"][-1] == 2 and full["series_at"] == 12.0
     # The end of the job is always drawn in full.
     assert done["job"]["done"] and done["completions"]["completed"][-1] == 3
+
+
+def test_the_manager_log_masks_known_secrets(tmp_path: Path) -> None:
+    from cloud_tasks import redact
+    from cloud_tasks.adapters.memory.clock import VirtualClock
+
+    redact.register_secret("insight-test-secret-9f2c")
+    path = tmp_path / "job.db"
+    TaskDatabase(path).close()
+    with PoolRecorder(path, VirtualClock(5.0)) as recorder:
+        recorder.log("could not start: key insight-test-secret-9f2c was refused")
+    connection = connect_read_only(path)
+    try:
+        (line,) = job_view(connection, 6.0)["log"]
+    finally:
+        connection.close()
+    assert line == {"at": 5.0, "message": "could not start: key *** was refused"}

@@ -28,6 +28,7 @@ from cloud_tasks.domain.selection import Candidate
 from cloud_tasks.domain.sizing import CostCapDecision, PoolTarget
 from cloud_tasks.exceptions import CapacityError, QuotaError
 from cloud_tasks.ports import Clock, Compute, Image, Instance, InstanceSpec, Region
+from cloud_tasks.redact import redact
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pool_decisions (
@@ -159,10 +160,11 @@ class PoolRecorder:
             )
 
     def log(self, message: str) -> None:
-        """Keep one line the manager logged."""
+        """Keep one line the manager logged (known secrets masked, as on the terminal)."""
         with self._lock:
             self._db.execute(
-                "INSERT INTO manager_log (at, message) VALUES (?, ?)", (self.clock.now(), message)
+                "INSERT INTO manager_log (at, message) VALUES (?, ?)",
+                (self.clock.now(), redact(message)),
             )
             self._log_rows += 1
             if self._log_rows > MAX_LOG_LINES:
@@ -188,7 +190,9 @@ class PoolRecorder:
     def _launch_refused(self, spec: InstanceSpec, exc: CapacityError) -> None:
         kind = QUOTA if isinstance(exc, QuotaError) else CAPACITY
         with self._lock:
-            self._failures.append(LaunchFailure(kind, spec.instance_type, spec.zone, str(exc)))
+            self._failures.append(
+                LaunchFailure(kind, spec.instance_type, spec.zone, redact(str(exc)))
+            )
 
     # -- notifications --------------------------------------------------------------------
 

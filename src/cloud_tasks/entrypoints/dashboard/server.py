@@ -64,6 +64,11 @@ def _asset(name: str) -> bytes:
     return package.joinpath("static", name).read_bytes()
 
 
+def _asset_exists(name: str) -> bool:
+    package = resources.files("cloud_tasks.entrypoints.dashboard")
+    return package.joinpath("static", name).is_file()
+
+
 def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
@@ -136,6 +141,12 @@ class DashboardServer(ThreadingHTTPServer):
         port: int = DEFAULT_PORT,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        missing = [name for name, _ in _ASSETS.values() if not _asset_exists(name)]
+        if missing:
+            raise CloudTasksError(
+                f"the dashboard's page ({', '.join(sorted(set(missing)))}) is missing from this "
+                "installation of cloud_tasks; reinstall rms-cloud-tasks"
+            )
         self.db_path = Path(db_path)
         self.clock = clock
         self.loopback_only = _is_loopback(host)
