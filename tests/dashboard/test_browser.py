@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,8 @@ def _only_this_server(requested: list[str], url: str) -> None:
 @needs_chromium
 def test_a_running_jobs_page_follows_the_job(tmp_path: Path) -> None:
     assert _EXECUTABLE is not None
-    write_job(tmp_path, 40)
+    # About 20 s of work: the page is loaded well before the job ends, even on a busy machine.
+    write_job(tmp_path, 80)
     run = start(
         tmp_path,
         "run",
@@ -64,8 +66,8 @@ def test_a_running_jobs_page_follows_the_job(tmp_path: Path) -> None:
             page.wait_for_selector("body[data-loaded]", timeout=30_000)
             assert page.text_content("#job-id") == "dash-job"
             first = _count(page, "completed") + _count(page, "failed")
-            assert _count(page, "total") == 40
-            assert first < 40
+            assert _count(page, "total") == 80
+            assert first < 80
             assert page.text_content("#job-state") == "running"
             # The page refreshes itself: the counts move while the job runs.
             wait_for(
@@ -79,6 +81,12 @@ def test_a_running_jobs_page_follows_the_job(tmp_path: Path) -> None:
                 "a reason why the pool is not larger",
             )
             assert "max_instances=2" in (page.text_content("#why") or "")
+            # The workers' keep-alives name the tasks they run.
+            wait_for(
+                lambda: re.search(r"t\d{3}", page.text_content("#slowest") or "") is not None,
+                30,
+                "a running task listed",
+            )
             page.screenshot(path=str(tmp_path / "running.png"), full_page=True)
             _only_this_server(requested, url)
         out, err = run.communicate(timeout=240)
