@@ -42,6 +42,7 @@ from cloud_tasks.exceptions import (
     ProviderError,
     QueueNotFoundError,
 )
+from cloud_tasks.manager.insight import DecisionRecorder
 from cloud_tasks.manager.taskdb import InstanceRecord, TaskCounts
 from cloud_tasks.manager.taskstore import TaskStore
 from cloud_tasks.ports import (
@@ -178,9 +179,11 @@ class PoolManager:
         on_update: Callable[[PoolSnapshot], None] | None = None,
         log: Callable[[str], None] | None = None,
         on_demand_options: Sequence[LaunchOption] = (),
+        recorder: DecisionRecorder | None = None,
     ) -> None:
         """``on_demand_options`` are on-demand twins of spot ``options`` (same type and zone,
-        their own startup script), used by ``PoolSettings.on_demand_after_preemptions``."""
+        their own startup script), used by ``PoolSettings.on_demand_after_preemptions``;
+        ``recorder`` is told every scaling decision (the dashboard shows them)."""
         if not options:
             raise CloudTasksError("the pool manager needs at least one instance type to launch")
         self.compute = compute
@@ -191,6 +194,7 @@ class PoolManager:
         self.options = list(options)
         self.settings = settings
         self.on_update = on_update
+        self.recorder = recorder
         self.log = log or logger.info
         self.tracked: dict[str, _Tracked] = {}
         self.exhausted: set[tuple[str, str]] = set()
@@ -611,7 +615,8 @@ class PoolManager:
             self.log("every instance type and zone hit a capacity error; retrying all of them")
             self.exhausted.clear()
             option = self.options[0]
-        target = target_pool_size(option.candidate, self.settings.limits, remaining).count
+        pool_target = target_pool_size(option.candidate, self.settings.limits, remaining)
+        target = pool_target.count
         limits = self.settings.limits
         # Busy instances first, so the cost cap keeps those that are working.
         active = sorted(self.tracked.values(), key=lambda t: -t.last_busy)
@@ -624,6 +629,17 @@ class PoolManager:
             max_total_cost_usd=limits.max_total_cost,
             horizon_s=cost_horizon_s(self.settings.scaling_check_interval_s),
         )
+        if self.recorder is not None:
+            self.recorder.record_decision(
+                now,
+                candidate=option.candidate,
+                target=pool_target,
+                decision=decision,
+                running=len(active),
+                remaining_tasks=remaining,
+                spent_usd=spent,
+                limits=limits,
+            )
         if decision.stop:
             ids = [active[index].instance_id for index in decision.stop]
             self.log(

@@ -27,6 +27,8 @@ from cloud_tasks.entrypoints.cli.options import (
 )
 from cloud_tasks.exceptions import CloudTasksError, ConfigError, QueueNotFoundError, TaskFileError
 from cloud_tasks.manager.exports import DUMP_CHOICES, EventExport
+from cloud_tasks.manager.insight import PoolRecorder
+from cloud_tasks.manager.notify import JobNotifier
 from cloud_tasks.manager.pool import JobOutcome, PoolManager, PoolSnapshot
 from cloud_tasks.manager.report import build_report, format_report
 from cloud_tasks.manager.session import (
@@ -165,39 +167,57 @@ def _supervise(
     strict: bool,
     resume_hint: str,
     output_file: str | None = None,
+    dashboard_port: int | None = None,
 ) -> None:
-    """Run the pool manager with a live display; Ctrl-C asks what to do."""
+    """Run the pool manager with a live display; Ctrl-C asks what to do.
+
+    ``dashboard_port`` (``run --dashboard``): also serve the dashboard on loopback.
+    """
     counts = db.counts()
     plan = make_plan(config, adapters, max(counts.remaining, 1))
     settings = pool_settings(config, plan, tasks_known=tasks_known)
     display = _LiveDisplay(counts.total, quiet)
     export = EventExport(db, output_file) if output_file else None
-    with display, export or contextlib.nullcontext():
+    clock = SystemClock()
+    with (
+        display,
+        export or contextlib.nullcontext(),
+        PoolRecorder(db.path, clock) as recorder,
+        _dashboard(db.path, dashboard_port) as dashboard_url,
+        _notifier(config, recorder, recorder.logged(display.log)) as notifier,
+    ):
+        if dashboard_url:
+            click.echo(f"dashboard: {dashboard_url}", err=True)
         display.log(
             f"instance type {plan.best.name} ({plan.best.tasks_per_instance} tasks each, "
             f"${plan.best.price_per_hour_usd:.4f}/h), up to {plan.initial_count} instances"
         )
         while True:
             manager = PoolManager(
-                compute=adapters.compute,
+                compute=recorder.watch(adapters.compute),
                 task_queue=adapters.task_queue,
                 event_queue=adapters.event_queue,
                 db=db,
-                clock=SystemClock(),
+                clock=clock,
                 options=plan.options,
                 settings=settings,
-                on_update=_with_export(display.update, export),
-                log=display.log,
+                on_update=_with_notifier(_with_export(display.update, export), notifier),
+                log=recorder.logged(display.log),
                 on_demand_options=plan.on_demand_options,
+                recorder=recorder,
             )
             try:
                 outcome = asyncio.run(manager.run())
                 break
+            except CloudTasksError as exc:
+                _notify_end(notifier, db, "failed", str(exc))
+                raise
             except KeyboardInterrupt:
                 choice = _ask_after_interrupt(display)
                 if choice == "c":
                     display.log("continuing")
                     continue
+                _notify_end(notifier, db, "stopped", "interrupted (Ctrl-C)")
                 if choice == "t":
                     display.log("stopping every instance and deleting the queues")
                     asyncio.run(manager.stop_all("interrupted"))
@@ -210,7 +230,66 @@ def _supervise(
                     + (f" --config {config.source}" if config.source else "")
                 )
                 sys.exit(130)
+        if notifier is not None:
+            notifier.finish(outcome.status, outcome.message, outcome.counts, outcome.spend_usd)
     _final(outcome, db, strict=strict, quiet=quiet)
+
+
+@contextlib.contextmanager
+def _notifier(
+    config: JobConfig, recorder: PoolRecorder, log: Callable[[str], None]
+) -> Iterator[JobNotifier | None]:
+    """The job's notifier when ``notify`` is set; waits for its last deliveries on exit."""
+    if config.run.notify is None:
+        yield None
+        return
+    with JobNotifier(
+        config.run.notify,
+        recorder,
+        job_id=job_id_of(config),
+        max_total_cost_usd=config.run.limits.max_total_cost,
+        log=log,
+    ) as notifier:
+        yield notifier
+
+
+def _with_notifier(
+    update: Callable[[PoolSnapshot], None], notifier: JobNotifier | None
+) -> Callable[[PoolSnapshot], None]:
+    if notifier is None:
+        return update
+
+    def update_and_notify(snapshot: PoolSnapshot) -> None:
+        update(snapshot)
+        notifier.update(snapshot)
+
+    return update_and_notify
+
+
+def _notify_end(notifier: JobNotifier | None, db: TaskDatabase, status: str, why: str) -> None:
+    if notifier is not None:
+        notifier.finish(status, why, db.counts(), db.spend_usd(time.time()))
+
+
+@contextlib.contextmanager
+def _dashboard(db_path: Path, port: int | None) -> Iterator[str | None]:
+    """Serve the dashboard on loopback while the block runs; yields its address."""
+    if port is None:
+        yield None
+        return
+    from cloud_tasks.entrypoints.dashboard import DashboardServer
+
+    try:
+        server = DashboardServer(db_path, port=port)
+    except CloudTasksError:
+        if port == 0:
+            raise
+        server = DashboardServer(db_path, port=0)  # the port is taken: any free one
+    server.start_background()
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 def _with_export(
@@ -306,6 +385,20 @@ def _delete_queues(adapters: Adapters) -> None:
     default=None,
     help="Load only the tasks that are not completed in this earlier job's task database.",
 )
+@click.option(
+    "--dashboard",
+    "dashboard",
+    is_flag=True,
+    help="Also serve the dashboard (see 'cloud_tasks dashboard') on 127.0.0.1 while the job "
+    "runs, and print its address.",
+)
+@click.option(
+    "--dashboard-port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="With --dashboard: the port (a free one when it is taken; 0 = any free port).",
+)
 @format_option
 def run_command(**params: Any) -> None:
     """Load tasks, start and supervise instances until every task is done.
@@ -327,7 +420,12 @@ def run_command(**params: Any) -> None:
     if params["resume"]:
         _require_runnable(config)
         _resume(
-            config, db_path, quiet=quiet, strict=params["strict"], output_file=params["output_file"]
+            config,
+            db_path,
+            quiet=quiet,
+            strict=params["strict"],
+            output_file=params["output_file"],
+            dashboard_port=params["dashboard_port"] if params["dashboard"] else None,
         )
         return
     if tasks_file is None:
@@ -399,6 +497,7 @@ def run_command(**params: Any) -> None:
             strict=params["strict"],
             resume_hint=_resume_hint(config),
             output_file=params["output_file"],
+            dashboard_port=params["dashboard_port"] if params["dashboard"] else None,
         )
 
 
@@ -413,6 +512,7 @@ def _resume(
     quiet: bool,
     strict: bool,
     output_file: str | None = None,
+    dashboard_port: int | None = None,
 ) -> None:
     with TaskDatabase.open_existing(db_path) as db:
         adapters = build_adapters(config, db_path)
@@ -441,6 +541,7 @@ def _resume(
             strict=strict,
             resume_hint=_resume_hint(config),
             output_file=output_file,
+            dashboard_port=dashboard_port,
         )
 
 
@@ -532,9 +633,9 @@ def manage_pool_command(**params: Any) -> None:
         settings = pool_settings(config, plan, tasks_known=False)
         settings = attrs.evolve(settings, delete_queues=False)
         display = _LiveDisplay(0, quiet)
-        with display:
+        with display, PoolRecorder(db.path, SystemClock()) as recorder:
             manager = PoolManager(
-                compute=adapters.compute,
+                compute=recorder.watch(adapters.compute),
                 task_queue=adapters.task_queue,
                 event_queue=adapters.event_queue,
                 db=db,
@@ -542,8 +643,9 @@ def manage_pool_command(**params: Any) -> None:
                 options=plan.options,
                 settings=settings,
                 on_update=display.update,
-                log=display.log,
+                log=recorder.logged(display.log),
                 on_demand_options=plan.on_demand_options,
+                recorder=recorder,
             )
             try:
                 outcome = asyncio.run(manager.run())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import os
 import signal
@@ -400,7 +401,9 @@ class WorkerService:
     async def _keepalive(self) -> None:
         while True:
             await self._clock.sleep(self.options.keepalive_interval)
-            self._emit(ev.KEEP_ALIVE, running_tasks=len(self._running))
+            # The oldest running tasks first (the dashboard lists the slowest).
+            oldest = [running.task_id for running in itertools.islice(self._running.values(), 10)]
+            self._emit(ev.KEEP_ALIVE, running_tasks=len(self._running), running_task_ids=oldest)
 
     # ------------------------------------------------------------------ dispatch
 
