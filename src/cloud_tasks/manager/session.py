@@ -94,6 +94,20 @@ def build_adapters(config: JobConfig, db_path: Path, clock: Clock | None = None)
     )
 
 
+def plan_adapters(
+    config: JobConfig, db_path: Path, clock: Clock | None = None
+) -> tuple[Adapters, str | None]:
+    """Adapters for a plan that changes nothing (``run --dry-run``): the provider's own when
+    its account can be asked, else the bundled catalog standing in for that cloud, with the
+    one-line notice that says so (``None`` for live prices)."""
+    from cloud_tasks import bootstrap
+
+    notice = bootstrap.offline_plan_notice(config)
+    if notice is None:
+        return build_adapters(config, db_path, clock), None
+    return build_adapters(bootstrap.catalog_stand_in(config), db_path, clock), notice
+
+
 @attrs.frozen
 class JobPlan:
     """What ``run`` will launch: the options in order and the first sizing decision."""
@@ -254,6 +268,7 @@ __all__ = [
     "job_id_of",
     "load_tasks",
     "make_plan",
+    "plan_adapters",
     "pool_settings",
     "queue_name_of",
     "region_of",
