@@ -180,7 +180,7 @@ def _account_problem(config: JobConfig) -> tuple[str, str] | None:
         from google.auth.exceptions import DefaultCredentialsError
 
         try:
-            google.auth.default()  # type: ignore[no-untyped-call]
+            google.auth.default()
         except DefaultCredentialsError:
             return "no Google Cloud credentials found", "credentials"
     if not (config.provider_options.project_id or os.environ.get("GOOGLE_CLOUD_PROJECT")):

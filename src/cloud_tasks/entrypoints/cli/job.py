@@ -333,10 +333,10 @@ def run_command(**params: Any) -> None:
         return
     if tasks_file is None:
         raise click.UsageError("give the task file with --tasks FILE (or resume with --continue)")
-    notice = None
+    offline_notice: str | None = None
     if params["dry_run"]:
         # Without an account (or its libraries) the plan comes from the bundled catalog.
-        adapters, notice = plan_adapters(config, db_path)
+        adapters, offline_notice = plan_adapters(config, db_path)
     else:
         adapters = build_adapters(config, db_path)
     n_tasks = _validate_tasks(tasks_file, adapters.task_queue.max_message_bytes)
@@ -352,15 +352,15 @@ def run_command(**params: Any) -> None:
             return
     plan = make_plan(config, adapters, n_tasks)
     if params["dry_run"]:
-        if notice is not None:
-            _echo_err(notice)
+        if offline_notice is not None:
+            _echo_err(offline_notice)
         _print_dry_run(
             config,
             plan,
             n_tasks,
             params["task_duration"],
             params["output_format"],
-            prices="catalog" if notice is not None else "live",
+            prices="catalog" if offline_notice is not None else "live",
         )
         return
     _require_runnable(config)
