@@ -272,13 +272,32 @@ def make_local_compute(
     """
     from cloud_tasks.adapters.local.compute import LocalCompute
 
-    job_id = config.provider_options.job_id
-    if db_path is None and not config.run.db_file and not job_id:
-        raise ConfigError("job_id is not set; add it to the local section or pass --job-id")
-    path = Path(db_path or config.run.db_file or f"{job_id}.db")
-    state_dir = path.resolve().parent / ".cloud_tasks" / path.stem
+    state_dir = local_state_dir(config, db_path)
     workdir = Path(config.source).resolve().parent if config.source else Path.cwd()
     return LocalCompute(state_dir, workdir=workdir, environment=environment)
+
+
+def local_state_dir(config: JobConfig, db_path: str | Path | None = None) -> Path:
+    """Where the ``local`` provider keeps a job's state: ``.cloud_tasks/<db name>/`` beside its
+    task database (``db_path``, else ``db_file``, else ``<job_id>.db`` here), so two jobs of the
+    same id in different folders never share anything."""
+    options = config.provider_options
+    name = options.job_id or options.queue_name
+    if db_path is None and not config.run.db_file and not name:
+        raise ConfigError("job_id is not set; add it to the local section or pass --job-id")
+    path = Path(db_path or config.run.db_file or f"{name}.db")
+    return path.resolve().parent / ".cloud_tasks" / path.stem
+
+
+def local_queue_dir(config: JobConfig, db_path: str | Path | None = None) -> Path:
+    """The directory of the ``local`` provider's queue file: ``RMS_CLOUD_TASKS_QUEUE_DIR`` when
+    set (the manager gives it to every instance), else the job's ``local_state_dir``."""
+    import os
+
+    explicit = os.environ.get("RMS_CLOUD_TASKS_QUEUE_DIR")
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    return local_state_dir(config, db_path)
 
 
 @client_libraries()
@@ -378,7 +397,7 @@ def make_task_queue(
     """The ``TaskQueue`` of ``config.provider``, named ``queue_name`` or the configured one.
 
     ``clock`` drives the in-memory queue; ``queue_dir`` overrides where the ``local``
-    provider keeps its SQLite file (default ``sqlite_queue.default_queue_dir()``).
+    provider keeps its SQLite file (default ``local_queue_dir(config)``, with the job).
     """
     name = _queue_name(config, queue_name)
     options = config.provider_options
@@ -394,7 +413,7 @@ def make_task_queue(
     if provider == "local":
         from cloud_tasks.adapters.local.sqlite_queue import SqliteTaskQueue, queue_file
 
-        return SqliteTaskQueue(queue_file(name, queue_dir), name)
+        return SqliteTaskQueue(queue_file(name, queue_dir or local_queue_dir(config)), name)
     require_client_libraries(provider, "queue")
     if provider == "aws":
         from cloud_tasks.adapters.aws.sqs import SqsTaskQueue
@@ -440,7 +459,8 @@ def make_event_queue(
         from cloud_tasks.adapters.local.sqlite_queue import SqliteEventQueue, queue_file
 
         # The event queue lives in its task queue's file.
-        return SqliteEventQueue(queue_file(name.removesuffix("-events"), queue_dir), name)
+        directory = queue_dir or local_queue_dir(config)
+        return SqliteEventQueue(queue_file(name.removesuffix("-events"), directory), name)
     require_client_libraries(provider, "queue")
     if provider == "aws":
         from cloud_tasks.adapters.aws.sqs import SqsEventQueue

@@ -73,11 +73,9 @@ def build_adapters(config: JobConfig, db_path: Path, clock: Clock | None = None)
 
     provider = config.provider
     if provider == "local":
-        from cloud_tasks.adapters.local.sqlite_queue import default_queue_dir
-
-        # Instances get the queue directory explicitly, so they find the same file whatever
-        # their environment.
-        queue_dir = default_queue_dir().resolve()
+        # The queue file lives with the job; instances get its directory explicitly, so they
+        # find the same file whatever their working directory.
+        queue_dir = bootstrap.local_queue_dir(config, db_path)
         environment = {"RMS_CLOUD_TASKS_QUEUE_DIR": str(queue_dir)}
         return Adapters(
             bootstrap.make_task_queue(config, queue_dir=queue_dir),
