@@ -21,18 +21,10 @@ from click.testing import CliRunner
 
 from cloud_tasks.entrypoints.cli.main import cli, main
 from tests.accounts import no_account_env, without_account, without_modules
+from tests.config.test_quickstart import step5_config
 
-GCP_CONFIG = """\
-provider: gcp
-gcp:
-  job_id: my-processing-job
-  startup_script_file: startup_script.sh
-  max-instances: 5
-  max-cpu: 8
-  min-memory-per-cpu: 4  # GB
-  max-total-price-per-hour: 1.00  # USD/hour
-  instance-types: "n2-"
-"""
+# The user's guide's Step 5 configuration (shared/seed/quickstart.rst), as written.
+GCP_CONFIG = step5_config()
 
 AWS_CONFIG = """\
 provider: aws
