@@ -48,5 +48,13 @@ class QueueNotFoundError(ProviderError):
     """The named queue does not exist."""
 
 
+class MissingLibraryError(CloudTasksError):
+    """A provider's client libraries are not installed; the message names the pip extra."""
+
+    def __init__(self, message: str, *, provider: str = "") -> None:
+        super().__init__(message)
+        self.provider = provider
+
+
 class SelectionError(CloudTasksError):
     """No instance type meets the constraints; the message names the eliminating constraint."""

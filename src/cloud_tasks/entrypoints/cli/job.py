@@ -40,6 +40,7 @@ from cloud_tasks.manager.session import (
     job_id_of,
     load_tasks,
     make_plan,
+    plan_adapters,
     pool_settings,
 )
 from cloud_tasks.manager.taskdb import TaskDatabase
@@ -430,7 +431,12 @@ def run_command(**params: Any) -> None:
         return
     if tasks_file is None:
         raise click.UsageError("give the task file with --tasks FILE (or resume with --continue)")
-    adapters = build_adapters(config, db_path)
+    offline_notice: str | None = None
+    if params["dry_run"]:
+        # Without an account (or its libraries) the plan comes from the bundled catalog.
+        adapters, offline_notice = plan_adapters(config, db_path)
+    else:
+        adapters = build_adapters(config, db_path)
     n_tasks = _validate_tasks(tasks_file, adapters.task_queue.max_message_bytes)
     skip_db: str | None = params["skip_completed_db"]
     if skip_db is not None:
@@ -444,7 +450,16 @@ def run_command(**params: Any) -> None:
             return
     plan = make_plan(config, adapters, n_tasks)
     if params["dry_run"]:
-        _print_dry_run(config, plan, n_tasks, params["task_duration"], params["output_format"])
+        if offline_notice is not None:
+            _echo_err(offline_notice)
+        _print_dry_run(
+            config,
+            plan,
+            n_tasks,
+            params["task_duration"],
+            params["output_format"],
+            prices="catalog" if offline_notice is not None else "live",
+        )
         return
     _require_runnable(config)
     if db_path.exists():
@@ -546,9 +561,18 @@ def _resume(
 
 
 def _print_dry_run(
-    config: JobConfig, plan: Any, n_tasks: int, task_duration: float | None, output_format: str
+    config: JobConfig,
+    plan: Any,
+    n_tasks: int,
+    task_duration: float | None,
+    output_format: str,
+    *,
+    prices: str = "live",
 ) -> None:
     data = describe_plan(plan, config, n_tasks)
+    if config.provider in ("aws", "gcp"):
+        # "catalog": planned offline from the bundled snapshot (the notice on stderr says why).
+        data["prices"] = prices
     # The instances get the real script; what is printed hides its secret values.
     data["startup_script"] = redact_startup_script(data["startup_script"])
     if task_duration is not None:

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from cloud_tasks import __version__
+from cloud_tasks.bootstrap import missing_library_error
 from cloud_tasks.entrypoints.cli import info, job, look, queue, simulate
 from cloud_tasks.exceptions import CloudTasksError
 from cloud_tasks.redact import redact
@@ -57,4 +58,11 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(130)
     except CloudTasksError as exc:
         click.echo(f"Error: {redact(str(exc))}", err=True)
+        sys.exit(1)
+    except ModuleNotFoundError as exc:
+        # A cloud SDK imported outside the composition root: still one line, not a traceback.
+        error = missing_library_error(exc)
+        if error is None:
+            raise
+        click.echo(f"Error: {error}", err=True)
         sys.exit(1)
