@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from cloud_tasks import __version__
+from cloud_tasks.domain.text import one_line
 from cloud_tasks.entrypoints.cli import info, job, queue, simulate
 from cloud_tasks.exceptions import CloudTasksError
 from cloud_tasks.redact import redact
@@ -56,5 +57,6 @@ def main(argv: list[str] | None = None) -> Any:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
     except CloudTasksError as exc:
-        click.echo(f"Error: {redact(str(exc))}", err=True)
+        # One line whatever the message holds (a task id with newlines, 300 KB of text).
+        click.echo(f"Error: {one_line(redact(str(exc)))}", err=True)
         sys.exit(1)
