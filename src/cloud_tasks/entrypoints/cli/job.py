@@ -684,11 +684,11 @@ def status_command(**params: Any) -> None:
     db_path = db_path_of(config)
     job_id = job_id_of(config)
     if params["dump_state"] is not None:
-        _dump(db_path, params["dump_state"], params["dump_output"])
+        _dump(db_path, params["dump_state"], params["dump_output"], job_id)
         return
     if params["dump_output"] is not None:
         raise click.UsageError("--output goes with --dump STATE")
-    with TaskDatabase.open_existing(db_path) as db:
+    with TaskDatabase.open_existing(db_path, job_id=job_id) as db:
         states = None
         if config.provider in RUNNABLE_PROVIDERS:
             try:
@@ -702,10 +702,10 @@ def status_command(**params: Any) -> None:
         click.echo(format_report(report))
 
 
-def _dump(db_path: Path, choice: str, output: str | None) -> None:
+def _dump(db_path: Path, choice: str, output: str | None, job_id: str) -> None:
     from cloud_tasks.manager.exports import dump_states, dump_tasks
 
-    with TaskDatabase.open_existing(db_path) as db:
+    with TaskDatabase.open_existing(db_path, job_id=job_id) as db:
         count = dump_tasks(db, dump_states(choice), output)
     if output is not None:
         _echo_err(f"wrote {count} {choice} task(s) to {output}")
