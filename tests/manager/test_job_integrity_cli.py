@@ -200,7 +200,7 @@ class _StallingServer:
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the http.server hook name
+            def do_GET(self) -> None:
                 owner.requests += 1
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
