@@ -150,3 +150,18 @@ def test_a_db_file_that_cannot_be_made_is_found_before_any_queue(
     assert "Traceback" not in shown
     assert _fingerprint(directory) == before, shown
     assert not (tmp_path / "job-state").exists(), shown  # checked before any queue
+
+
+def test_continue_refuses_a_database_whose_run_recorded_nothing(tmp_path: Path) -> None:
+    """A run killed between making the task database and naming its task file."""
+    directory = tmp_path / "job"
+    _job(directory, "db-job.db")
+    TaskDatabase(directory / "db-job.db", job_id="db-job").close()
+    result = _cli(directory, "run", "--config", "config.yml", "--continue")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "start the job again with --force" in lines[0], result.stderr
+    forced = _cli(
+        directory, "run", "--config", "config.yml", "--tasks", "tasks.json", "--force", "--dry-run"
+    )
+    assert forced.returncode == 0, forced.stderr

@@ -100,6 +100,28 @@ def test_a_new_database_is_marked_as_ours_and_made_whole(tmp_path: Path) -> None
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
+def test_a_new_database_carries_its_job_id_from_birth(tmp_path: Path) -> None:
+    with TaskDatabase(tmp_path / "job.db", job_id="job") as db:
+        assert db.meta() == {"job_id": "job"}
+    with pytest.raises(CloudTasksError, match="task database of job 'job', not of job 'other'"):
+        TaskDatabase(tmp_path / "job.db", job_id="other")
+
+
+@pytest.mark.parametrize("suffix", ["-wal", "-shm", "-journal"])
+def test_a_stray_sqlite_sidecar_is_never_taken_over(suffix: str, tmp_path: Path) -> None:
+    # SQLite would take job.db-wal as the new job.db's own log and overwrite it.
+    sidecar = tmp_path / f"job.db{suffix}"
+    sidecar.write_text("someone's notes\n")
+    for make in (
+        lambda: TaskDatabase(tmp_path / "job.db"),
+        lambda: TaskDatabase.check_new(tmp_path / "job.db", "job"),
+    ):
+        with pytest.raises(CloudTasksError, match="Move it away"):
+            make()
+    assert sidecar.read_text() == "someone's notes\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [sidecar.name]
+
+
 def test_a_database_made_before_the_application_id_is_still_ours(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     with TaskDatabase(path) as db:

@@ -242,6 +242,22 @@ def identify(path: str | Path) -> str | None:
     return "another program's SQLite database"
 
 
+_SIDECARS = ("-wal", "-shm", "-journal")
+
+
+def _check_no_sidecars(path: Path) -> None:
+    """SQLite would take a ``-wal``, ``-shm`` or ``-journal`` file beside a new database as its
+    own (and overwrite it): refuse one that is there without its database."""
+    for suffix in _SIDECARS:
+        sidecar = Path(f"{path}{suffix}")
+        if os.path.lexists(sidecar):
+            raise CloudTasksError(
+                f"{shown(sidecar, 200)} is there but {shown(path.name, 100)} is not; it was "
+                "left untouched. Move it away (or choose another db_file) so that a new task "
+                "database can be made"
+            )
+
+
 def _not_ours(path: Path, what: str) -> CloudTasksError:
     return CloudTasksError(
         f"{shown(path, 200)}: not a Cloud Tasks task database ({what}); it was left untouched. "
@@ -273,7 +289,7 @@ class TaskDatabase:
                         f"{shown(self.path, 200)}: no task database here; run 'cloud_tasks run' "
                         "first or pass --db-file"
                     )
-                self._create_file()
+                self._create_file(job_id)
             elif problem is not None:
                 raise _not_ours(self.path, problem)
         try:
@@ -320,11 +336,12 @@ class TaskDatabase:
             else:
                 self._ended_cost_usd += record.cost_usd(record.ended_at)
 
-    def _create_file(self) -> None:
-        """Create the database file whole: built under a temporary name beside it, then linked
-        into place, so ``path`` is never a half-made database and an existing file (one made
-        meanwhile by someone else) is never replaced."""
+    def _create_file(self, job_id: str | None) -> None:
+        """Create the database file whole: built under a temporary name beside it (with its
+        job id), then linked into place, so ``path`` is never a half-made database and an
+        existing file (one made meanwhile by someone else) is never replaced."""
         target = self.path
+        _check_no_sidecars(target)
         staged = target.parent / f".{target.name}.{secrets.token_hex(6)}.new"
         try:
             os.close(os.open(staged, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
@@ -332,6 +349,12 @@ class TaskDatabase:
             with contextlib.closing(sqlite3.connect(staged)) as db:
                 db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 db.executescript(_SCHEMA)
+                if job_id is not None:
+                    with db:
+                        db.execute(
+                            "INSERT INTO meta (key, value) VALUES ('job_id', ?)",
+                            (json.dumps(job_id),),
+                        )
             try:
                 os.link(staged, target)
             except FileExistsError:
@@ -381,6 +404,8 @@ class TaskDatabase:
                 )
         elif problem != "missing":
             raise _not_ours(target, problem)
+        else:
+            _check_no_sidecars(target)
         parent = target.parent
         try:
             probe = parent / f".{target.name}.{secrets.token_hex(6)}.probe"
@@ -406,7 +431,7 @@ class TaskDatabase:
             raise _not_ours(target, problem)
         with TaskDatabase.open_existing(target, job_id=job_id):
             pass
-        for suffix in ("", "-wal", "-shm", "-journal"):
+        for suffix in ("", *_SIDECARS):
             Path(str(target) + suffix).unlink(missing_ok=True)
 
     def close(self) -> None:

@@ -507,6 +507,11 @@ def _resume(
             added = db.add_tasks(tasks, time.time(), complete=True)
             if not quiet:
                 _echo_err(f"recorded {added} tasks the interrupted run had not recorded")
+        elif not db.recorded() and not meta.get("loaded") and db.counts().total == 0:
+            raise ConfigError(
+                f"{db_path}: the run that made this task database stopped before it recorded "
+                "any task (and which task file); start the job again with --force"
+            )
         if not adapters.task_queue.exists():
             if db.counts().remaining:
                 raise ConfigError(
