@@ -352,6 +352,61 @@ def test_stop_during_a_run_ends_it_and_nothing_is_replaced(tmp_path: Path) -> No
         assert "will be replaced" not in err and "started 1 instance" not in err
 
 
+# -- forged events on the real event queue -----------------------------------------------------
+
+
+def test_forged_events_on_the_event_queue_change_nothing(tmp_path: Path) -> None:
+    from cloud_tasks.adapters.local.sqlite_queue import SqliteEventQueue, queue_file
+
+    _write_job(tmp_path, _gated(6))
+    log = tmp_path / "manager.log"
+    with log.open("w") as stderr:
+        manager = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cloud_tasks",
+                "run",
+                *("--config", "config.yml"),
+                "--tasks",
+                "tasks.json",
+            ],
+            cwd=tmp_path,
+            env=_env(tmp_path),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    with _cleanup(tmp_path, manager):
+        _wait_for("two instances", lambda: len(_instance_groups(tmp_path)) == 2)
+        events = SqliteEventQueue(
+            queue_file(JOB, tmp_path / "state" / "cloud_tasks" / "queues"), f"{JOB}-events"
+        )
+        forged = [
+            {"event_type": "task_completed", "task_id": "t000", "success": "yes", "retry": False},
+            {"event_type": "task_completed", "task_id": "t001", "success": 1, "retry": False},
+            {"event_type": "task_completed", "task_id": "intruder", "success": True},
+            {"event_type": "task_dead_lettered", "task_id": ["t002"], "reason": "x"},
+            {"event_type": "keep_alive", "instance_id": {"a": 1}, "running_tasks": -1},
+            {"event_type": "drop_tables", "task_id": "t003"},
+        ]
+        events.send(forged)
+        _wait_for("the manager to drop them", lambda: "invalid event" in log.read_text())
+        assert manager.poll() is None
+        counts = _status(tmp_path)  # every task is still held at its gate: none may be done
+        assert (counts["completed"], counts["failed"], counts["total"]) == (0, 0, 6), counts
+        (tmp_path / "go").touch()
+        out, _ = manager.communicate(timeout=120)
+        err = log.read_text()
+        assert manager.returncode == 0, out + err
+        assert "dropped 6 invalid event(s) from the event queue" in err
+        assert "All 6 tasks completed." in out
+        with TaskDatabase.open_existing(tmp_path / f"{JOB}.db") as db:
+            assert db.task("intruder") is None
+            assert not any(e.get("event_type") == "drop_tables" for e in db.events())
+
+
 # -- hostile task ids in status --------------------------------------------------------------
 
 
