@@ -67,6 +67,9 @@ local:
 """
 
 
+RUN_ARGS = ("run", "--config", "config.yml", "--tasks", "tasks.json")
+
+
 def _write_job(directory: Path, tasks: list[dict[str, object]], slots: int = 2) -> None:
     (directory / "worker.py").write_text(WORKER)
     (directory / "config.yml").write_text(CONFIG.format(slots=slots))
