@@ -351,3 +351,18 @@ def test_junk_events_never_break_either_store_and_both_agree(junk: dict[str, Any
     assert db.counts().total == len(TASKS)
     if isinstance(junk.get("task_id"), str) and junk["task_id"] not in {"t0", "t1", "t2"}:
         assert problem is not None
+
+
+def test_a_full_disk_while_recording_is_one_line_and_leaves_no_part(tmp_path: Path) -> None:
+    path = tmp_path / "job.db"
+    with TaskDatabase(path) as db:
+        # SQLite's own page limit stands in for a full disk: the same error, the same path.
+        pages = db._db.execute("PRAGMA page_count").fetchone()[0]
+        db._db.execute(f"PRAGMA max_page_count = {pages + 4}")
+        tasks = (Task(f"t{i}", {"pad": "x" * 100}) for i in range(5000))
+        with pytest.raises(CloudTasksError, match="cannot write the task database") as caught:
+            db.add_tasks(tasks, 1.0, complete=True)
+        assert "full" in str(caught.value) and "\n" not in str(caught.value)
+        assert db.counts().total == 0 and not db.recorded()
+    with TaskDatabase.open_existing(path) as db:
+        assert db.counts().total == 0 and not db.recorded()

@@ -15,15 +15,16 @@ late delivery of the same task succeeds.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
 import secrets
 import sqlite3
 import stat
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import attrs
 
@@ -258,6 +259,30 @@ def _check_no_sidecars(path: Path) -> None:
             )
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _writes(
+    method: Callable[Concatenate[TaskDatabase, _P], _R],
+) -> Callable[Concatenate[TaskDatabase, _P], _R]:
+    """A write that SQLite refuses (disk full, read-only file, locked for too long by another
+    program) becomes one ``CloudTasksError`` line instead of a traceback."""
+
+    @functools.wraps(method)
+    def write(self: TaskDatabase, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            raise CloudTasksError(
+                f"{shown(self.path, 200)}: cannot write the task database ({exc}); check the "
+                "free disk space and that no other program holds it, then resume with "
+                "'cloud_tasks run --continue'"
+            ) from exc
+
+    return write
+
+
 def _not_ours(path: Path, what: str) -> CloudTasksError:
     return CloudTasksError(
         f"{shown(path, 200)}: not a Cloud Tasks task database ({what}); it was left untouched. "
@@ -445,7 +470,8 @@ class TaskDatabase:
 
     # -- metadata -------------------------------------------------------------------------
 
-    def set_meta(self, **values: Any) -> None:
+    @_writes
+    def set_meta(self, /, **values: Any) -> None:
         self._db.executemany(
             "INSERT INTO meta (key, value) VALUES (?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -466,6 +492,7 @@ class TaskDatabase:
     def counts(self) -> TaskCounts:
         return TaskCounts(**{state: self._counts.get(state, 0) for state in STATES})
 
+    @_writes
     def add_tasks(self, tasks: Iterable[Task], now: float, *, complete: bool = False) -> int:
         """Record tasks as pending; tasks already recorded are left as they are.
 
@@ -549,6 +576,7 @@ class TaskDatabase:
             )
         ]
 
+    @_writes
     def mark_resent(self, task_ids: Iterable[str]) -> None:
         """Count one more re-send of each task (its outcome was lost; it runs again)."""
         self._db.execute("BEGIN")
@@ -557,6 +585,7 @@ class TaskDatabase:
         )
         self._db.execute("COMMIT")
 
+    @_writes
     def fail_tasks(self, task_ids: Iterable[str], now: float, reason: str) -> int:
         """Mark these non-terminal tasks failed with ``reason``; returns how many changed."""
         self._db.execute("BEGIN")
@@ -574,6 +603,7 @@ class TaskDatabase:
 
     # -- events ---------------------------------------------------------------------------
 
+    @_writes
     def ingest(self, events: Sequence[Mapping[str, Any]], now: float) -> IngestResult:
         """Record a batch of worker events and apply them to the task rows, atomically."""
         new = duplicates = transitions = 0
@@ -767,6 +797,7 @@ class TaskDatabase:
 
     # -- instances ------------------------------------------------------------------------
 
+    @_writes
     def record_instance(self, record: InstanceRecord) -> None:
         cursor = self._db.execute(
             "INSERT INTO instances (instance_id, name, instance_type, zone, is_spot, "
@@ -785,6 +816,7 @@ class TaskDatabase:
         if cursor.rowcount:
             self._active[record.instance_id] = [record.price_per_hour_usd, record.launched_at, 0.0]
 
+    @_writes
     def end_instance(self, instance_id: str, ended_at: float, reason: str) -> None:
         cursor = self._db.execute(
             "UPDATE instances SET ended_at = ?, end_reason = ?, running_tasks = 0 "

@@ -729,8 +729,7 @@ def stop_command(**params: Any) -> None:
     adapters = build_adapters(config, db_path)
     # Tell a running manager first, so that it replaces none of the instances stopped here.
     db = _own_database(db_path, job_id)
-    if db is not None:
-        db.set_meta(stop_requested=time.time())
+    told = db is not None and _noted(lambda: db.set_meta(stop_requested=time.time()))
     try:
         instances = adapters.compute.list_instances(job_id)
         ids = [i.instance_id for i in instances]
@@ -738,14 +737,14 @@ def stop_command(**params: Any) -> None:
             adapters.compute.terminate(ids)
         if db is not None:
             now = time.time()
-            for record in db.instances(active_only=True):
-                db.end_instance(record.instance_id, now, "stopped")
+            ended = [record.instance_id for record in db.instances(active_only=True)]
+            _noted(lambda: [db.end_instance(i, now, "stopped") for i in ended])
     finally:
         if db is not None:
             db.close()
     click.echo(f"stopped {len(ids)} instances of job {job_id}")
     holder = lock_holder(db_path)
-    if holder is not None and db is not None:
+    if holder is not None and told:
         who = f"process {holder}" if holder > 0 else "its process"
         click.echo(
             f"the manager of job {job_id} ({who}) was told to stop; it ends at its next check"
@@ -753,6 +752,17 @@ def stop_command(**params: Any) -> None:
     if params["delete_queues"]:
         _delete_queues(adapters)
         click.echo(f"deleted queues {adapters.task_queue.name!r} and {adapters.event_queue.name!r}")
+
+
+def _noted(write: Callable[[], object]) -> bool:
+    """Run a write to the task database for ``stop``; a refusal is a note, not the end: the
+    instances are stopped whatever the database says."""
+    try:
+        write()
+    except CloudTasksError as exc:
+        _echo_err(f"note: {exc}")
+        return False
+    return True
 
 
 def _own_database(db_path: Path, job_id: str) -> TaskDatabase | None:
