@@ -334,12 +334,15 @@ def test_sighup_stops_every_instance_and_says_how_to_resume(tmp_path: Path) -> N
 # -- stop during a run ----------------------------------------------------------------------
 
 
-def test_stop_during_a_run_ends_it_and_nothing_is_replaced(tmp_path: Path) -> None:
+@pytest.mark.parametrize("extra", [[], ["--delete-queues"]], ids=["instances", "and-queues"])
+def test_stop_during_a_run_ends_it_and_nothing_is_replaced(
+    extra: list[str], tmp_path: Path
+) -> None:
     _write_job(tmp_path, _gated(24))
     manager = _start(tmp_path, "run", "--config", "config.yml", "--tasks", "tasks.json")
     with _cleanup(tmp_path, manager):
         _wait_for("two instances", lambda: len(_instance_groups(tmp_path)) == 2)
-        stop = _cli(tmp_path, "stop", "--config", "config.yml")
+        stop = _cli(tmp_path, "stop", "--config", "config.yml", *extra)
         assert stop.returncode == 0, stop.stderr
         assert "stopped 2 instances" in stop.stdout
         assert f"(process {manager.pid}) was told to stop" in stop.stdout

@@ -287,6 +287,7 @@ class PoolManager:
         try:
             await step
         except (CredentialsError, QueueNotFoundError):
+            self._check_stop()  # 'stop --delete-queues' ran: the run ends as stopped
             raise
         except ProviderError as exc:
             now = self._now()

@@ -185,7 +185,6 @@ def _supervise(
     settings = pool_settings(config, plan, tasks_known=tasks_known)
     display = _LiveDisplay(counts.total, quiet)
     export = EventExport(db, output_file) if output_file else None
-    db.set_meta(stop_requested=None)  # a 'stop' of an earlier run is not for this one
     with display, export or contextlib.nullcontext():
         display.log(
             f"instance type {plan.best.name} ({plan.best.tasks_per_instance} tasks each, "
@@ -498,6 +497,7 @@ def _resume(
 ) -> None:
     job_id = job_id_of(config)
     with TaskDatabase.open_existing(db_path, job_id=job_id) as db, JobLock(db_path, job_id):
+        db.set_meta(stop_requested=None)  # a 'stop' of an earlier run is not for this one
         adapters = build_adapters(config, db_path)
         meta = db.meta()
         if not db.recorded() and not meta.get("loaded") and meta.get("tasks_file"):
@@ -728,6 +728,7 @@ def stop_command(**params: Any) -> None:
     job_id = job_id_of(config)
     adapters = build_adapters(config, db_path)
     # Tell a running manager first, so that it replaces none of the instances stopped here.
+    holder = lock_holder(db_path)  # before it is told: it may end at once
     db = _own_database(db_path, job_id)
     told = db is not None and _noted(lambda: db.set_meta(stop_requested=time.time()))
     try:
@@ -743,7 +744,6 @@ def stop_command(**params: Any) -> None:
         if db is not None:
             db.close()
     click.echo(f"stopped {len(ids)} instances of job {job_id}")
-    holder = lock_holder(db_path)
     if holder is not None and told:
         who = f"process {holder}" if holder > 0 else "its process"
         click.echo(
