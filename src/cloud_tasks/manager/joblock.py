@@ -72,6 +72,11 @@ class JobLock:
                         f"{shown(self.path, 200)}); wait for it to end, or end it first "
                         "(Ctrl-C in its terminal, or 'cloud_tasks stop')"
                     ) from None
+                except OSError as exc:  # a file system without locks (some network mounts)
+                    raise CloudTasksError(
+                        f"{shown(self.path, 200)}: cannot lock the job's lock file "
+                        f"({exc.strerror or exc}); put db_file on a local disk"
+                    ) from exc
                 try:
                     same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
                 except FileNotFoundError:
@@ -81,9 +86,14 @@ class JobLock:
                     continue
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, _MAGIC + f"{self.job_id} {os.getpid()}\n".encode(), 0)
-            except BaseException:
+            except BaseException as exc:
                 with contextlib.suppress(OSError):
                     os.close(fd)
+                if isinstance(exc, OSError):
+                    raise CloudTasksError(
+                        f"{shown(self.path, 200)}: cannot write the job's lock file "
+                        f"({exc.strerror or exc}); check the free disk space"
+                    ) from exc
                 raise
             self._fd = fd
             return
