@@ -10,6 +10,12 @@ a retry goes back to ``pending`` (not terminal). ``completed`` is final: a secon
 the same task (a duplicate delivery) is recorded in the event table and counted in
 ``duplicate_completions``, never counted twice. ``failed`` may still become ``completed`` when a
 late delivery of the same task succeeds.
+
+Integrity: a file is a task database when its SQLite ``application_id`` is ``APPLICATION_ID``
+(``identify``); nothing is written to, or deleted from, any other file. ``run`` records a task
+file in one transaction and marks it ``recorded`` in the same one, so a manager killed while
+recording leaves no part of it. Every event passes ``domain.events.event_problem`` before it
+touches a row; one that fails is dropped (``IngestResult.rejected``).
 """
 
 from __future__ import annotations
