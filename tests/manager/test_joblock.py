@@ -50,3 +50,12 @@ def test_a_file_of_that_name_that_is_not_a_lock_is_left_alone(tmp_path: Path) ->
     lock_path(db).mkdir()
     with pytest.raises(CloudTasksError, match="cannot create the job's lock file"):
         JobLock(db, "job").acquire()
+
+
+def test_a_symlink_in_place_of_the_lock_is_never_followed(tmp_path: Path) -> None:
+    db = tmp_path / "job.db"
+    elsewhere = tmp_path / "elsewhere"
+    lock_path(db).symlink_to(elsewhere)
+    with pytest.raises(CloudTasksError, match="cannot create the job's lock file"):
+        JobLock(db, "job").acquire()
+    assert not elsewhere.exists()  # nothing was created through the link

@@ -49,7 +49,9 @@ class JobLock:
         """Take the lock or raise ``CloudTasksError`` saying who holds it."""
         for _ in range(10):
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                fd = os.open(
+                    self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
+                )
             except OSError as exc:
                 raise CloudTasksError(
                     f"{shown(self.path, 200)}: cannot create the job's lock file "
