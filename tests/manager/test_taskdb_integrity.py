@@ -89,6 +89,15 @@ def test_folders_and_fifos_are_refused_without_blocking(tmp_path: Path) -> None:
     assert folder.is_dir() and fifo.exists()
 
 
+def test_a_dangling_symlink_is_never_written_through(tmp_path: Path) -> None:
+    link = tmp_path / "job.db"
+    link.symlink_to(tmp_path / "elsewhere.db")
+    for make in (lambda: TaskDatabase(link), lambda: TaskDatabase.check_new(link, "job")):
+        with pytest.raises(CloudTasksError, match="a link to a missing file"):
+            make()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.db"]
+
+
 def test_a_new_database_is_marked_as_ours_and_made_whole(tmp_path: Path) -> None:
     path = tmp_path / "job.db"
     with TaskDatabase(path, job_id="job") as db:

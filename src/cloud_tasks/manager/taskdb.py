@@ -223,7 +223,7 @@ def identify(path: str | Path) -> str | None:
     try:
         info = target.stat()
     except FileNotFoundError:
-        return "missing"
+        return "a link to a missing file" if target.is_symlink() else "missing"
     except OSError as exc:
         return f"unreadable ({exc.strerror or exc})"
     if stat.S_ISDIR(info.st_mode):
