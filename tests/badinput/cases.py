@@ -89,6 +89,8 @@ CONFIG_CASES: tuple[Case, ...] = (
 TASK_CASES: tuple[Case, ...] = (
     _t("empty.json", "the task file is empty"),
     _t("whitespace_only.json", "the task file is empty"),
+    # A list without tasks: run and load_queue refuse it before creating any queue.
+    _t("empty_list.json", "holds no tasks", worker=False),
     _t("empty.yaml", "the task file is empty"),
     _t("top_level_object.json", "line 1, column 1", "expected a JSON list", "object"),
     _t("top_level_string.json", "line 1", "expected a JSON list"),
