@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from cloud_tasks.domain.ranges import range_problem
 from cloud_tasks.domain.tasks import Envelope, Task
 from cloud_tasks.exceptions import TaskFileError
 
@@ -78,15 +79,23 @@ class SimReport:
     events: list[dict[str, Any]]
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
+def _check_range(name: str, value: float, option: str) -> None:
+    """The worker option's range (``cloud_tasks.domain.ranges``), checked before the run."""
+    problem = range_problem(option, value)
+    if problem is not None:
+        raise ValueError(f"{name}: {problem}")
+
+
+def _check_int(name: str, value: object, option: str | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name}: expected an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name}: must be at least {minimum}, got {value}")
+    _check_range(name, value, option or name)
     return value
 
 
-def _check_seconds(name: str, value: object, *, allow_none: bool, positive: bool) -> float | None:
+def _check_seconds(
+    name: str, value: object, *, allow_none: bool, option: str | None = None
+) -> float | None:
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -95,10 +104,7 @@ def _check_seconds(name: str, value: object, *, allow_none: bool, positive: bool
     seconds = float(value)
     if not math.isfinite(seconds):
         raise ValueError(f"{name}: must be a finite number of seconds, got {value!r}")
-    if positive and seconds <= 0:
-        raise ValueError(f"{name}: must be greater than 0, got {value!r}")
-    if seconds < 0:
-        raise ValueError(f"{name}: must not be negative, got {value!r}")
+    _check_range(name, seconds, option or name)
     return seconds
 
 
@@ -275,19 +281,25 @@ class CloudTasksSim:
         self._check_open()
         if not callable(process_task):
             raise TypeError(f"process_task: expected a callable, got {process_task!r}")
-        slots = _check_int("num_simultaneous_tasks", num_simultaneous_tasks, 1)
-        runtime_s = _check_seconds("max_runtime", max_runtime, allow_none=False, positive=True)
-        attempts_cap = _check_int("max_attempts", max_attempts, 0)
+        slots = _check_int("num_simultaneous_tasks", num_simultaneous_tasks)
+        runtime_s = _check_seconds("max_runtime", max_runtime, allow_none=False)
+        attempts_cap = _check_int("max_attempts", max_attempts)
         flags = {
             "retry-on-exception": _check_bool("retry_on_exception", retry_on_exception),
             "retry-on-exit": _check_bool("retry_on_exit", retry_on_exit),
             "retry-on-timeout": _check_bool("retry_on_timeout", retry_on_timeout),
         }
         after_s = _check_seconds(
-            "spot_termination_after", spot_termination_after, allow_none=True, positive=False
+            "spot_termination_after",
+            spot_termination_after,
+            allow_none=True,
+            option="simulate_spot_termination_after",
         )
         delay_s = _check_seconds(
-            "spot_termination_delay", spot_termination_delay, allow_none=True, positive=False
+            "spot_termination_delay",
+            spot_termination_delay,
+            allow_none=True,
+            option="simulate_spot_termination_delay",
         )
         if delay_s is not None and after_s is None:
             raise ValueError(

@@ -52,7 +52,7 @@ CONFIG_CASES: tuple[Case, ...] = (
     ),
     _c("negative_count.yml", "local.max_instances", "must not be negative"),
     _c("nan_price.yml", "local.max_total_cost", "nan"),
-    _c("zero_cpus_per_task.yml", "local.cpus_per_task", "greater than 0"),
+    _c("zero_cpus_per_task.yml", "local.cpus_per_task", "from 0.01 to"),
     _c("bad_job_id_uppercase.yml", "local.job_id", "'MyJob'", "lowercase letter"),
     _c("bad_job_id_too_long.yml", "local.job_id", "the limit is 24"),
     _c("bad_job_id_glob.yml", "local.job_id", "'a*'", "not '*'"),

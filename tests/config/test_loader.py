@@ -78,7 +78,10 @@ BAD_CASES = [
         "run.max_total_price_per_hour: must not be negative",
     ),
     ("aws:\n  min_instances: -2\n", "aws.min_instances: must not be negative, got -2 (c.yml)"),
-    ("run:\n  cpus_per_task: 0\n", "run.cpus_per_task: must be greater than 0 (c.yml)"),
+    (
+        "run:\n  cpus_per_task: 0\n",
+        "run.cpus_per_task: must be from 0.01 to 10000 vCPUs, got 0 (c.yml)",
+    ),
     (
         "run:\n  min_cpu: 8\n  max_cpu: 4\n",
         "run.max_cpu: min_cpu=8 is greater than max_cpu=4 (min_cpu from run.min_cpu) (c.yml)",

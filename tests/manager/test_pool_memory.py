@@ -188,6 +188,20 @@ def test_broken_startup_script_stops_the_job_with_a_clear_message() -> None:
     assert job.clock.now() - START <= 300 + 2 * 30 + 60
 
 
+def test_workers_that_die_after_their_first_keepalive_stop_the_job() -> None:
+    # Each worker starts, sends keep-alives, then dies before any task ends: without a check
+    # the pool replaces them forever (an endless crash loop of instances).
+    job = make_job(10, duration_s=1000.0, worker_kw={"silent_after_s": 40.0})
+    outcome = job.run()
+    assert outcome.status == "broken_startup", outcome.message
+    assert "after a keep-alive" in outcome.message
+    assert "the startup script is probably broken" in outcome.message
+    assert job.compute.list_instances("job") == []
+    assert job.task_queue.exists() and job.db.counts().completed == 0
+    assert job.manager.died_before_work >= 1
+    assert job.clock.now() - START < 3600
+
+
 def test_silent_instances_are_replaced() -> None:
     job = make_job(24, duration_s=100.0, worker_kw={"silent_after_s": 150.0})
     outcome = job.run()

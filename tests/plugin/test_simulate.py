@@ -252,12 +252,15 @@ def test_run_works_from_inside_a_running_event_loop() -> None:
 @pytest.mark.parametrize(
     ("options", "error", "message"),
     [
-        ({"num_simultaneous_tasks": 0}, ValueError, "num_simultaneous_tasks: must be at least 1"),
+        ({"num_simultaneous_tasks": 0}, ValueError, "num_simultaneous_tasks: must be from 1 to"),
         ({"num_simultaneous_tasks": 1.5}, TypeError, "num_simultaneous_tasks: expected an integer"),
         ({"num_simultaneous_tasks": True}, TypeError, "num_simultaneous_tasks"),
         ({"max_runtime": 0}, ValueError, "max_runtime: must be greater than 0"),
         ({"max_runtime": "10"}, TypeError, "max_runtime: expected a number"),
-        ({"max_attempts": -1}, ValueError, "max_attempts: must be at least 0"),
+        ({"max_attempts": -1}, ValueError, "max_attempts: must not be negative"),
+        ({"max_runtime": 30 * 86400}, ValueError, "max_runtime: must be greater than 0 and at"),
+        ({"max_attempts": 10**40}, ValueError, "about 41 digits"),
+        ({"spot_termination_after": float("inf")}, ValueError, "spot_termination_after"),
         ({"retry_on_exit": 1}, TypeError, "retry_on_exit: expected True or False"),
         ({"spot_termination_after": -2}, ValueError, "spot_termination_after: must not be"),
         ({"spot_termination_after": float("nan")}, ValueError, "spot_termination_after"),

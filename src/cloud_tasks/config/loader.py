@@ -24,7 +24,7 @@ from cloud_tasks.config.schema import (
     nested_group,
 )
 from cloud_tasks.config.yamlfile import MAX_CONFIG_BYTES, read_config_file
-from cloud_tasks.domain import validation
+from cloud_tasks.domain import ranges, validation
 from cloud_tasks.domain.options import PROVIDERS, JobConfig, ProviderOptions, RunOptions
 from cloud_tasks.exceptions import ConfigError
 
@@ -262,10 +262,8 @@ def _checked_value(
 def _value_problem(spec: OptionSpec, value: Any) -> tuple[str | None, str]:
     if value is None:
         return None, ""
-    if spec.name == "cpus_per_task":
-        return validation.positive_problem(value), ""
     if spec.kind in ("int", "float"):
-        return validation.negative_problem(value), ""
+        return ranges.range_problem(spec.name, value), ""
     if spec.kind == "str" and value == "":
         return "must not be empty", ""
     if spec.name == "job_id":

@@ -16,6 +16,7 @@ import attrs
 
 from cloud_tasks.domain.constraints import InstanceConstraints
 from cloud_tasks.domain.options import Notify, PoolLimits, ProviderOptions, RetryPolicy, RunOptions
+from cloud_tasks.domain.ranges import RANGES
 
 Kind = Literal["int", "float", "bool", "str", "str_list", "notify"]
 Group = Literal["constraints", "limits", "retry", "run", "provider"]
@@ -241,8 +242,8 @@ def format_value(value: Any) -> str:
 def render_option_table() -> str:
     """The Markdown table of every option that ``docs/configuration.md`` must contain."""
     lines = [
-        "| key | default | flag | sections | meaning |",
-        "|---|---|---|---|---|",
+        "| key | default | range | flag | sections | meaning |",
+        "|---|---|---|---|---|---|",
     ]
     for spec in (*PROVIDER_OPTIONS.values(), *RUN_OPTIONS.values()):
         if spec.group == "provider":
@@ -253,5 +254,9 @@ def render_option_table() -> str:
         if spec.flag and spec.kind == "bool":
             flag = f"`{spec.flag}` / `--no-{spec.flag[2:]}`"
         default = format_value(spec.default)
-        lines.append(f"| `{spec.name}` | `{default}` | {flag} | {sections} | {spec.help} |")
+        bounds = RANGES.get(spec.name) if spec.kind in ("int", "float") else None
+        shown = f"`{bounds.interval()}`" if bounds is not None else "—"
+        lines.append(
+            f"| `{spec.name}` | `{default}` | {shown} | {flag} | {sections} | {spec.help} |"
+        )
     return "\n".join(lines) + "\n"

@@ -9,6 +9,7 @@ a key given twice in one mapping is an error rather than "the last one wins".
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,12 @@ def parse_config_yaml(text: str, where: str) -> Any:
         raise ConfigError(yaml_error_line(exc, where)) from None
     except RecursionError:
         raise ConfigError(f"{where}: invalid YAML: nested too deeply") from None
+    except ValueError:
+        # int() refuses text of more than sys.get_int_max_str_digits() digits.
+        raise ConfigError(
+            f"{where}: a number has more digits than Python reads "
+            f"({sys.get_int_max_str_digits()}); is this the right file?"
+        ) from None
 
 
 def read_config_file(path: Path) -> Any:

@@ -154,6 +154,8 @@ class _Tracked:
     last_busy: float = 0.0
     running_tasks: int = 0
     on_demand: bool = False
+    #: Reported an event about a task (its worker took work), not only keep-alives.
+    worked: bool = False
 
 
 class _Abort(Exception):
@@ -205,7 +207,10 @@ class PoolManager:
         self.tracked: dict[str, _Tracked] = {}
         self.exhausted: set[tuple[str, str]] = set()
         self.ever_alive = False
+        self.ever_worked = False
         self.startup_failures = 0
+        #: Instances that sent keep-alives, then ended or went silent before any task event.
+        self.died_before_work = 0
         self.replaced = 0
         self.launched = 0
         self.launched_on_demand = 0
@@ -356,6 +361,8 @@ class PoolManager:
             )
             if record.first_seen_alive is not None:
                 self.ever_alive = True
+            if record.last_task_event is not None:
+                self.ever_worked = True
 
     async def poll_events(self, max_batches: int = 50) -> int:
         """Move waiting events into the database (ingest, then ack: at least once)."""
@@ -387,8 +394,10 @@ class PoolManager:
             if result.alive:
                 self.ever_alive = True
             for instance_id, seen in result.worked.items():
+                self.ever_worked = True
                 if instance_id in self.tracked:
                     self.tracked[instance_id].last_busy = seen
+                    self.tracked[instance_id].worked = True
             anonymous = False
             # One pass, few lookups per event: simulations push millions through here.
             for event in events:
@@ -398,6 +407,8 @@ class PoolManager:
                     anonymous = True
                 if get("task_id") is not None:
                     self._last_task_event = now
+                    if not sender:
+                        self.ever_worked = True
                 if get("event_type") != "keep_alive":
                     continue
                 running = get("running_tasks")
@@ -492,6 +503,8 @@ class PoolManager:
             self.replaced += 1
             if tracked.first_alive is None:
                 self.startup_failures += 1
+            elif reason != InstanceState.PREEMPTED.value:
+                self._note_idle_death(tracked)
             self.log(f"instance {instance_id} {reason}; it will be replaced if work remains")
         if not self.ever_alive and self.startup_failures >= MAX_STARTUP_FAILURES:
             raise _Abort(
@@ -499,6 +512,31 @@ class PoolManager:
                 self._broken_message(
                     lost[-1][0],
                     f"{self.startup_failures} instances ended before sending any keep-alive",
+                ),
+            )
+        self._check_idle_deaths(lost[-1][0])
+
+    def _note_idle_death(self, tracked: _Tracked) -> None:
+        """An instance that sent keep-alives but ended (not preempted) before any task event."""
+        if not tracked.worked:
+            self.died_before_work += 1
+
+    def _check_idle_deaths(self, instance_id: str) -> None:
+        """Stop a crash loop of workers that start, send a keep-alive and die before any work.
+
+        Like a startup failure, this only stops the job while no instance has ever worked.
+        """
+        if self.ever_worked or self.died_before_work == 0:
+            return
+        ended = self.startup_failures + self.died_before_work
+        if ended >= MAX_STARTUP_FAILURES:
+            raise _Abort(
+                "broken_startup",
+                self._broken_message(
+                    instance_id,
+                    f"{ended} instances ended before reporting any task "
+                    f"({self.died_before_work} of them after a keep-alive: the worker starts, "
+                    "then dies)",
                 ),
             )
 
@@ -542,8 +580,11 @@ class PoolManager:
         bad = never + silent
         if bad:
             self.startup_failures += len(never)
+            for instance_id in silent:
+                self._note_idle_death(self.tracked[instance_id])
             self.replaced += len(bad)
             await self._terminate(bad, now, "unhealthy")
+            self._check_idle_deaths(bad[-1])
 
     def _broken_message(self, instance_id: str, what: str) -> str:
         hint_func = getattr(self.compute, "startup_log_hint", None)

@@ -34,6 +34,7 @@ from cloud_tasks.adapters.memory.compute import InMemoryCompute
 from cloud_tasks.domain.cost import lower_bound_cost_usd
 from cloud_tasks.domain.durations import DurationModel, durations_from_text, parse_duration_model
 from cloud_tasks.domain.options import JobConfig
+from cloud_tasks.domain.ranges import range_problem
 from cloud_tasks.domain.selection import Candidate, rank_offers_in_zone
 from cloud_tasks.domain.sizing import target_pool_size
 from cloud_tasks.domain.tasks import Envelope, Task
@@ -53,6 +54,26 @@ _SEND_BATCH: Final = 10_000
 # tasks need no million dicts. A plain dict, so a task database can store it as JSON.
 _EMPTY: Final[Mapping[str, Any]] = {}
 _SCRIPT: Final = "#!/bin/bash\n# simulated instance: no script runs\n"
+
+
+def _check_durations(durations: Sequence[float], model: DurationModel, slots: int) -> None:
+    """Refuse durations no simulation can finish: a task longer than ``max_runtime`` may be,
+    or a job that would outlast ``MAX_VIRTUAL_S`` on every slot the pool may have.
+    """
+    longest = max(durations, default=0.0)
+    problem = range_problem("task_duration", longest)
+    if problem is not None:
+        raise ConfigError(
+            f"--task-duration {model.describe()}: a task duration {problem}; give shorter durations"
+        )
+    makespan_s = max(longest, math.fsum(durations) / max(slots, 1))
+    if makespan_s > MAX_VIRTUAL_S:
+        days = MAX_VIRTUAL_S / 86400
+        raise ConfigError(
+            f"--task-duration {model.describe()}: the job needs at least "
+            f"{makespan_s / 86400:.0f} days on {slots} task slots, longer than the {days:.0f} "
+            "days a simulation covers; simulate fewer tasks, shorter ones, or a larger pool"
+        )
 
 
 @attrs.frozen
@@ -204,8 +225,14 @@ def simulate(
         ConfigError: inconsistent limits, a bad catalog, no tasks.
         SelectionError: no instance type meets the constraints.
     """
-    if preemption_rate_per_hour < 0 or boot_time_s < 0:
-        raise ConfigError("--preemption-rate and --boot-time must be non-negative")
+    for flag, value in (
+        ("--preemption-rate", preemption_rate_per_hour),
+        ("--boot-time", boot_time_s),
+        ("--num-tasks", num_tasks),
+    ):
+        problem = range_problem(flag[2:].replace("-", "_"), value)
+        if problem is not None:
+            raise ConfigError(f"{flag}: {problem}")
     job_tasks = list(tasks) if tasks is not None else synthetic_tasks(num_tasks or 0)
     if not job_tasks:
         raise ConfigError("nothing to simulate: give --tasks FILE or --num-tasks N (> 0)")
@@ -238,6 +265,7 @@ def simulate(
 
     rng = random.Random(f"durations:{seed}")
     durations = array("d", (max(0.0, duration.sample(rng)) for _ in job_tasks))
+    _check_durations(durations, duration, target.count * best.tasks_per_instance)
     index_of = {task.task_id: index for index, task in enumerate(job_tasks)}
     if len(index_of) != len(job_tasks):
         raise ConfigError("task ids must be unique")

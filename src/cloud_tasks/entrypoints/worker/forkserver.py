@@ -45,6 +45,8 @@ _HEADER = struct.Struct("!I")
 _READ_CHUNK = 1 << 16
 # Exit status of a child whose own machinery failed (not the user's code).
 _INTERNAL_ERROR_EXIT = 70
+# The longest single wait of the server's poll (ms); far below the C int limit of poll().
+_MAX_POLL_MS = 3_600_000
 # Reported instead of a wait status for a request dropped from the backlog before it started.
 NOT_STARTED = -1
 
@@ -114,7 +116,12 @@ def _encode_outcome(task_id: str, returned: Any) -> bytes:
     success, result = returned
     if result is None:
         result = {}
-    kind = KIND_SUCCESS if bool(success) else KIND_RETRY_REQUESTED
+    if not isinstance(success, bool):
+        # Only a real bool decides: ("no", x) or a numpy bool must not pass for success.
+        raise TypeError(
+            f"process_task returned success of type {type(success).__name__}; expected bool"
+        )
+    kind = KIND_SUCCESS if success else KIND_RETRY_REQUESTED
     try:
         return json.dumps({"kind": kind, "result": result}).encode("utf-8")
     except (TypeError, ValueError) as exc:
@@ -346,7 +353,10 @@ def _serve(
                 signal_group(child, signal.SIGKILL)
             elif nearest is None or child.deadline < nearest:
                 nearest = child.deadline
-        return None if nearest is None else int((nearest - now) * 1000) + 1
+        if nearest is None:
+            return None
+        # poll() takes a C int of milliseconds: wake at least hourly, whatever the deadline.
+        return min(int((nearest - now) * 1000) + 1, _MAX_POLL_MS)
 
     # Pidfds exist on Linux >= 5.3; without them poll for exits a few hundred times a second.
     probe = _open_pidfd(os.getpid())

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from cloud_tasks.domain.ranges import range_problem
 from cloud_tasks.exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -84,8 +85,6 @@ class _Spec:
     kind: str  # str | int | float | bool | count
     help: str
     env: tuple[str, ...] = ()
-    minimum: float | None = None
-    positive: bool = False
 
     @property
     def env_names(self) -> tuple[str, ...]:
@@ -135,43 +134,38 @@ _SPECS: tuple[_Spec, ...] = (
         "keepalive_interval",
         "float",
         "seconds between keep_alive events in queue mode (default 60; 0 = off)",
-        minimum=0,
     ),
     _Spec(("--instance-type",), "instance_type", "str", "instance type of this VM"),
-    _Spec(("--num-cpus",), "num_cpus", "int", "vCPUs of this VM", minimum=1),
-    _Spec(("--memory",), "memory", "float", "memory of this VM in GB", minimum=0),
-    _Spec(("--local-ssd",), "local_ssd", "float", "local SSD of this VM in GB", minimum=0),
-    _Spec(("--boot-disk",), "boot_disk", "float", "boot disk of this VM in GB", minimum=0),
+    _Spec(("--num-cpus",), "num_cpus", "int", "vCPUs of this VM"),
+    _Spec(("--memory",), "memory", "float", "memory of this VM in GB"),
+    _Spec(("--local-ssd",), "local_ssd", "float", "local SSD of this VM in GB"),
+    _Spec(("--boot-disk",), "boot_disk", "float", "boot disk of this VM in GB"),
     _Spec(("--is-spot",), "is_spot", "bool", "this VM is a spot VM (watch for notices)"),
-    _Spec(("--price",), "price", "float", "price of this VM in USD per hour", minimum=0),
+    _Spec(("--price",), "price", "float", "price of this VM in USD per hour"),
     _Spec(
         ("--num-simultaneous-tasks",),
         "num_simultaneous_tasks",
         "int",
         "tasks run at once (default: --num-cpus if known, else 1)",
         env=("NUM_TASKS_PER_INSTANCE",),
-        minimum=1,
     ),
     _Spec(
         ("--max-runtime",),
         "max_runtime",
         "float",
         "seconds a task may run before it is killed (default 3600)",
-        positive=True,
     ),
     _Spec(
         ("--max-memory-allowed-per-task",),
         "max_memory_allowed_per_task",
         "float",
         "address-space limit per task in GB (RLIMIT_AS); exceeding it is a memory outcome",
-        positive=True,
     ),
     _Spec(
         ("--max-attempts",),
         "max_attempts",
         "int",
         "application-failure attempts before a task is dead-lettered (default 5; 0 = no cap)",
-        minimum=0,
     ),
     _Spec(
         ("--max-preemptions",),
@@ -179,14 +173,12 @@ _SPECS: tuple[_Spec, ...] = (
         "int",
         "deliveries lost to preemption or shutdown before a task is dead-lettered "
         "(default 20; 0 = no cap)",
-        minimum=0,
     ),
     _Spec(
         ("--shutdown-grace-period",),
         "shutdown_grace_period",
         "float",
         "seconds running tasks get to finish after SIGINT/SIGTERM (default 30)",
-        minimum=0,
     ),
     _Spec(
         ("--tasks-to-skip",),
@@ -194,14 +186,12 @@ _SPECS: tuple[_Spec, ...] = (
         "int",
         "skip this many tasks at the start of the task file",
         env=("TO_SKIP",),
-        minimum=0,
     ),
     _Spec(
         ("--max-num-tasks",),
         "max_num_tasks",
         "int",
         "stop after starting this many tasks",
-        minimum=0,
     ),
     _Spec(
         ("--retry-on-exit",),
@@ -226,38 +216,33 @@ _SPECS: tuple[_Spec, ...] = (
         "simulate_spot_termination_after",
         "float",
         "simulate a spot termination notice this many seconds after start",
-        minimum=0,
     ),
     _Spec(
         ("--simulate-spot-termination-delay",),
         "simulate_spot_termination_delay",
         "float",
         "seconds from a (simulated) notice until running tasks are killed and released",
-        minimum=0,
     ),
     _Spec(
         ("--exit-when-idle",),
         "exit_when_idle",
         "float",
         "queue mode: exit after the queue stayed empty this many seconds (default: never)",
-        minimum=0,
     ),
     _Spec(
         ("--visibility-timeout",),
         "visibility_timeout",
         "float",
         "queue mode: lease length in seconds, renewed every third of it (default 120)",
-        positive=True,
     ),
     _Spec(("-v", "--verbose"), "verbose", "count", "more log output on stderr (repeatable)"),
 )
 
 
 def _check_range(spec: _Spec, value: float, source: str) -> None:
-    if spec.positive and value <= 0:
-        raise ConfigError(f"{source}: must be greater than 0, got {value}")
-    if spec.minimum is not None and value < spec.minimum:
-        raise ConfigError(f"{source}: must be at least {spec.minimum:g}, got {value}")
+    problem = range_problem(spec.dest, value)
+    if problem is not None:
+        raise ConfigError(f"{source}: {problem}")
 
 
 def parse_bool(text: str, source: str) -> bool:

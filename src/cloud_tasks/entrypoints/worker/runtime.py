@@ -39,6 +39,19 @@ class Prepared:
     server: ForkServer
 
 
+def _address_space_limit(memory_gb: float) -> int:
+    """``RLIMIT_AS`` in bytes for ``memory_gb``, never above the hard limit this process has.
+
+    A task process may lower its limits but not raise them: a value above the hard limit
+    would make ``setrlimit`` fail in every task instead of limiting it.
+    """
+    import resource
+
+    wanted = int(memory_gb * _GIB)
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    return wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+
+
 class Worker:
     """Runs ``process_task(task_id, task_data, worker_data) -> (success, result)`` for every task.
 
@@ -195,7 +208,7 @@ class Worker:
             self._process_task,
             worker_data,
             max_running=self.options.num_simultaneous_tasks or 1,
-            memory_limit_bytes=None if memory_limit is None else int(memory_limit * _GIB),
+            memory_limit_bytes=None if memory_limit is None else _address_space_limit(memory_limit),
             max_runtime_s=self.options.max_runtime,
         )
         # The task file is checked after the fork, so the fork server (and every task process)
