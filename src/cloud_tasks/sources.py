@@ -28,6 +28,7 @@ import attrs
 
 from cloud_tasks.adapters.retrying import call_with_retries
 from cloud_tasks.exceptions import CloudTasksError, TaskFileError
+from cloud_tasks.localfile import NotARegularFileError, open_regular_file
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -152,11 +153,13 @@ def open_location(location: Location) -> IO[bytes]:
 
 def _open_path(path: Path, where: str) -> IO[bytes]:
     try:
-        return path.open("rb")
+        return open_regular_file(path)
     except FileNotFoundError:
         raise TaskFileError(f"{where}: task file not found") from None
-    except IsADirectoryError:
-        raise TaskFileError(f"{where}: is a directory, not a task file") from None
+    except NotARegularFileError as exc:
+        raise TaskFileError(
+            f"{where}: is {exc.kind}, not a task file; give the path of a JSON or YAML file"
+        ) from None
     except OSError as exc:
         raise TaskFileError(f"{where}: cannot read task file: {exc.strerror or exc}") from None
 

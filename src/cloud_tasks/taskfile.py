@@ -19,14 +19,16 @@ import datetime
 import difflib
 import itertools
 import json
+import math
 import re
 import reprlib
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import yaml
-from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from cloud_tasks.domain.tasks import Task, encoded_size
 from cloud_tasks.exceptions import TaskFileError
@@ -45,6 +47,7 @@ _LOOKAHEAD_CHARS = 16
 _NOT_JSON_SPACE = re.compile(r"[^ \t\n\r]")
 _SEPARATOR = re.compile(r"[ \t\n\r]*,[ \t\n\r]*")
 _KEYS = ("task_id", "data")
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = 40
@@ -150,6 +153,7 @@ def _tasks(
                 and len(value) == 2
                 and type(task_id := value.get("task_id")) is str
                 and task_id
+                and (task_id.isascii() or _is_unicode(task_id))
                 and type(data := value.get("data")) is dict
                 and not from_yaml
             ):
@@ -214,6 +218,11 @@ def _make_task(value: Any, *, from_yaml: bool) -> Task:
         )
     if not task_id:
         raise _Located("task_id must not be empty")
+    if not _is_unicode(task_id):
+        raise _Located(
+            f"task_id {_SHORT.repr(task_id)} holds a lone surrogate (an unpaired \\ud800-"
+            "\\udfff escape), which is not Unicode text and cannot be stored; fix the id"
+        )
     if not isinstance(data, dict):
         raise _Located(f"data must be a mapping, got {_type_name(data)}")
     if from_yaml:
@@ -223,13 +232,66 @@ def _make_task(value: Any, *, from_yaml: bool) -> Task:
     return Task(task_id, data)
 
 
-_JSON_SCALARS = (str, int, float, bool, type(None))
+_JSON_SCALARS = (str, int, bool, type(None))
+
+
+def _is_unicode(text: str) -> bool:
+    """False when ``text`` holds a lone surrogate (``"\\ud800"`` in JSON): not storable text."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class _NotStorable(Exception):
+    """Valid JSON syntax whose value cannot be stored as JSON (raised from decoder hooks)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotStorable(f"{name} is not JSON (numbers must be finite); write null or a string")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _NotStorable(
+            f"the number {_SHORT.repr(text)} is too large for a float (it would become "
+            "Infinity, which is not JSON); write it as a string"
+        )
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _NotStorable(f"key {_SHORT.repr(key)} is given twice in one object")
+            seen.add(key)
+    return result
+
+
+def _too_many_digits() -> str:
+    return (
+        f"an integer has more than {sys.get_int_max_str_digits()} digits, more than Python "
+        "reads; write it as a string"
+    )
 
 
 def _json_problem(value: Any, path: str, checked: set[int]) -> str | None:
     """Why a YAML value cannot travel as JSON (a date, a set, binary, a non-string key)."""
     if isinstance(value, _JSON_SCALARS):
         return None
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return None
+        return f"{path}: {value} is not JSON (numbers must be finite); write null or a string"
     if id(value) in checked:  # a YAML alias to an already checked value
         return None
     if isinstance(value, dict):
@@ -358,7 +420,11 @@ def _json_records(source: _JsonStream) -> _Records:
 def _json_elements(source: _JsonStream) -> _Records:
     """Yield the list's elements; ``source.pos`` is at the first one and ends after ']'."""
     # The decoder's scanner (C when available); typeshed does not declare the attribute.
-    scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+    # NaN, Infinity, 1e999 and duplicate keys are valid to Python's parser but not storable JSON.
+    decoder = json.JSONDecoder(
+        object_pairs_hook=_unique_keys, parse_constant=_refuse_constant, parse_float=_finite_float
+    )
+    scan: Callable[[str, int], tuple[Any, int]] = decoder.scan_once  # type: ignore[attr-defined]
     separator = _SEPARATOR.match
     index = 0
     while True:
@@ -380,6 +446,12 @@ def _json_elements(source: _JsonStream) -> _Records:
             raise source.fail(error_pos, f"invalid JSON: {message}", index) from None
         except RecursionError:
             raise source.fail(pos, "invalid JSON: nested too deeply", index) from None
+        except _NotStorable as exc:
+            raise source.fail(pos, exc.problem, index) from None
+        except ValueError:
+            # int() refuses more digits than sys.get_int_max_str_digits(); a prefix cut at the
+            # end of the buffer already has that many, so the whole number is refused too.
+            raise source.fail(pos, _too_many_digits(), index) from None
         if end >= len(buf) and not source.eof:
             source.more()  # a number or literal may continue in the next chunk
             continue
@@ -436,6 +508,8 @@ def _yaml_records(stream: IO[bytes], where: str) -> _Records:
                 size = _expanded_size(item, expanded)
             except RecursionError:
                 raise TaskFileError(_at(where, index, line) + "nested too deeply") from None
+            except _NotStorable as exc:
+                raise TaskFileError(_at(where, index, line) + exc.problem) from None
             if size > MAX_YAML_TASK_NODES:
                 raise TaskFileError(
                     _at(where, index, line)
@@ -448,6 +522,8 @@ def _yaml_records(stream: IO[bytes], where: str) -> _Records:
                 raise TaskFileError(_at(where, index, line) + _yaml_error(exc, "")) from None
             except RecursionError:
                 raise TaskFileError(_at(where, index, line) + "nested too deeply") from None
+            except ValueError:
+                raise TaskFileError(_at(where, index, line) + _too_many_digits()) from None
             yield index, value, line
     finally:
         loader.dispose()
@@ -471,8 +547,23 @@ def _expanded_size(node: Node, sizes: dict[int, int]) -> int:
         total += sum(
             _expanded_size(key, sizes) + _expanded_size(value, sizes) for key, value in node.value
         )
+        _check_unique_keys(node)
     sizes[id(node)] = total
     return total
+
+
+def _check_unique_keys(node: MappingNode) -> None:
+    """Refuse a mapping that gives one key twice (YAML would keep the last silently)."""
+    seen: set[tuple[str, str]] = set()
+    for key, _ in node.value:
+        if isinstance(key, ScalarNode) and key.tag != _MERGE_TAG:
+            spelled = (key.tag, key.value)
+            if spelled in seen:
+                raise _NotStorable(
+                    f"key {_SHORT.repr(key.value)} is given twice in one mapping "
+                    f"(line {key.start_mark.line + 1})"
+                )
+            seen.add(spelled)
 
 
 def _yaml_error(exc: yaml.YAMLError, where: str) -> str:

@@ -135,7 +135,12 @@ def _task_from_record(record: object, index: int) -> Task:
     if not isinstance(data, Mapping):
         raise TaskFileError(where + f"data must be a mapping, got {type(data).__name__}")
     try:
-        json.dumps(dict(data))
+        task_id.encode("utf-8")
+    except UnicodeEncodeError:
+        raise TaskFileError(where + "task_id holds a lone surrogate: not Unicode text") from None
+    try:
+        # allow_nan=False: NaN and Infinity are not JSON; a task file refuses them too.
+        json.dumps(dict(data), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise TaskFileError(where + f"data is not JSON-serializable: {exc}") from None
     return Task(task_id, dict(data))

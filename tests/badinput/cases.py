@@ -8,6 +8,7 @@ the task index, and the problem.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -84,6 +85,12 @@ CONFIG_CASES: tuple[Case, ...] = (
     _c("deeply_nested.yml", "nested more than 100 levels deep", "line "),
     _c("missing_config.yml", "configuration file not found"),
     _c("too_large.yml", "larger than 1 MB"),
+    _c("fifo.yml", "is a named pipe (FIFO)"),
+    _c("huge_integer.yml", "a number has more digits than Python reads"),
+    _c("max_runtime_25_days.yml", "local.max_runtime", "at most 604800 seconds"),
+    _c("huge_memory_limit.yml", "local.max_memory_allowed_per_task", "from 0.01 to"),
+    _c("tiny_cpus_per_task.yml", "local.cpus_per_task", "from 0.01 to", "1e-300"),
+    _c("infinite_cost.yml", "local.max_total_cost", "finite"),
 )
 
 TASK_CASES: tuple[Case, ...] = (
@@ -126,6 +133,9 @@ TASK_CASES: tuple[Case, ...] = (
     _t("deeply_nested.yaml", "task index 0", "line 2", "nested more than 100 levels deep"),
     _t("missing_tasks.json", "not found"),
     _t("two_megabyte_task.json", "262144-byte message limit", "huge", worker=False),
+    _t("fifo.json", "is a named pipe (FIFO), not a task file"),
+    _t("directory.json", "is a directory, not a task file"),
+    _t("devnull.json", "is a character device, not a task file"),
 )
 
 
@@ -139,6 +149,18 @@ def _too_large_config(path: Path) -> None:
     path.write_text(head + "# padding\n" * 120_000)
 
 
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def _directory(path: Path) -> None:
+    path.mkdir()
+
+
+def _devnull(path: Path) -> None:
+    path.symlink_to(os.devnull)
+
+
 #: Cases written by the test rather than kept in the corpus (too large to keep, or missing on
 #: purpose: no writer).
 GENERATED: dict[str, Callable[[Path], None] | None] = {
@@ -146,6 +168,13 @@ GENERATED: dict[str, Callable[[Path], None] | None] = {
     "too_large.yml": _too_large_config,
     "missing_config.yml": None,
     "missing_tasks.json": None,
+    "fifo.json": _fifo,
+    "fifo.yml": _fifo,
+    "directory.json": _directory,
+    "devnull.json": _devnull,
+    "huge_integer.yml": lambda path: path.write_text(
+        "provider: local\nlocal:\n  job_id: bad-input\n  max_instances: " + "9" * 5000 + "\n"
+    ),
 }
 
 

@@ -27,6 +27,7 @@ from cloud_tasks.config.yamlfile import MAX_CONFIG_BYTES, read_config_file
 from cloud_tasks.domain import ranges, validation
 from cloud_tasks.domain.options import PROVIDERS, JobConfig, ProviderOptions, RunOptions
 from cloud_tasks.exceptions import ConfigError
+from cloud_tasks.localfile import read_regular_file
 
 DEFAULT_PROVIDER = "local"
 CATALOG_NAMES: tuple[str, ...] = ("aws", "gcp", "all")
@@ -369,8 +370,7 @@ def _resolve_files(resolver: _Resolver) -> None:
     if script_file is None:
         return
     try:
-        with open(script_file, "rb") as stream:
-            raw = stream.read(MAX_CONFIG_BYTES + 1)
+        raw = read_regular_file(script_file, MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise resolver.fail_at("startup_script_file", f"file {script_file} not found") from None
     except OSError as exc:

@@ -18,6 +18,7 @@ from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode
 
 from cloud_tasks.exceptions import ConfigError
+from cloud_tasks.localfile import NotARegularFileError, read_regular_file
 from cloud_tasks.yaml_depth import TooDeep, check_yaml_depth
 
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -99,14 +100,13 @@ def read_config_file(path: Path) -> Any:
     """
     where = str(path)
     try:
-        with path.open("rb") as stream:
-            raw = stream.read(MAX_CONFIG_BYTES + 1)
+        raw = read_regular_file(path, MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(
             f"{where}: configuration file not found; check the --config path"
         ) from None
-    except IsADirectoryError:
-        raise ConfigError(f"{where}: is a directory; --config needs a YAML file") from None
+    except NotARegularFileError as exc:
+        raise ConfigError(f"{where}: is {exc.kind}; --config needs a YAML file") from None
     except OSError as exc:
         raise ConfigError(
             f"{where}: cannot read configuration file: {exc.strerror or exc}"

@@ -39,6 +39,7 @@ from cloud_tasks.domain.selection import Candidate, rank_offers_in_zone
 from cloud_tasks.domain.sizing import target_pool_size
 from cloud_tasks.domain.tasks import Envelope, Task
 from cloud_tasks.exceptions import ConfigError
+from cloud_tasks.localfile import read_regular_file
 from cloud_tasks.manager.plan import ZoneChoice, launch_options, on_demand_options
 from cloud_tasks.manager.pool import PoolManager, PoolSettings
 from cloud_tasks.manager.simworkers import EventDrivenWorkers, FleetStats, run_on_virtual_time
@@ -175,7 +176,11 @@ def duration_model_from_option(text: str, *, base: Path | None = None) -> Durati
     if base is not None and not path.is_absolute():
         path = base / path
     try:
-        content = path.read_text(encoding="utf-8")
+        content = read_regular_file(path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"--task-duration {text}: not UTF-8 text; is it a file of durations?"
+        ) from None
     except OSError as exc:
         raise ConfigError(
             f"--task-duration {text}: not a number, uniform:A,B, lognormal:MU,SIGMA or a "

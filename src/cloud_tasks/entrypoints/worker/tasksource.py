@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 from cloud_tasks.domain.tasks import Task
@@ -29,12 +28,8 @@ def load_tasks(
             raise TaskFileError(f"task_source failed: {exc}") from exc
         tasks: Iterable[Task] = _tasks_from_records(records, "task_source")
     else:
-        from cloud_tasks.sources import is_remote
-
+        # Missing files, FIFOs, directories and devices are told apart by the reader itself.
         path = os.fspath(source) if source is not None else ""
-        # s3://, gs:// and http(s):// files are checked by reading them, just below.
-        if not is_remote(path) and not Path(path).is_file():
-            raise TaskFileError(f"{path}: task file not found")
         for _ in _iter_file(path):
             pass
         tasks = _LazyFile(path)
