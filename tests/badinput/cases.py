@@ -133,6 +133,16 @@ TASK_CASES: tuple[Case, ...] = (
     _t("deeply_nested.yaml", "task index 0", "line 2", "nested more than 100 levels deep"),
     _t("missing_tasks.json", "not found"),
     _t("two_megabyte_task.json", "262144-byte message limit", "huge", worker=False),
+    _t("lone_surrogate_task_id.json", "task index 0", "lone surrogate"),
+    _t("huge_integer_in_data.json", "task index 1", "more than 4300 digits"),
+    _t("huge_integer_in_data.yaml", "task index 0", "more than 4300 digits"),
+    _t("nan_in_data.json", "task index 0", "NaN is not JSON"),
+    _t("infinity_in_data.json", "task index 0", "-Infinity is not JSON"),
+    _t("float_overflow_in_data.json", "task index 0", "'1e999'", "Infinity"),
+    _t("nan_in_data.yaml", "task index 0", "data.x", "not JSON"),
+    _t("duplicate_key_in_data.json", "task index 0", "key 'x' is given twice"),
+    _t("duplicate_task_id_key.json", "task index 0", "key 'task_id' is given twice"),
+    _t("duplicate_key_in_data.yaml", "task index 0", "key 'x' is given twice", "line 4"),
     _t("fifo.json", "is a named pipe (FIFO), not a task file"),
     _t("directory.json", "is a directory, not a task file"),
     _t("devnull.json", "is a character device, not a task file"),
@@ -168,6 +178,12 @@ GENERATED: dict[str, Callable[[Path], None] | None] = {
     "too_large.yml": _too_large_config,
     "missing_config.yml": None,
     "missing_tasks.json": None,
+    "huge_integer_in_data.json": lambda path: path.write_text(
+        '[{"task_id": "a", "data": {}},\n {"task_id": "b", "data": {"n": ' + "9" * 5000 + "}}]"
+    ),
+    "huge_integer_in_data.yaml": lambda path: path.write_text(
+        "- task_id: a\n  data: {n: " + "9" * 5000 + "}\n"
+    ),
     "fifo.json": _fifo,
     "fifo.yml": _fifo,
     "directory.json": _directory,

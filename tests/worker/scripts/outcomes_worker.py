@@ -41,6 +41,10 @@ def process_task(task_id: str, data: dict[str, Any], worker_data: WorkerData) ->
     if mode == "memory":
         blob = bytearray(8 * 1024**3)
         return True, {"size": len(blob)}
+    if mode == "not_bool":
+        return "no", {"looks": "like success"}
+    if mode == "int_success":
+        return 1, {}
     if mode == "unserializable":
         return True, {"value": object()}
     if mode == "options":

@@ -6,14 +6,16 @@ import asyncio
 import collections
 import contextlib
 import datetime
+import errno
 import functools
 import json
 import logging
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from cloud_tasks.exceptions import CloudTasksError
+from cloud_tasks.exceptions import CloudTasksError, ConfigError
 from cloud_tasks.ports import Clock, EventQueue
 
 logger = logging.getLogger("cloud_tasks.worker")
@@ -34,6 +36,49 @@ FATAL_EXCEPTION = "fatal_exception"
 _QUEUE_BATCH = 100
 
 Event = tuple[str, dict[str, Any]]
+
+
+#: Kernel file systems: their files accept an open for writing, then fail or mean something else.
+_VIRTUAL_ROOTS = (Path("/proc"), Path("/sys"))
+
+
+def open_event_log(path: str) -> IO[str]:
+    """Open the event log for appending; a bad path is one ``ConfigError`` line.
+
+    The folder must exist: it is never created (a typo must not make folders anywhere), and a
+    named pipe with no reader is refused rather than waited on.
+    """
+    where = f"--event-log-file {path!r}"
+    target = Path(path)
+    if not path:
+        raise ConfigError(f"{where}: give a file name")
+    resolved = target.resolve()
+    if any(resolved.is_relative_to(root) for root in _VIRTUAL_ROOTS):
+        raise ConfigError(f"{where}: is on a kernel file system, not a place for a log")
+    try:
+        fd = os.open(
+            target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o644
+        )
+    except (FileNotFoundError, NotADirectoryError):
+        folder = target.parent
+        if folder.is_dir():
+            raise ConfigError(f"{where}: cannot create a file in {folder}") from None
+        if folder.exists():
+            raise ConfigError(f"{where}: {str(folder)!r} is not a folder") from None
+        raise ConfigError(
+            f"{where}: folder {str(folder)!r} does not exist; create it first or choose "
+            "another path (it is not created for you)"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{where}: is a directory; give the path of a file") from None
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno == errno.ENXIO:
+            problem = "is a named pipe that nothing reads"
+        else:
+            problem = f"cannot write the event log: {getattr(exc, 'strerror', None) or exc}"
+        raise ConfigError(f"{where}: {problem}; choose a writable file") from None
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "a", encoding="utf-8")
 
 
 def utc_timestamp(seconds: float) -> str:
@@ -68,10 +113,7 @@ class EventLog:
         self._instance_id = instance_id
         self._file: IO[str] | None = None
         if path is not None:
-            target = Path(path)
-            if target.parent != Path():
-                target.parent.mkdir(parents=True, exist_ok=True)
-            self._file = target.open("a", encoding="utf-8")
+            self._file = open_event_log(path)
         self._queue = event_queue
         self._pending: list[dict[str, Any]] = []
         # Events handed to the queue sender so far, and how many of them are stored.
@@ -215,5 +257,6 @@ __all__ = [
     "TASK_TIMED_OUT",
     "Event",
     "EventLog",
+    "open_event_log",
     "utc_timestamp",
 ]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from cloud_tasks.domain.ranges import range_problem
+from cloud_tasks.domain.ranges import RANGES, range_problem
 from cloud_tasks.exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -264,8 +264,16 @@ def _convert(spec: _Spec, text: str, source: str) -> Any:
     try:
         number = int(text) if spec.kind in ("int", "count") else float(text)
     except ValueError:
+        digits = text.strip().lstrip("+-")
+        bounds = RANGES.get(spec.dest)
+        if digits.isdigit() and bounds is not None:
+            # int() refuses more digits than sys.get_int_max_str_digits(): out of range anyway.
+            raise ConfigError(
+                f"{source}: must be {bounds.describe()}, got a number of {len(digits)} digits"
+            ) from None
         noun = "an integer" if spec.kind in ("int", "count") else "a number"
-        raise ConfigError(f"{source}: expected {noun}, got {text!r}") from None
+        shown = text if len(text) <= 40 else text[:30] + "..."
+        raise ConfigError(f"{source}: expected {noun}, got {shown!r}") from None
     _check_range(spec, number, source)
     return number
 

@@ -224,6 +224,11 @@ class Worker:
                 tasks = load_tasks(
                     source, skip=self.options.tasks_to_skip, limit=self.options.max_num_tasks
                 )
+                if self.options.event_log_to_file:
+                    # Checked before any task runs (it is opened again, to append, by the log).
+                    from cloud_tasks.entrypoints.worker.events import open_event_log
+
+                    open_event_log(self.options.event_log_file).close()
         except BaseException:
             server.close()
             raise
