@@ -15,7 +15,11 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from cloud_tasks.domain.offers import InstanceOffer
-from cloud_tasks.domain.tasks import Envelope, Task
+from cloud_tasks.domain.tasks import SQS_MAX_MESSAGE_BYTES, Envelope, Task
+
+#: The largest event (compact JSON, UTF-8) any ``EventQueue`` takes: the smallest limit of any
+#: provider (SQS, 256 KiB), on every provider, so a worker behaves the same on all of them.
+MAX_EVENT_BYTES = SQS_MAX_MESSAGE_BYTES
 
 
 @attrs.frozen
@@ -110,7 +114,8 @@ class ReceivedEvent:
 class EventQueue(Protocol):
     """The ``<queue>-events`` queue workers report to (SPEC §10 events, as JSON objects).
 
-    At-least-once like ``TaskQueue``; consumers must tolerate duplicates.
+    At-least-once like ``TaskQueue``; consumers must tolerate duplicates. ``send`` refuses
+    (``ProviderError``, before any is sent) an event larger than ``MAX_EVENT_BYTES``.
     """
 
     name: str

@@ -263,7 +263,7 @@ def test_missing_file_is_refused_at_once() -> None:
 
 def test_directory_is_refused() -> None:
     Path("d.json").mkdir()
-    with pytest.raises(TaskFileError, match=r"^d\.json: is a directory, not a task file$"):
+    with pytest.raises(TaskFileError, match=r"^d\.json: is a directory, not a task file; give "):
         iter_tasks("d.json")
 
 

@@ -121,6 +121,7 @@ def test_each_task_runs_in_a_fresh_process(tmp_path: Path) -> None:
 def test_skip_and_max_num_tasks_from_the_environment(tmp_path: Path) -> None:
     tasks = [{"task_id": f"t{i}", "data": {"mode": "success"}} for i in range(10)]
     write_tasks(tmp_path / "tasks.yaml", tasks)  # JSON is valid YAML
+    (tmp_path / "logs").mkdir()  # the event log's folder is never created for you
     proc = run_script(
         "outcomes_worker.py",
         ["--max-num-tasks", "3"],

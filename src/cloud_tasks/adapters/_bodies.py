@@ -8,14 +8,27 @@ from typing import Any
 
 from cloud_tasks.domain.tasks import Envelope
 from cloud_tasks.exceptions import ProviderError
+from cloud_tasks.ports import MAX_EVENT_BYTES
 
 
 def encode_events(queue_name: str, events: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Each event as compact JSON; ``ProviderError`` before any is sent if one cannot be."""
+    """Each event as compact JSON; ``ProviderError`` before any is sent if one cannot be.
+
+    Every adapter refuses an event over ``MAX_EVENT_BYTES`` here, whatever its own service
+    would take, so an oversized event fails the same way on every provider.
+    """
     try:
-        return [json.dumps(dict(event), separators=(",", ":")) for event in events]
+        bodies = [json.dumps(dict(event), separators=(",", ":")) for event in events]
     except (TypeError, ValueError) as exc:
         raise ProviderError(f"queue {queue_name!r}: event is not JSON-serializable: {exc}") from exc
+    for body in bodies:
+        size = len(body.encode("utf-8"))
+        if size > MAX_EVENT_BYTES:
+            raise ProviderError(
+                f"queue {queue_name!r}: an event is {size} bytes, over the {MAX_EVENT_BYTES}-byte "
+                "event limit"
+            )
+    return bodies
 
 
 def encode_envelopes(

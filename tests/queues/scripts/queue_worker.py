@@ -13,6 +13,10 @@ def process_task(task_id: str, data: dict[str, Any], worker_data: WorkerData) ->
     mode = data.get("mode", "work")
     if mode == "fail_once":
         return worker_data.attempt >= 2, {"attempt": worker_data.attempt}
+    if mode == "big_result":
+        return True, {"blob": "x" * data["bytes"]}
+    if mode == "big_exception":
+        raise ValueError("y" * data["bytes"])
     if mode == "timeout":
         time.sleep(120)
     time.sleep(data.get("seconds", 0.05))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from cloud_tasks.exceptions import CloudTasksError, ConfigError
-from cloud_tasks.ports import Clock, EventQueue
+from cloud_tasks.ports import MAX_EVENT_BYTES, Clock, EventQueue
 
 logger = logging.getLogger("cloud_tasks.worker")
 
@@ -34,6 +34,8 @@ FATAL_EXCEPTION = "fatal_exception"
 
 # Events per send call; the adapters split it into the batches their service takes.
 _QUEUE_BATCH = 100
+# The longest timestamp utc_timestamp writes (with microseconds), for sizing an event early.
+_LONGEST_TIMESTAMP = "2000-01-01T00:00:00.000000+00:00"
 
 Event = tuple[str, dict[str, Any]]
 
@@ -86,6 +88,11 @@ def utc_timestamp(seconds: float) -> str:
     return datetime.datetime.fromtimestamp(seconds, datetime.UTC).isoformat()
 
 
+def _too_large(line: str) -> bool:
+    """Whether an event line (ASCII JSON) is over the limit once written compactly."""
+    return len(json.dumps(json.loads(line), separators=(",", ":"))) > MAX_EVENT_BYTES
+
+
 class EventLog:
     """Builds events and delivers them to the log file and the event queue.
 
@@ -133,6 +140,17 @@ class EventLog:
             self._sender = asyncio.get_running_loop().create_task(self._send_forever())
             self._sender.add_done_callback(self._sender_stopped)
 
+    def encoded_size(self, event_type: str, fields: dict[str, Any]) -> int:
+        """Bytes the event would take on the event queue (at most a few more than it will)."""
+        event = {
+            "timestamp": _LONGEST_TIMESTAMP,
+            "hostname": self._hostname,
+            "instance_id": self._instance_id(),
+            "event_type": event_type,
+            **fields,
+        }
+        return len(json.dumps(event, separators=(",", ":"), default=str))
+
     def emit(self, event_type: str, **fields: Any) -> dict[str, Any]:
         """Record one event and return it; a queue send follows in the background."""
         event: dict[str, Any] = {
@@ -146,7 +164,16 @@ class EventLog:
         if self._file is not None:
             self._file.write(line + "\n")
             self._file.flush()
-        if self._queue is not None:
+        if self._queue is not None and len(line) > MAX_EVENT_BYTES and _too_large(line):
+            # The worker makes a task's oversized outcome an error outcome before it gets here;
+            # anything still too large is kept out of the queue rather than retried forever.
+            logger.error(
+                "event %s of %d bytes is over the event queue's %d-byte limit; not sent",
+                event_type,
+                len(line),
+                MAX_EVENT_BYTES,
+            )
+        elif self._queue is not None:
             self._pending.append(json.loads(line))
             self._queued += 1
             self._wakeup.set()

@@ -43,7 +43,14 @@ from cloud_tasks.entrypoints.worker.forkserver import (
 from cloud_tasks.entrypoints.worker.options import WorkerOptions
 from cloud_tasks.entrypoints.worker.summary import RunSummary
 from cloud_tasks.exceptions import CloudTasksError, ConfigError
-from cloud_tasks.ports import Clock, EventQueue, InstanceMetadata, ReceivedTask, TaskQueue
+from cloud_tasks.ports import (
+    MAX_EVENT_BYTES,
+    Clock,
+    EventQueue,
+    InstanceMetadata,
+    ReceivedTask,
+    TaskQueue,
+)
 
 logger = logging.getLogger("cloud_tasks.worker")
 
@@ -60,6 +67,14 @@ _KINDS = {
 # two minutes ahead, GCP 30 seconds; both leave a margin to release the messages.
 _NOTICE_TO_DEADLINE_S = {"aws": 100.0, "gcp": 20.0}
 _DEFAULT_NOTICE_TO_DEADLINE_S = 20.0
+# Characters of an oversized traceback kept in the error outcome that replaces it.
+_KEPT_TRACEBACK_CHARS = 4096
+
+
+def _short(task_id: str) -> str:
+    return (
+        repr(task_id) if len(task_id) <= 80 else repr(task_id[:60]) + f"... ({len(task_id)} chars)"
+    )
 
 
 @attrs.frozen
@@ -515,6 +530,34 @@ class WorkerService:
         fields["reason"] = attempt.release_reason or "preempted"
         return ev.TASK_RELEASED, fields
 
+    def _fit_event(self, task_id: str, attempt_no: int, attempt: Attempt) -> Attempt:
+        """The attempt, or an exception outcome when its event would not fit the event queue.
+
+        SPEC §7: a result too large to report is an error outcome of that task (never a stall
+        of the worker); the limit is the same on every provider (``MAX_EVENT_BYTES``).
+        """
+        if self._events is None or not attempt.started:
+            return attempt
+        event_type, fields = self._attempt_event(task_id, attempt_no, attempt, Fail("sizing"))
+        size = self._events.encoded_size(event_type, fields)
+        if size <= MAX_EVENT_BYTES:
+            return attempt
+        kind = attempt.kind
+        what = "exception text" if kind in (OutcomeKind.EXCEPTION, OutcomeKind.MEMORY) else "result"
+        note = (
+            f"the {what} of task {_short(task_id)} makes its event {size} bytes, over the "
+            f"{MAX_EVENT_BYTES}-byte limit of the event queue; the {what} was dropped: keep "
+            "large outputs in a file or a bucket and return where they are"
+        )
+        if what == "exception text":
+            # Keep the end of the traceback, where the error is.
+            tail = (attempt.exception or "")[-_KEPT_TRACEBACK_CHARS:]
+            note = f"{note}\n... {tail}"
+            return attrs.evolve(attempt, exception=note)
+        return Attempt(
+            OutcomeKind.EXCEPTION, attempt.elapsed_s, exception=f"ResultTooLargeError: {note}"
+        )
+
     async def _deliver(self, events: Sequence[ev.Event]) -> bool:
         """Store ``events`` (file and event queue) before the message they report is settled."""
         if self._events is None:
@@ -560,6 +603,7 @@ class WorkerService:
             attempt = self._classify(future.result(), running)
             if not attempt.started:
                 return
+            attempt = self._fit_event(running.task_id, 1, attempt)
             decision = decide_outcome(attempt.kind, self.options.retry_policy, failures=0)
             event_type, fields = self._attempt_event(running.task_id, 1, attempt, decision)
             self._emit(event_type, **fields)
@@ -657,6 +701,7 @@ class WorkerService:
                 await self._queue_call(queue.ack, message.receipt)
             return
         attempt = await self._execute(message.task_id, dict(message.data), message.attempt)
+        attempt = self._fit_event(message.task_id, message.attempt, attempt)
         decision = decide_outcome(
             attempt.kind,
             policy,
