@@ -96,3 +96,25 @@ def test_bad_input_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None
     assert code == 2 and "always runs on the memory provider" in err
     code, err = _fails(capsys, "--num-tasks", "5", "--task-duration", "5", "--min-cpu", "4096")
     assert code == 1 and err.startswith("Error:") and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("--num-tasks", "5", "--task-duration", "1e300"), "from 0 to 604800 seconds"),
+        (("--num-tasks", "5", "--task-duration", "lognormal:40,1"), "a task duration must be"),
+        (("--num-tasks", "10000", "--task-duration", "86400"), "a simulation covers"),
+        (("--num-tasks", "10000000000", "--task-duration", "1"), "--num-tasks: must be from 1"),
+        (("--num-tasks", "5", "--task-duration", "1", "--boot-time", "inf"), "--boot-time"),
+        (("--num-tasks", "5", "--task-duration", "1", "--preemption-rate", "nan"), "NaN"),
+        (("--num-tasks", "5", "--task-duration", "1", "--max-runtime", "1e9"), "--max-runtime"),
+    ],
+)
+def test_hostile_numbers_are_refused_at_once(
+    capsys: pytest.CaptureFixture[str], args: tuple[str, ...], fragment: str
+) -> None:
+    # Each of these used to run for hours of CPU (or forever) before saying anything.
+    code, err = _fails(capsys, *args)
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("Error:"), err
+    assert fragment in lines[0]
