@@ -39,6 +39,8 @@ def test_python_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "calibrate {}" in capsys.readouterr().out
 
 
+_DIRECTORY = "<a directory>"
+
 # Files that produce each documented message (the table's rows, in order).
 _ERROR_FILES = [
     ("tasks.json", '{"task_id": "a"}'),
@@ -65,6 +67,9 @@ _ERROR_FILES = [
     ("tasks.txt", ""),
     (None, None),
     ("tasks.json", None),
+    ("tasks.json", '[{"task_id": "a", "data": {"x": NaN}}]'),
+    ("tasks.json", '[{"task_id": "a", "data": {"x": 1, "x": 2}}]'),
+    ("tasks.json", _DIRECTORY),
 ]
 
 
@@ -74,7 +79,9 @@ def test_documented_error_messages_are_real() -> None:
     for expected, (name, text) in zip(rows, _ERROR_FILES, strict=True):
         for old in Path().glob("tasks.*"):
             old.unlink()
-        if name is not None and text is not None:
+        if text == _DIRECTORY:
+            Path(name or "tasks.json").mkdir()
+        elif name is not None and text is not None:
             Path(name).write_text(text)
         elif name is not None:
             Path(name).write_bytes(b"[" + b" " * 1042 + b"\xff]")
