@@ -48,6 +48,7 @@ def test_extremes_are_refused_everywhere(name: str, value: float) -> None:
 def test_in_range_exactly_when_inside_the_bounds(name: str, value: float) -> None:
     bounds = RANGES[name]
     low_ok = value > bounds.low if bounds.above_low else value >= bounds.low
+    low_ok = low_ok or (bounds.or_zero and value == 0)
     assert (range_problem(name, value) is None) == (low_ok and value <= bounds.high)
 
 
@@ -63,7 +64,10 @@ def test_in_range_exactly_when_inside_the_bounds(name: str, value: float) -> Non
         ("max_instances: " + "9" * 5000, "a number has more digits than Python reads"),
         ("max_instances: " + "9" * 40, "run.max_instances: must be from 0 to 100000"),
         ("keepalive_interval: .nan", "expected a finite number"),
-        ("scaling_check_interval: 0", "run.scaling_check_interval: must be greater than 0"),
+        ("scaling_check_interval: 0", "run.scaling_check_interval: must be from 0.1 to 86400"),
+        # A keep-alive or a lease renewal every nanosecond would spin; 0 still means off.
+        ("keepalive_interval: 1.0e-9", "run.keepalive_interval: must be 0 (off) or from 0.1"),
+        ("keepalive_timeout: 0.001", "run.keepalive_timeout: must be 0 (off) or from 1 to"),
     ],
 )
 def test_config_refuses_out_of_range_values(tmp_path: Path, yaml_text: str, fragment: str) -> None:
@@ -95,6 +99,8 @@ def test_flags_share_the_config_ranges() -> None:
             "RMS_CLOUD_TASKS_MAX_MEMORY_ALLOWED_PER_TASK: must be from 0.01 to",
         ),
         ([], {"RMS_CLOUD_TASKS_VISIBILITY_TIMEOUT": "-inf"}, "must be a finite number"),
+        (["--visibility-timeout", "1e-9"], {}, "--visibility-timeout: must be from 0.1 to"),
+        (["--keepalive-interval", "1e-9"], {}, "must be 0 (off) or from 0.1 to 86400"),
     ],
 )
 def test_worker_options_refuse_out_of_range_values(

@@ -24,12 +24,17 @@ _DAY_S = 24 * 3600.0
 
 @attrs.frozen
 class Range:
-    """``low <= value <= high`` (``low < value`` when ``above_low``), with a unit for messages."""
+    """``low <= value <= high`` (``low < value`` when ``above_low``), with a unit for messages.
+
+    ``or_zero``: 0 is also allowed (it means "off"), below a ``low`` that keeps a loop from
+    spinning (a keep-alive every nanosecond).
+    """
 
     low: float
     high: float
     unit: str = ""
     above_low: bool = False
+    or_zero: bool = False
 
     def describe(self) -> str:
         """The range as a person reads it: ``from 0 to 604800 seconds (7 days)``."""
@@ -37,11 +42,14 @@ class Range:
         high = f"{_number(self.high)}{unit}{_in_days(self.high, self.unit)}"
         if self.above_low:
             return f"greater than {_number(self.low)} and at most {high}"
+        if self.or_zero:
+            return f"0 (off) or from {_number(self.low)} to {high}"
         return f"from {_number(self.low)} to {high}"
 
     def interval(self) -> str:
         """The range as an interval, for tables: ``[0, 100000]``, ``(0, 604800]``."""
-        return f"{'(' if self.above_low else '['}{_number(self.low)}, {_number(self.high)}]"
+        interval = f"{'(' if self.above_low else '['}{_number(self.low)}, {_number(self.high)}]"
+        return f"0 or {interval}" if self.or_zero else interval
 
 
 def _number(value: float) -> str:
@@ -58,6 +66,10 @@ def _in_days(seconds: float, unit: str) -> str:
 
 def _seconds(high: float, *, above_zero: bool = False) -> Range:
     return Range(0.0, high, "seconds", above_zero)
+
+
+def _seconds_or_off(low: float, high: float) -> Range:
+    return Range(low, high, "seconds", or_zero=True)
 
 
 _COUNT = Range(0, 1_000_000)
@@ -114,15 +126,16 @@ RANGES: dict[str, Range] = {
     "max_attempts": _COUNT,
     "max_preemptions": _COUNT,
     # other run options (SPEC §4)
-    "scaling_check_interval": _seconds(_DAY_S, above_zero=True),
+    # Lower bounds on intervals keep a loop from spinning (a cloud API call every nanosecond).
+    "scaling_check_interval": Range(0.1, _DAY_S, "seconds"),
     "instance_termination_delay": _DELAY,
     "on_demand_after_preemptions": _COUNT,
     "max_runtime": _seconds(MAX_TASK_S, above_zero=True),
     # RLIMIT_AS of one task process: at least 10 MB, at most 1 PiB (far inside 2**63 bytes).
     "max_memory_allowed_per_task": Range(0.01, 1_000_000, "GB"),
-    "keepalive_interval": _seconds(_DAY_S),
-    "keepalive_startup_timeout": _DELAY,
-    "keepalive_timeout": _DELAY,
+    "keepalive_interval": _seconds_or_off(0.1, _DAY_S),
+    "keepalive_startup_timeout": _seconds_or_off(1, 7 * _DAY_S),
+    "keepalive_timeout": _seconds_or_off(1, 7 * _DAY_S),
     # worker-only options (SPEC §10)
     "num_cpus": Range(1, 100_000, "vCPUs"),
     "memory": _GB,
@@ -137,7 +150,7 @@ RANGES: dict[str, Range] = {
     "simulate_spot_termination_delay": _DELAY,
     "exit_when_idle": _seconds(30 * _DAY_S),
     # SQS's longest visibility timeout (12 hours); the lease is renewed every third of it.
-    "visibility_timeout": _seconds(12 * 3600.0, above_zero=True),
+    "visibility_timeout": Range(0.1, 12 * 3600.0, "seconds"),
     # simulate (SPEC §9)
     "task_duration": _seconds(MAX_TASK_S),
     "num_tasks": Range(1, 10_000_000),
@@ -161,6 +174,8 @@ def range_problem(name: str, value: Any) -> str | None:
     if value < 0 <= bounds.low:
         return f"must not be negative, got {_shown(value)}"
     too_low = value <= bounds.low if bounds.above_low else value < bounds.low
+    if bounds.or_zero and value == 0:
+        too_low = False
     if too_low or value > bounds.high:
         return f"must be {bounds.describe()}, got {_shown(value)}"
     return None
