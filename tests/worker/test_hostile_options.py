@@ -130,3 +130,15 @@ def test_fork_server_waits_safely_past_the_poll_limit() -> None:
     )
     worker.options = attrs.evolve(worker.options, max_runtime=60 * 86400.0)
     assert asyncio.run(asyncio.wait_for(worker.serve(), timeout=60)) == 0
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_full_disk_under_the_event_log_is_one_line(tmp_path: Path) -> None:
+    tasks = [{"task_id": f"t{i}", "data": {"mode": "success"}} for i in range(3)]
+    write_tasks(tmp_path / "tasks.json", tasks)
+    proc = run_script(
+        "outcomes_worker.py", ["--tasks", "tasks.json", "--event-log-file", "/dev/full"]
+    )
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot write the event log" in lines[0], proc.stderr

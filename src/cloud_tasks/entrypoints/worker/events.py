@@ -119,6 +119,7 @@ class EventLog:
         self._clock = clock
         self._instance_id = instance_id
         self._file: IO[str] | None = None
+        self._path = path
         if path is not None:
             self._file = open_event_log(path)
         self._queue = event_queue
@@ -162,8 +163,16 @@ class EventLog:
         }
         line = json.dumps(event, default=str)
         if self._file is not None:
-            self._file.write(line + "\n")
-            self._file.flush()
+            try:
+                self._file.write(line + "\n")
+                self._file.flush()
+            except OSError as exc:  # a full disk, a vanished mount
+                self._drop_file()
+                raise CloudTasksError(
+                    f"--event-log-file {self._path!r}: cannot write the event log "
+                    f"({exc.strerror or exc}); the worker stopped: free space or choose another "
+                    "file"
+                ) from None
         if self._queue is not None and len(line) > MAX_EVENT_BYTES and _too_large(line):
             # The worker makes a task's oversized outcome an error outcome before it gets here;
             # anything still too large is kept out of the queue rather than retried forever.
@@ -265,8 +274,13 @@ class EventLog:
         except CloudTasksError as exc:
             logger.error("lost %d events that could not be sent: %s", len(self._pending), exc)
         self.abandon()
+        self._drop_file()
+
+    def _drop_file(self) -> None:
         if self._file is not None:
-            self._file.close()
+            # Closing flushes: after a write failed, the flush fails the same way.
+            with contextlib.suppress(OSError):
+                self._file.close()
             self._file = None
 
 
