@@ -151,6 +151,9 @@ RANGES: dict[str, Range] = {
     "exit_when_idle": _seconds(30 * _DAY_S),
     # SQS's longest visibility timeout (12 hours); the lease is renewed every third of it.
     "visibility_timeout": Range(0.1, 12 * 3600.0, "seconds"),
+    # load_queue (SPEC §11)
+    "start_task": Range(0, 1_000_000_000_000),
+    "limit": Range(0, 1_000_000_000_000),
     # simulate (SPEC §9)
     "task_duration": _seconds(MAX_TASK_S),
     "num_tasks": Range(1, 10_000_000),

@@ -27,15 +27,47 @@ import click
 from cloud_tasks.config import PROVIDER_OPTIONS, RUN_OPTIONS, OptionSpec, load_config
 from cloud_tasks.config.schema import PROVIDER_FLAGS
 from cloud_tasks.domain.options import PROVIDERS, JobConfig
+from cloud_tasks.domain.ranges import range_problem
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: The run options that ``run_options`` offers as flags, in documentation order.
 RUN_FLAGS: tuple[str, ...] = tuple(name for name, spec in RUN_OPTIONS.items() if spec.flag)
 
+
+class Number(click.ParamType[float, Any]):
+    """An int or float flag whose error line stays short (a 5,000-digit value is not echoed),
+    checked against ``RANGES[range_name]`` when given (else the configuration loader checks it).
+    """
+
+    def __init__(self, kind: str, range_name: str | None = None) -> None:
+        self.kind = kind
+        self.name = "integer" if kind == "int" else "float"
+        self.range_name = range_name
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            number: float = value
+        else:
+            text = str(value)
+            try:
+                number = int(text) if self.kind == "int" else float(text)
+            except ValueError:
+                digits = text.strip().lstrip("+-")
+                if digits.isdigit():  # more digits than int() reads
+                    self.fail(f"a number of {len(digits)} digits is out of range", param, ctx)
+                shown = text if len(text) <= 40 else text[:30] + "..."
+                self.fail(f"{shown!r} is not a valid {self.name}", param, ctx)
+        if self.range_name is not None:
+            problem = range_problem(self.range_name, number)
+            if problem is not None:
+                self.fail(problem, param, ctx)
+        return number
+
+
 _CLICK_TYPES: dict[str, Any] = {
-    "int": click.INT,
-    "float": click.FLOAT,
+    "int": Number("int"),
+    "float": Number("float"),
     "str": click.STRING,
     "notify": click.STRING,
 }

@@ -15,6 +15,7 @@ from cloud_tasks.domain.options import JobConfig
 from cloud_tasks.domain.tasks import Envelope, Task, encoded_size
 from cloud_tasks.domain.text import shown as shown_value
 from cloud_tasks.entrypoints.cli.options import (
+    Number,
     common_options,
     format_option,
     resolve_config,
@@ -123,12 +124,12 @@ def _progress(enabled: bool, total: int) -> tuple[Callable[[int], None], Callabl
 )
 @click.option(
     "--start-task",
-    type=click.IntRange(min=0),
+    type=Number("int", "start_task"),
     default=0,
     show_default=True,
     help="Skip the first N tasks of the file (the first task is 0).",
 )
-@click.option("--limit", type=click.IntRange(min=0), default=None, help="Load at most N tasks.")
+@click.option("--limit", type=Number("int", "limit"), default=None, help="Load at most N tasks.")
 @click.option(
     "--reload",
     is_flag=True,
