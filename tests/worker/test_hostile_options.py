@@ -142,3 +142,13 @@ def test_a_full_disk_under_the_event_log_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot write the event log" in lines[0], proc.stderr
+
+
+def test_a_nan_result_is_an_error_outcome_not_bare_nan(tmp_path: Path) -> None:
+    write_tasks(tmp_path / "tasks.json", [{"task_id": "a", "data": {"mode": "nan_result"}}])
+    proc = run_script("outcomes_worker.py", ["--tasks", "tasks.json"])
+    assert proc.returncode == 0, proc.stderr
+    assert "NaN" not in (tmp_path / "events.log").read_text()  # every line stays JSON
+    (event,) = by_task(read_events())["a"]
+    assert event["event_type"] == "task_exception"
+    assert "not JSON-serializable" in event["exception"]

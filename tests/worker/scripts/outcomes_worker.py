@@ -45,6 +45,8 @@ def process_task(task_id: str, data: dict[str, Any], worker_data: WorkerData) ->
         return "no", {"looks": "like success"}
     if mode == "int_success":
         return 1, {}
+    if mode == "nan_result":
+        return True, {"score": float("nan")}
     if mode == "unserializable":
         return True, {"value": object()}
     if mode == "options":

@@ -123,7 +123,8 @@ def _encode_outcome(task_id: str, returned: Any) -> bytes:
         )
     kind = KIND_SUCCESS if success else KIND_RETRY_REQUESTED
     try:
-        return json.dumps({"kind": kind, "result": result}).encode("utf-8")
+        # allow_nan=False: NaN and Infinity are not JSON (SPEC §7: an error outcome).
+        return json.dumps({"kind": kind, "result": result}, allow_nan=False).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise TypeError(f"the result of task {task_id!r} is not JSON-serializable: {exc}") from exc
 
