@@ -530,6 +530,7 @@ class PoolManager:
             return
         ended = self.startup_failures + self.died_before_work
         if ended >= MAX_STARTUP_FAILURES:
+            self._check_stop()  # instances ended by 'cloud_tasks stop' are not a crash loop
             raise _Abort(
                 "broken_startup",
                 self._broken_message(
