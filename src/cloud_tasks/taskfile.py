@@ -23,14 +23,15 @@ import re
 import reprlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
-
-import yaml
-from yaml.nodes import MappingNode, Node, SequenceNode
+from typing import IO, TYPE_CHECKING, Any
 
 from cloud_tasks.domain.tasks import Task, encoded_size
 from cloud_tasks.exceptions import TaskFileError
 from cloud_tasks.sources import open_location, parse_location
+
+if TYPE_CHECKING:
+    import yaml
+    from yaml.nodes import Node
 
 TASK_FILE_SUFFIXES: tuple[str, ...] = (".json", ".yaml", ".yml")
 #: Values one YAML task may stand for once its aliases are expanded (a task message is at most
@@ -407,6 +408,10 @@ def _json_elements(source: _JsonStream) -> _Records:
 
 def _yaml_records(stream: IO[bytes], where: str) -> _Records:
     """Yield each element of the top-level YAML sequence with its line."""
+    # Imported here: a JSON task file (and the worker reading one) needs no YAML parser.
+    import yaml
+    from yaml.nodes import MappingNode, SequenceNode
+
     loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     loader = loader_class(stream)
     try:
@@ -453,6 +458,8 @@ def _expanded_size(node: Node, sizes: dict[int, int]) -> int:
     laughs"); each shared node is counted once and its size reused, so this stays linear in
     the size of the file.
     """
+    from yaml.nodes import MappingNode, SequenceNode
+
     known = sizes.get(id(node))
     if known is not None:
         return known
@@ -469,6 +476,8 @@ def _expanded_size(node: Node, sizes: dict[int, int]) -> int:
 
 
 def _yaml_error(exc: yaml.YAMLError, where: str) -> str:
+    import yaml
+
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     if isinstance(exc, yaml.reader.ReaderError):

@@ -32,8 +32,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from cloud_tasks.entrypoints.worker.data import WorkerData
 
 if TYPE_CHECKING:
@@ -54,15 +52,30 @@ KIND_EXCEPTION = "exception"
 KIND_MEMORY = "memory"
 
 
-@attrs.frozen
 class ChildReport:
     """How one task process ended: its wait status and what it reported (empty if nothing)."""
 
-    token: int
-    wait_status: int
-    payload: bytes
-    elapsed_s: float = 0.0
-    timed_out: bool = False
+    __slots__ = ("elapsed_s", "payload", "timed_out", "token", "wait_status")
+
+    def __init__(
+        self,
+        token: int,
+        wait_status: int,
+        payload: bytes,
+        elapsed_s: float = 0.0,
+        timed_out: bool = False,
+    ) -> None:
+        self.token = token
+        self.wait_status = wait_status
+        self.payload = payload
+        self.elapsed_s = elapsed_s
+        self.timed_out = timed_out
+
+    def __repr__(self) -> str:
+        return (
+            f"ChildReport(token={self.token}, wait_status={self.wait_status}, "
+            f"payload={self.payload!r}, elapsed_s={self.elapsed_s}, timed_out={self.timed_out})"
+        )
 
     @property
     def started(self) -> bool:
@@ -211,16 +224,29 @@ def _child_main(
 # ----------------------------------------------------------------------------- server side
 
 
-@attrs.define
 class _Child:
-    token: int
-    pid: int
-    result_fd: int
-    pidfd: int
-    started: float
-    deadline: float
-    timed_out: bool = False
-    payload: bytearray = attrs.field(factory=bytearray)
+    __slots__ = (
+        "deadline",
+        "payload",
+        "pid",
+        "pidfd",
+        "result_fd",
+        "started",
+        "timed_out",
+        "token",
+    )
+
+    def __init__(
+        self, token: int, pid: int, result_fd: int, pidfd: int, started: float, deadline: float
+    ) -> None:
+        self.token = token
+        self.pid = pid
+        self.result_fd = result_fd
+        self.pidfd = pidfd
+        self.started = started
+        self.deadline = deadline
+        self.timed_out = False
+        self.payload = bytearray()
 
 
 def _open_pidfd(pid: int) -> int:
