@@ -41,6 +41,8 @@ def process_task(task_id: str, data: dict[str, Any], worker_data: WorkerData) ->
     if mode == "memory":
         blob = bytearray(8 * 1024**3)
         return True, {"size": len(blob)}
+    if mode == "big":
+        return True, {"blob": task_id * data["repeat"]}
     if mode == "unserializable":
         return True, {"value": object()}
     if mode == "options":

@@ -120,6 +120,7 @@ class WorkerService:
         from cloud_tasks.adapters.memory.clock import SystemClock
 
         self.options = options
+        self._retry_policy = options.retry_policy
         self._server = server
         self._file_tasks = tasks
         self._hostname = hostname
@@ -550,7 +551,7 @@ class WorkerService:
             attempt = self._classify(future.result(), running)
             if not attempt.started:
                 return
-            decision = decide_outcome(attempt.kind, self.options.retry_policy, failures=0)
+            decision = decide_outcome(attempt.kind, self._retry_policy, failures=0)
             event_type, fields = self._attempt_event(running.task_id, 1, attempt, decision)
             self._emit(event_type, **fields)
         except BaseException as exc:
@@ -636,7 +637,7 @@ class WorkerService:
                 await renewer
 
     async def _settle_queue_task(self, queue: TaskQueue, message: ReceivedTask) -> None:
-        policy = self.options.retry_policy
+        policy = self._retry_policy
         rejected = admit_delivery(message.delivery_count, policy)
         if rejected is not None:
             dead = self._dead_letter_event(message, rejected, "preempted")
