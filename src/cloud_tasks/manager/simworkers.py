@@ -518,14 +518,21 @@ class EventDrivenWorkers:
 
     def _fill(self, vm: _Fleet, now: float) -> None:
         """Lease tasks for ``vm``'s free slots; remember it as idle when the queue ran dry."""
-        free = vm.slots - len(vm.running)
+        running = vm.running
+        free = vm.slots - len(running)
         if free > 0 and vm.working:
-            for message in self.task_queue.receive(free, _LEASE_S, 0.0):
-                seconds = max(0.0, self.duration(message.task_id, message.data, message.attempt))
-                vm.running[message.receipt] = (message, now)
-                self._push(now + seconds, _FINISH, vm.instance_id, message.receipt)
-                self.stats.started += 1
-            free = vm.slots - len(vm.running)
+            duration = self.duration
+            heap, seq, instance_id = self._heap, self._seq, vm.instance_id
+            messages = self.task_queue.receive(free, _LEASE_S, 0.0)
+            for message in messages:
+                envelope = message.envelope
+                task = envelope.task
+                seconds = max(0.0, duration(task.task_id, task.data, envelope.failures + 1))
+                receipt = message.receipt
+                running[receipt] = (message, now)
+                heapq.heappush(heap, (now + seconds, next(seq), _FINISH, instance_id, receipt))
+            self.stats.started += len(messages)
+            free = vm.slots - len(running)
         if free > 0 and vm.working:
             self._idle[vm.instance_id] = None
         else:
