@@ -483,21 +483,26 @@ class EventDrivenWorkers:
             }
         )
         self.stats.keepalives += 1
-        self._push(now + self.keepalive_interval_s, _KEEPALIVE, vm.instance_id)
+        heapq.heappush(
+            self._heap,
+            (now + self.keepalive_interval_s, next(self._seq), _KEEPALIVE, instance_id, ""),
+        )
 
     def _finish(self, vm: _Fleet, receipt: str, now: float) -> None:
         message, started = vm.running.pop(receipt)
-        attempt = message.attempt
-        success = (
-            True if self.outcome is None else self.outcome(message.task_id, message.data, attempt)
-        )
+        envelope = message.envelope
+        task = envelope.task
+        attempt = envelope.failures + 1
+        success = True if self.outcome is None else self.outcome(task.task_id, task.data, attempt)
+        stats = self.stats
         if success:
             self.task_queue.ack(receipt)
-            self.stats.completed += 1
+            stats.completed += 1
         else:
             self.task_queue.requeue(message)
-            self.stats.retried += 1
-        self.stats.busy_s += now - started
+            stats.retried += 1
+        elapsed = now - started
+        stats.busy_s += elapsed
         instance_id = vm.instance_id
         self._events.append(
             {
@@ -505,11 +510,11 @@ class EventDrivenWorkers:
                 "hostname": instance_id,
                 "instance_id": instance_id,
                 "event_type": "task_completed",
-                "task_id": message.envelope.task.task_id,
+                "task_id": task.task_id,
                 "success": success,
                 "retry": not success,
                 "attempt": attempt,
-                "elapsed_time": now - started,
+                "elapsed_time": elapsed,
                 "result": {} if success else None,
             }
         )
