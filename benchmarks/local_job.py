@@ -4,7 +4,10 @@
 SQLite task database and queue, local instances started from the generated startup script, the
 worker's forked task processes, events back through the event queue, teardown. Prints the wall
 time, tasks per second and the overhead over the pure work (task time divided by the number of
-task slots). Target on a 2-core machine: at least 150 tasks/s end to end.
+task slots), and from the recorded events the slot utilisation once every instance is up:
+sum of task time / (slots x wall), from the moment the last instance started its first task
+to the end of the last task, with the overhead per task in ms. Target on a 2-core machine:
+slot utilisation >= 80 %.
 
     python benchmarks/local_job.py [--tasks 2000] [--task-ms 10] [--instances 2] [--slots 4]
 """
@@ -12,8 +15,10 @@ task slots). Target on a 2-core machine: at least 150 tasks/s end to end.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -106,6 +111,7 @@ def main() -> int:
             check=True,
         )
         counts = json.loads(status.stdout)["tasks"]
+        steady = _steady_state(work / "bench-local.db", args.task_ms / 1000.0)
     slots = args.instances * args.slots
     pure_s = args.tasks * args.task_ms / 1000.0 / slots
     print(f"machine:          {cores} cores, load average {os.getloadavg()[0]:.1f} at the end")
@@ -121,7 +127,43 @@ def main() -> int:
         f"overhead:         {wall_s - pure_s:.2f} s over the pure work "
         f"({(wall_s - pure_s) / args.tasks * 1000:.2f} ms per task)"
     )
+    if steady is not None:
+        window_s, in_window, instances = steady
+        busy_s = in_window * args.task_ms / 1000.0
+        utilisation = busy_s / (slots * window_s)
+        overhead_ms = (slots * window_s - busy_s) / in_window * 1000
+        print(
+            f"all {instances} up:         {in_window} tasks in {window_s:.2f} s: slot utilisation "
+            f"{utilisation:.1%} (target >= 80 %), {overhead_ms:.2f} ms of slot time per task "
+            "beyond its own"
+        )
     return 0 if counts["completed"] == args.tasks else 1
+
+
+def _steady_state(db_path: Path, task_s: float) -> tuple[float, int, int] | None:
+    """(seconds, tasks started, instances) from the moment every instance had started a task
+    to the end of the last task, from the completed tasks' events."""
+    with sqlite3.connect(db_path) as db:
+        bodies = [body for (body,) in db.execute("SELECT body FROM events ORDER BY id")]
+    runs: list[tuple[float, float, str]] = []
+    for body in bodies:
+        event = json.loads(body)
+        if event.get("event_type") != "task_completed":
+            continue
+        end = datetime.datetime.fromisoformat(event["timestamp"]).timestamp()
+        runs.append((end - float(event["elapsed_time"]), end, str(event["instance_id"])))
+    if not runs:
+        return None
+    first: dict[str, float] = {}
+    for start, _, instance in runs:
+        first[instance] = min(start, first.get(instance, start))
+    all_up = max(first.values())
+    last_end = max(end for _, end, _ in runs)
+    started = [run for run in runs if run[0] >= all_up]
+    if not started or last_end <= all_up:
+        return None
+    # The tasks started in the window; the window ends with the last of them.
+    return last_end - all_up, len(started), len(first)
 
 
 if __name__ == "__main__":

@@ -14,11 +14,8 @@ malformed location, or a server that cannot be reached.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import io
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Final, cast
@@ -26,7 +23,6 @@ from urllib.parse import unquote, urlsplit
 
 import attrs
 
-from cloud_tasks.adapters.retrying import call_with_retries
 from cloud_tasks.exceptions import CloudTasksError, TaskFileError
 from cloud_tasks.localfile import NotARegularFileError, open_regular_file
 
@@ -177,6 +173,13 @@ def status_error(where: str, status: int, detail: str) -> TaskFileError:
 
 
 def _open_url(url: str, where: str) -> IO[bytes]:
+    # Imported here: reading a local task file (the worker's usual case) needs no HTTP client.
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    from cloud_tasks.adapters.retrying import call_with_retries
+
     # identity: a transparently compressed body would defeat reading it as it arrives.
     request = urllib.request.Request(
         url, headers={"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}

@@ -25,15 +25,15 @@ import reprlib
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
-
-import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from typing import IO, TYPE_CHECKING, Any
 
 from cloud_tasks.domain.tasks import Task, encoded_size
 from cloud_tasks.exceptions import TaskFileError
 from cloud_tasks.sources import open_location, parse_location
-from cloud_tasks.yaml_depth import TooDeep, check_yaml_depth
+
+if TYPE_CHECKING:
+    import yaml
+    from yaml.nodes import MappingNode, Node
 
 TASK_FILE_SUFFIXES: tuple[str, ...] = (".json", ".yaml", ".yml")
 #: Values one YAML task may stand for once its aliases are expanded (a task message is at most
@@ -480,6 +480,12 @@ def _json_elements(source: _JsonStream) -> _Records:
 
 def _yaml_records(stream: IO[bytes], where: str) -> _Records:
     """Yield each element of the top-level YAML sequence with its line."""
+    # Imported here: a JSON task file (and the worker reading one) needs no YAML parser.
+    import yaml
+    from yaml.nodes import MappingNode, SequenceNode
+
+    from cloud_tasks.yaml_depth import TooDeep, check_yaml_depth
+
     loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     data = stream.read()
     try:
@@ -536,6 +542,8 @@ def _expanded_size(node: Node, sizes: dict[int, int]) -> int:
     laughs"); each shared node is counted once and its size reused, so this stays linear in
     the size of the file.
     """
+    from yaml.nodes import MappingNode, SequenceNode
+
     known = sizes.get(id(node))
     if known is not None:
         return known
@@ -554,6 +562,8 @@ def _expanded_size(node: Node, sizes: dict[int, int]) -> int:
 
 def _check_unique_keys(node: MappingNode) -> None:
     """Refuse a mapping that gives one key twice (YAML would keep the last silently)."""
+    from yaml.nodes import ScalarNode
+
     seen: set[tuple[str, str]] = set()
     for key, _ in node.value:
         if isinstance(key, ScalarNode) and key.tag != _MERGE_TAG:
@@ -567,6 +577,8 @@ def _check_unique_keys(node: MappingNode) -> None:
 
 
 def _yaml_error(exc: yaml.YAMLError, where: str) -> str:
+    import yaml
+
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     if isinstance(exc, yaml.reader.ReaderError):

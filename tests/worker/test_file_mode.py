@@ -118,6 +118,22 @@ def test_each_task_runs_in_a_fresh_process(tmp_path: Path) -> None:
         assert event["result"]["leak"] is None  # nor is an os.environ change
 
 
+def test_large_results_of_tasks_running_side_by_side_arrive_whole(tmp_path: Path) -> None:
+    """Outcomes larger than one message (the worker reads them in parts) are never mixed up."""
+    repeats = {f"t{i}": 150_000 + 7 * i for i in range(6)}
+    tasks = [{"task_id": t, "data": {"mode": "big", "repeat": r}} for t, r in repeats.items()]
+    write_tasks(tmp_path / "tasks.json", tasks)
+    proc = run_script(
+        "outcomes_worker.py", ["--tasks", "tasks.json", "--num-simultaneous-tasks", "3"]
+    )
+    assert proc.returncode == 0, proc.stderr
+    completed = [e for e in read_events() if e["event_type"] == "task_completed"]
+    assert sorted(e["task_id"] for e in completed) == sorted(repeats)
+    for event in completed:
+        assert event["success"] is True
+        assert event["result"]["blob"] == event["task_id"] * repeats[event["task_id"]]
+
+
 def test_skip_and_max_num_tasks_from_the_environment(tmp_path: Path) -> None:
     tasks = [{"task_id": f"t{i}", "data": {"mode": "success"}} for i in range(10)]
     write_tasks(tmp_path / "tasks.yaml", tasks)  # JSON is valid YAML

@@ -1,4 +1,4 @@
-"""``import cloud_tasks.worker`` stays light: no cloud SDK, no YAML parser."""
+"""``import cloud_tasks.worker`` stays light: no cloud SDK, no YAML parser, no asyncio."""
 
 from __future__ import annotations
 

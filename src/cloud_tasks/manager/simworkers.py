@@ -483,21 +483,26 @@ class EventDrivenWorkers:
             }
         )
         self.stats.keepalives += 1
-        self._push(now + self.keepalive_interval_s, _KEEPALIVE, vm.instance_id)
+        heapq.heappush(
+            self._heap,
+            (now + self.keepalive_interval_s, next(self._seq), _KEEPALIVE, instance_id, ""),
+        )
 
     def _finish(self, vm: _Fleet, receipt: str, now: float) -> None:
         message, started = vm.running.pop(receipt)
-        attempt = message.attempt
-        success = (
-            True if self.outcome is None else self.outcome(message.task_id, message.data, attempt)
-        )
+        envelope = message.envelope
+        task = envelope.task
+        attempt = envelope.failures + 1
+        success = True if self.outcome is None else self.outcome(task.task_id, task.data, attempt)
+        stats = self.stats
         if success:
             self.task_queue.ack(receipt)
-            self.stats.completed += 1
+            stats.completed += 1
         else:
             self.task_queue.requeue(message)
-            self.stats.retried += 1
-        self.stats.busy_s += now - started
+            stats.retried += 1
+        elapsed = now - started
+        stats.busy_s += elapsed
         instance_id = vm.instance_id
         self._events.append(
             {
@@ -505,11 +510,11 @@ class EventDrivenWorkers:
                 "hostname": instance_id,
                 "instance_id": instance_id,
                 "event_type": "task_completed",
-                "task_id": message.envelope.task.task_id,
+                "task_id": task.task_id,
                 "success": success,
                 "retry": not success,
                 "attempt": attempt,
-                "elapsed_time": now - started,
+                "elapsed_time": elapsed,
                 "result": {} if success else None,
             }
         )
@@ -518,14 +523,21 @@ class EventDrivenWorkers:
 
     def _fill(self, vm: _Fleet, now: float) -> None:
         """Lease tasks for ``vm``'s free slots; remember it as idle when the queue ran dry."""
-        free = vm.slots - len(vm.running)
+        running = vm.running
+        free = vm.slots - len(running)
         if free > 0 and vm.working:
-            for message in self.task_queue.receive(free, _LEASE_S, 0.0):
-                seconds = max(0.0, self.duration(message.task_id, message.data, message.attempt))
-                vm.running[message.receipt] = (message, now)
-                self._push(now + seconds, _FINISH, vm.instance_id, message.receipt)
-                self.stats.started += 1
-            free = vm.slots - len(vm.running)
+            duration = self.duration
+            heap, seq, instance_id = self._heap, self._seq, vm.instance_id
+            messages = self.task_queue.receive(free, _LEASE_S, 0.0)
+            for message in messages:
+                envelope = message.envelope
+                task = envelope.task
+                seconds = max(0.0, duration(task.task_id, task.data, envelope.failures + 1))
+                receipt = message.receipt
+                running[receipt] = (message, now)
+                heapq.heappush(heap, (now + seconds, next(seq), _FINISH, instance_id, receipt))
+            self.stats.started += len(messages)
+            free = vm.slots - len(running)
         if free > 0 and vm.working:
             self._idle[vm.instance_id] = None
         else:

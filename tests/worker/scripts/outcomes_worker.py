@@ -47,6 +47,8 @@ def process_task(task_id: str, data: dict[str, Any], worker_data: WorkerData) ->
         return 1, {}
     if mode == "nan_result":
         return True, {"score": float("nan")}
+    if mode == "big":
+        return True, {"blob": task_id * data["repeat"]}
     if mode == "unserializable":
         return True, {"value": object()}
     if mode == "options":

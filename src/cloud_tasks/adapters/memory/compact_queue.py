@@ -100,27 +100,30 @@ class CompactTaskQueue:
         self, max_messages: int, visibility_timeout_s: float, wait_s: float = 0.0
     ) -> list[ReceivedTask]:
         """Lease up to ``max_messages`` visible messages, oldest first (never waits)."""
-        self._check()
+        if not self._exists:
+            self._check()
         now = self._clock.now()
-        if self._leases and self._leases[0][0] <= now:
+        leases = self._leases
+        if leases and leases[0][0] <= now:
             self._expire(now)
         received: list[ReceivedTask] = []
         visible = self._visible
+        if not visible:
+            return received
         messages = self._messages
         lease_until = now + max(0.0, visibility_timeout_s)
+        pop, push = heapq.heappop, heapq.heappush
         while visible and len(received) < max_messages:
-            message_id = heapq.heappop(visible)
+            message_id = pop(visible)
             message = messages.get(message_id)
             if message is None:
                 continue
             message.queued = False
-            message.deliveries += 1
+            deliveries = message.deliveries = message.deliveries + 1
             message.visible_at = lease_until
-            heapq.heappush(self._leases, (lease_until, message_id))
+            push(leases, (lease_until, message_id))
             received.append(
-                ReceivedTask(
-                    message.envelope, f"{message_id}:{message.deliveries}", message.deliveries
-                )
+                ReceivedTask(message.envelope, f"{message_id}:{deliveries}", deliveries)
             )
         return received
 
@@ -152,9 +155,13 @@ class CompactTaskQueue:
             heapq.heappush(self._leases, (message.visible_at, message_id))
 
     def ack(self, receipt: str) -> None:
-        self._check()
+        if not self._exists:
+            self._check()
         # Like SQS, an older receipt of a message still deletes it: it was processed.
-        self._messages.pop(self._lookup(receipt)[0], None)
+        message_id, colon, delivery = receipt.partition(":")
+        if not (colon and message_id.isdigit() and delivery.isdigit()):
+            self._lookup(receipt)  # raises the malformed-receipt error
+        self._messages.pop(int(message_id), None)
 
     def release(self, receipt: str) -> None:
         self._check()
@@ -233,9 +240,17 @@ class CompactEventQueue:
                     del self._unacked[receipt]
                     self._deliver(received, event_id, event, now)
         waiting = self._waiting
-        while waiting and len(received) < max_messages:
-            event_id, event = waiting.popleft()
-            self._deliver(received, event_id, event, now)
+        count = min(len(waiting), max_messages - len(received))
+        if count > 0:
+            # _deliver inlined: simulations push millions of events through here.
+            ids, unacked, popleft = self._ids, self._unacked, waiting.popleft
+            deadline = now + self.visibility_timeout_s
+            append = received.append
+            for _ in range(count):
+                event_id, event = popleft()
+                receipt = f"{event_id}:{next(ids)}"
+                unacked[receipt] = (deadline, event_id, event)
+                append(ReceivedEvent(event, receipt))
         return received
 
     def _deliver(

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 import mmap
-
-import attrs
+from typing import Any, ClassVar
 
 from cloud_tasks.entrypoints.worker.options import WorkerOptions
 
@@ -38,7 +37,6 @@ class LiveFlags:
         self._page[_SHUTDOWN] = 1
 
 
-@attrs.frozen(kw_only=True)
 class WorkerData(WorkerOptions):
     """Options of this worker plus live state, passed to every ``process_task`` call.
 
@@ -48,11 +46,21 @@ class WorkerData(WorkerOptions):
     ``received_termination_notice`` and ``received_shutdown_request`` change while a task runs.
     """
 
-    args: argparse.Namespace = attrs.field(factory=argparse.Namespace, eq=False)
+    args: argparse.Namespace
     instance_id: str | None = None
     hostname: str = ""
     attempt: int = 1
-    flags: LiveFlags = attrs.field(factory=LiveFlags, eq=False, repr=False)
+    flags: LiveFlags
+
+    uncompared: ClassVar[frozenset[str]] = frozenset({"args", "flags"})
+    hidden: ClassVar[frozenset[str]] = frozenset({"flags"})
+
+    def __init__(self, **values: Any) -> None:
+        if "args" not in values:
+            values["args"] = argparse.Namespace()
+        if "flags" not in values:
+            values["flags"] = LiveFlags()
+        super().__init__(**values)
 
     @property
     def received_termination_notice(self) -> bool:

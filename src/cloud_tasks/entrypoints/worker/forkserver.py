@@ -2,16 +2,22 @@
 
 The worker forks the fork server before it starts any thread, event-loop executor or SDK
 client, so the server holds the user's module and nothing else. For every task the server
-forks a child (the cost of one ``fork``), the child runs ``process_task`` and writes its outcome
-to a pipe, and the server reaps it and reports ``(token, wait status, outcome bytes, elapsed,
-timed out)`` back over one socket. The server also enforces ``max_runtime`` (it knows when each
-child started) and carries out kills, because only it knows whether a pid was reaped (so a
-recycled pid is never signalled).
+forks a child (the cost of one ``fork``); the child runs ``process_task`` and sends its outcome
+straight to the worker over one shared datagram socket (``SOCK_SEQPACKET``: each message
+arrives whole, tagged with the task's token); the server reaps the child and reports
+``(token, wait status, elapsed, timed out)`` to the worker over its own socket. The worker
+reads every outcome a child sent before it handles that child's exit, so a task that wrote its
+outcome is never mistaken for one that died. The server also enforces ``max_runtime`` (it
+knows when each child started) and carries out kills, because only it knows whether a pid was
+reaped (so a recycled pid is never signalled).
 
 The server's loop is kept small on purpose: after every fork each page it writes is copied
 (copy-on-write) while the child lives, so per-task work there costs more than anywhere else.
+A child costs the server one ``fork``, one pidfd and one ``waitpid``; no pipe, no buffer.
 
-Frames on the socket are a 4-byte big-endian length followed by a pickle.
+Requests (worker to server) are frames: a 4-byte big-endian length followed by a pickle.
+Reports (server to worker) are fixed-size records (``_DONE``); outcomes (child to worker) are
+a ``_PART`` header (token, last part?) followed by up to ``_PART_BYTES`` of the outcome.
 """
 
 from __future__ import annotations
@@ -32,8 +38,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from cloud_tasks.entrypoints.worker.data import WorkerData
 
 if TYPE_CHECKING:
@@ -43,6 +47,13 @@ ProcessTask = Callable[[str, Any, WorkerData], Any]
 
 _HEADER = struct.Struct("!I")
 _READ_CHUNK = 1 << 16
+# A report: token, wait status (NOT_STARTED if never started), elapsed seconds, timed out.
+_DONE = struct.Struct("=qidB")
+# An outcome message: token, 1 on the last part; the part follows.
+_PART = struct.Struct("=qB")
+# Outcome bytes per message (well under the socket's send buffer, so a send never fails
+# for size; larger outcomes go in several messages).
+_PART_BYTES = 32 * 1024
 # Exit status of a child whose own machinery failed (not the user's code).
 _INTERNAL_ERROR_EXIT = 70
 # The longest single wait of the server's poll (ms); far below the C int limit of poll().
@@ -56,15 +67,30 @@ KIND_EXCEPTION = "exception"
 KIND_MEMORY = "memory"
 
 
-@attrs.frozen
 class ChildReport:
     """How one task process ended: its wait status and what it reported (empty if nothing)."""
 
-    token: int
-    wait_status: int
-    payload: bytes
-    elapsed_s: float = 0.0
-    timed_out: bool = False
+    __slots__ = ("elapsed_s", "payload", "timed_out", "token", "wait_status")
+
+    def __init__(
+        self,
+        token: int,
+        wait_status: int,
+        payload: bytes,
+        elapsed_s: float = 0.0,
+        timed_out: bool = False,
+    ) -> None:
+        self.token = token
+        self.wait_status = wait_status
+        self.payload = payload
+        self.elapsed_s = elapsed_s
+        self.timed_out = timed_out
+
+    def __repr__(self) -> str:
+        return (
+            f"ChildReport(token={self.token}, wait_status={self.wait_status}, "
+            f"payload={self.payload!r}, elapsed_s={self.elapsed_s}, timed_out={self.timed_out})"
+        )
 
     @property
     def started(self) -> bool:
@@ -156,11 +182,16 @@ def _print_exc() -> None:
         traceback.print_exc()
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+def _send_outcome(fd: int, token: int, payload: bytes) -> None:
+    """Send ``payload`` to the worker in messages of at most ``_PART_BYTES``."""
+    start = 0
+    while True:
+        part = payload[start : start + _PART_BYTES]
+        start += _PART_BYTES
+        last = start >= len(payload)
+        os.write(fd, _PART.pack(token, last) + part)
+        if last:
+            return
 
 
 def _flush_std_streams() -> None:
@@ -194,12 +225,11 @@ def _child_main(
             resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
         # This process owns its copy of the (frozen) WorkerData: setting the two per-attempt
         # fields in place is invisible elsewhere and cheaper than building a new instance.
-        _, task_id, data, attempt, instance_id = request
+        token, task_id, data, attempt, instance_id = request
         object.__setattr__(worker_data, "attempt", attempt)
         object.__setattr__(worker_data, "instance_id", instance_id)
         payload = _run_task(process_task, task_id, data, worker_data)
-        _write_all(result_fd, payload)
-        os.close(result_fd)
+        _send_outcome(result_fd, token, payload)
         code = 0
     except SystemExit as exc:
         if exc.code is None:
@@ -219,16 +249,16 @@ def _child_main(
 # ----------------------------------------------------------------------------- server side
 
 
-@attrs.define
 class _Child:
-    token: int
-    pid: int
-    result_fd: int
-    pidfd: int
-    started: float
-    deadline: float
-    timed_out: bool = False
-    payload: bytearray = attrs.field(factory=bytearray)
+    __slots__ = ("deadline", "pid", "pidfd", "started", "timed_out", "token")
+
+    def __init__(self, token: int, pid: int, pidfd: int, started: float, deadline: float) -> None:
+        self.token = token
+        self.pid = pid
+        self.pidfd = pidfd
+        self.started = started
+        self.deadline = deadline
+        self.timed_out = False
 
 
 def _open_pidfd(pid: int) -> int:
@@ -238,21 +268,9 @@ def _open_pidfd(pid: int) -> int:
         return -1
 
 
-def _drain(child: _Child) -> None:
-    """Read what is left in a child's pipe without waiting for the write end to close."""
-    if child.result_fd < 0:
-        return
-    try:
-        while chunk := os.read(child.result_fd, _READ_CHUNK):
-            child.payload += chunk
-    except BlockingIOError:
-        pass
-    os.close(child.result_fd)
-    child.result_fd = -1
-
-
 def _serve(
     sock: socket.socket,
+    result_fd: int,
     process_task: ProcessTask,
     worker_data: WorkerData,
     memory_limit_bytes: int | None,
@@ -264,60 +282,46 @@ def _serve(
     At most ``max_running`` children run at once; further requests wait in a backlog so the
     next child starts the moment one finishes, without a round trip to the worker. A child
     still running ``max_runtime_s`` after its fork is killed (its whole process group). A
-    child is reported when it is reaped, with whatever it wrote to its pipe.
+    child is reported when it is reaped; the reports of one round go in one send, after the
+    next children have been forked.
     """
     sock.setblocking(True)
     control = sock.fileno()
     inbox = bytearray()
+    reports = bytearray()
     backlog: collections.deque[tuple[Any, ...]] = collections.deque()
-    children: dict[int, _Child] = {}  # by pid, until reaped
-    by_token: dict[int, _Child] = {}  # until reported
-    by_fd: dict[int, _Child] = {}
+    by_token: dict[int, _Child] = {}  # running, until reaped
+    by_pidfd: dict[int, _Child] = {}
     poller = select.poll()
     poller.register(control, select.POLLIN)
     monotonic = time.monotonic
-
-    def forget(fd: int) -> None:
-        if fd >= 0 and by_fd.pop(fd, None) is not None:
-            poller.unregister(fd)
+    pack_report = _DONE.pack
 
     def reaped(child: _Child, status: int) -> None:
-        forget(child.result_fd)
-        _drain(child)
-        forget(child.pidfd)
         if child.pidfd >= 0:
+            poller.unregister(child.pidfd)
+            del by_pidfd[child.pidfd]
             os.close(child.pidfd)
-            child.pidfd = -1
-        children.pop(child.pid, None)
-        if by_token.pop(child.token, None) is not None:
-            elapsed = monotonic() - child.started
-            message = ("done", child.token, status, bytes(child.payload), elapsed, child.timed_out)
-            sock.sendall(_frame(message))
+        del by_token[child.token]
+        elapsed = monotonic() - child.started
+        reports.extend(pack_report(child.token, status, elapsed, child.timed_out))
 
     def start(request: tuple[Any, ...]) -> None:
         # No flush of stdout/stderr here: the server prints nothing while serving (both were
         # flushed before it was forked), and each call would touch (and copy) more pages.
-        read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:
-            os.close(read_fd)
             sock.close()
-            for fd in list(by_fd):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-            _child_main(process_task, worker_data, request, write_fd, memory_limit_bytes)
-        os.close(write_fd)
-        os.set_blocking(read_fd, False)
-        with contextlib.suppress(OSError):
-            os.setpgid(pid, pid)
+            for fd in by_pidfd:
+                os.close(fd)
+            _child_main(process_task, worker_data, request, result_fd, memory_limit_bytes)
+        # The child puts itself in its own process group before running any user code; a
+        # kill that comes first finds no group and signals the pid (see signal_group).
         now = monotonic()
-        child = _Child(request[0], pid, read_fd, _open_pidfd(pid), now, now + max_runtime_s)
-        children[pid] = child
+        child = _Child(request[0], pid, _open_pidfd(pid), now, now + max_runtime_s)
         by_token[child.token] = child
-        by_fd[read_fd] = child
-        poller.register(read_fd, select.POLLIN)
         if child.pidfd >= 0:
-            by_fd[child.pidfd] = child
+            by_pidfd[child.pidfd] = child
             poller.register(child.pidfd, select.POLLIN)
 
     def signal_group(child: _Child, signum: int) -> None:
@@ -331,7 +335,7 @@ def _serve(
         for request in backlog:
             if request[0] == token:
                 backlog.remove(request)
-                sock.sendall(_frame(("done", token, NOT_STARTED, b"", 0.0, False)))
+                reports.extend(pack_report(token, NOT_STARTED, 0.0, False))
                 return
         child = by_token.get(token)
         if child is not None:
@@ -340,7 +344,7 @@ def _serve(
     def drop_backlog() -> None:
         while backlog:
             request = backlog.popleft()
-            sock.sendall(_frame(("done", request[0], NOT_STARTED, b"", 0.0, False)))
+            reports.extend(pack_report(request[0], NOT_STARTED, 0.0, False))
 
     def time_out() -> int | None:
         """Kill children past their deadline; milliseconds until the next deadline or None."""
@@ -366,13 +370,13 @@ def _serve(
         os.close(probe)
     while True:
         timeout_ms = time_out() if by_token else None
-        if not pidfds and children:
+        if not pidfds and by_token:
             timeout_ms = 5 if timeout_ms is None else min(timeout_ms, 5)
         for fd, _ in poller.poll(timeout_ms):
             if fd == control:
                 chunk = sock.recv(_READ_CHUNK)
                 if not chunk:
-                    for child in list(children.values()):
+                    for child in list(by_token.values()):
                         with contextlib.suppress(OSError):
                             os.killpg(child.pid, signal.SIGKILL)
                     return
@@ -385,36 +389,25 @@ def _serve(
                     elif message[0] == "drop_backlog":
                         drop_backlog()
                 continue
-            owner = by_fd.get(fd)
-            if owner is None:
-                continue
-            if fd == owner.result_fd:
-                # A stale event for a reused fd number finds an empty non-blocking pipe.
-                try:
-                    chunk = os.read(fd, _READ_CHUNK)
-                except BlockingIOError:
-                    continue
-                if chunk:
-                    owner.payload += chunk
-                    continue
-                forget(fd)
-                os.close(fd)
-                owner.result_fd = -1
-            elif fd == owner.pidfd:
+            owner = by_pidfd.get(fd)
+            if owner is not None:
                 pid, status = os.waitpid(owner.pid, os.WNOHANG)
                 if pid != 0:
                     reaped(owner, status)
-        if not pidfds and children:
-            _reap_without_pidfds(children, reaped)
+        if not pidfds and by_token:
+            _reap_without_pidfds(by_token, reaped)
         while backlog and len(by_token) < max_running:
             start(backlog.popleft())
+        if reports:
+            sock.sendall(reports)
+            reports.clear()
 
 
 def _reap_without_pidfds(
-    children: dict[int, _Child], reaped: Callable[[_Child, int], None]
+    by_token: dict[int, _Child], reaped: Callable[[_Child, int], None]
 ) -> None:
     """Reap exited children that have no pidfd (only where pidfds are unavailable)."""
-    for child in list(children.values()):
+    for child in list(by_token.values()):
         if child.pidfd >= 0:
             continue
         try:
@@ -447,11 +440,16 @@ def _reset_inherited_state() -> None:
 class ForkServer:
     """The worker's handle on its fork server; use it from the event loop's thread."""
 
-    def __init__(self, pid: int, sock: socket.socket) -> None:
+    def __init__(self, pid: int, sock: socket.socket, results: socket.socket) -> None:
         self.pid = pid
         self._sock = sock
+        self._results = results
+        # Outcome parts received so far, and complete outcomes, by token.
+        self._parts: dict[int, list[bytes]] = {}
+        self._outcomes: dict[int, bytes] = {}
         self._inbox = bytearray()
-        self._outbox = bytearray()
+        self._unsent = bytearray()  # frames not yet handed to the socket (see _send)
+        self._outbox = bytearray()  # frames the socket did not take yet
         self._waiting: dict[int, asyncio.Future[ChildReport]] = {}
         self._next_token = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -469,12 +467,17 @@ class ForkServer:
     ) -> ForkServer:
         """Fork the server now; call before any thread is started."""
         parent_sock, child_sock = socket.socketpair()
+        try:
+            results, task_results = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        except (AttributeError, OSError):  # no SOCK_SEQPACKET: datagrams keep boundaries too
+            results, task_results = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         _flush_std_streams()
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
                 parent_sock.close()
+                results.close()
                 _reset_inherited_state()
                 import traceback  # noqa: F401  (loaded once here, not in each failing task)
 
@@ -485,6 +488,7 @@ class ForkServer:
                 gc.disable()
                 _serve(
                     child_sock,
+                    task_results.fileno(),
                     process_task,
                     worker_data,
                     memory_limit_bytes,
@@ -498,13 +502,43 @@ class ForkServer:
                 _flush_std_streams()
                 os._exit(code)
         child_sock.close()
-        return cls(pid, parent_sock)
+        task_results.close()
+        return cls(pid, parent_sock, results)
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start reading reports on ``loop``."""
+        """Start reading reports and outcomes on ``loop``."""
         self._loop = loop
         self._sock.setblocking(False)
+        self._results.setblocking(False)
         loop.add_reader(self._sock.fileno(), self._on_readable)
+        loop.add_reader(self._results.fileno(), self._read_outcomes)
+
+    def _read_outcomes(self, drain: bool = False) -> None:
+        """Take the next outcome message (the loop calls again while more wait), or with
+        ``drain`` every message waiting."""
+        recv = self._results.recv
+        size = _PART.size
+        while True:
+            try:
+                message = recv(_PART.size + _PART_BYTES)
+            except OSError:  # none waiting (BlockingIOError), or the socket is closed
+                return
+            if not message:  # every sender is gone: the server exited (see _on_readable)
+                if self._loop is not None and not self._closed:
+                    self._loop.remove_reader(self._results.fileno())
+                return
+            if len(message) < size:
+                continue
+            token, last = _PART.unpack_from(message)
+            if last and token not in self._parts:
+                self._outcomes[token] = message[size:]
+            else:
+                parts = self._parts.setdefault(token, [])
+                parts.append(message[size:])
+                if last:
+                    self._outcomes[token] = b"".join(self._parts.pop(token))
+            if not drain:
+                return
 
     def _on_readable(self) -> None:
         try:
@@ -516,17 +550,29 @@ class ForkServer:
         if not chunk:
             self._fail_all("the fork server exited unexpectedly")
             return
-        self._inbox += chunk
-        for message in _split_frames(self._inbox):
-            if message[0] == "done":
-                _, token, status, payload, elapsed_s, timed_out = message
-                future = self._waiting.pop(token, None)
-                if future is not None and not future.done():
-                    future.set_result(ChildReport(token, status, payload, elapsed_s, timed_out))
+        inbox = self._inbox
+        inbox += chunk
+        end = len(inbox) - len(inbox) % _DONE.size
+        if end == 0:
+            return
+        drained = False
+        for token, status, elapsed_s, timed_out in _DONE.iter_unpack(bytes(inbox[:end])):
+            if token not in self._outcomes and not drained:
+                # The child has exited, so everything it sent is waiting already.
+                self._read_outcomes(drain=True)
+                drained = True
+            # An outcome cut short (the child died while sending it) counts as none.
+            payload = self._outcomes.pop(token, b"")
+            self._parts.pop(token, None)
+            future = self._waiting.pop(token, None)
+            if future is not None and not future.done():
+                future.set_result(ChildReport(token, status, payload, elapsed_s, bool(timed_out)))
+        del inbox[:end]
 
     def _fail_all(self, reason: str) -> None:
         if self._loop is not None and not self._closed:
             self._loop.remove_reader(self._sock.fileno())
+            self._loop.remove_reader(self._results.fileno())
             if self._outbox:
                 self._loop.remove_writer(self._sock.fileno())
         self._closed = True
@@ -536,22 +582,31 @@ class ForkServer:
         self._waiting.clear()
 
     def _send(self, message: tuple[Any, ...]) -> None:
-        """Queue a frame for the server; written now if the socket takes it, else when ready."""
+        """Queue a frame for the server; the frames queued while the loop runs one callback go
+        in one write, just after it (one wake-up of the server for many requests)."""
         if self._closed or self._loop is None:
             raise RuntimeError("the fork server is not running")
-        frame = _frame(message)
+        if not self._unsent:
+            self._loop.call_soon(self._flush)
+        self._unsent += _frame(message)
+
+    def _flush(self) -> None:
+        """Write the queued frames now if the socket takes them, else when it is ready."""
+        frames, self._unsent = self._unsent, bytearray()
+        if self._closed or self._loop is None or not frames:
+            return
         if self._outbox:
-            self._outbox += frame
+            self._outbox += frames
             return
         try:
-            sent = self._sock.send(frame)
+            sent = self._sock.send(frames)
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError:
             self._fail_all("the fork server exited unexpectedly")
             return
-        if sent < len(frame):
-            self._outbox += frame[sent:]
+        if sent < len(frames):
+            self._outbox += frames[sent:]
             self._loop.add_writer(self._sock.fileno(), self._on_writable)
 
     def _on_writable(self) -> None:
@@ -601,9 +656,13 @@ class ForkServer:
                 self._loop.remove_reader(self._sock.fileno())
             with contextlib.suppress(Exception):
                 self._loop.remove_writer(self._sock.fileno())
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(self._results.fileno())
         self._closed = True
         with contextlib.suppress(OSError):
             self._sock.close()
+        with contextlib.suppress(OSError):
+            self._results.close()
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
-
-import attrs
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, NoReturn, TypeVar
 
 from cloud_tasks.domain.ranges import RANGES, range_problem
 from cloud_tasks.exceptions import ConfigError
@@ -18,9 +16,71 @@ ENV_PREFIX = "RMS_CLOUD_TASKS_"
 _TRUE = frozenset({"1", "true", "yes"})
 _FALSE = frozenset({"0", "false", "no"})
 
+_R = TypeVar("_R", bound="Record")
 
-@attrs.frozen(kw_only=True)
-class WorkerOptions:
+
+class Record:
+    """A frozen record of keyword-only fields: each annotated class attribute (its value is the
+    default) is a field; equality, hashing and ``repr`` go by the fields.
+
+    Plain Python rather than attrs, on purpose: ``import cloud_tasks.worker`` stays fast, and
+    the fork server, forked before anything else is imported, stays small.
+    """
+
+    fields: ClassVar[tuple[str, ...]] = ()
+    #: Fields left out of equality and hashing, and out of ``repr``.
+    uncompared: ClassVar[frozenset[str]] = frozenset()
+    hidden: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Not inspect.get_annotations: importing inspect costs more than this whole module.
+        own = cls.__dict__.get("__annotations__", {})  # noqa: RUF063
+        added = tuple(
+            name
+            for name, annotation in own.items()
+            if "ClassVar" not in str(annotation) and name not in cls.fields
+        )
+        cls.fields = cls.fields + added
+
+    def __init__(self, **values: Any) -> None:
+        for name, value in values.items():
+            if name not in self.fields:
+                raise TypeError(f"{type(self).__name__}() got an unexpected keyword {name!r}")
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> NoReturn:
+        raise AttributeError(f"{type(self).__name__} is frozen: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError(f"{type(self).__name__} is frozen: cannot delete {name!r}")
+
+    def _key(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.fields if name not in self.uncompared)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self) or not isinstance(other, Record):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        shown = (f"{n}={getattr(self, n)!r}" for n in self.fields if n not in self.hidden)
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field by name."""
+        return {name: getattr(self, name) for name in self.fields}
+
+
+def evolve(record: _R, **changes: Any) -> _R:
+    """A copy of ``record`` with ``changes`` applied."""
+    return type(record)(**{**record.as_dict(), **changes})
+
+
+class WorkerOptions(Record):
     """Every worker option after parsing. Times in seconds, sizes in GB, price in USD/hour."""
 
     task_file: str | None = None
@@ -78,8 +138,7 @@ class WorkerOptions:
         )
 
 
-@attrs.frozen
-class _Spec:
+class _Spec(NamedTuple):
     flags: tuple[str, ...]
     dest: str
     kind: str  # str | int | float | bool | count
@@ -348,7 +407,7 @@ def resolve_options(namespace: argparse.Namespace, environ: Mapping[str, str]) -
         values["provider"] = provider.strip().lower()
     options = WorkerOptions(**values)
     if options.num_simultaneous_tasks is None:
-        options = attrs.evolve(options, num_simultaneous_tasks=options.num_cpus or 1)
+        options = evolve(options, num_simultaneous_tasks=options.num_cpus or 1)
     return options
 
 
@@ -377,8 +436,10 @@ def option_table() -> list[tuple[str, str, str]]:
 
 __all__ = [
     "ENV_PREFIX",
+    "Record",
     "WorkerOptions",
     "build_parser",
+    "evolve",
     "option_table",
     "parse_bool",
     "parse_worker_options",

@@ -13,13 +13,11 @@ import os
 import socket
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, NoReturn
-
-import attrs
+from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
 from cloud_tasks.entrypoints.worker.data import LiveFlags, WorkerData
 from cloud_tasks.entrypoints.worker.forkserver import ForkServer, ProcessTask
-from cloud_tasks.entrypoints.worker.options import WorkerOptions, parse_worker_options
+from cloud_tasks.entrypoints.worker.options import WorkerOptions, evolve, parse_worker_options
 from cloud_tasks.exceptions import CloudTasksError
 
 if TYPE_CHECKING:
@@ -31,8 +29,7 @@ if TYPE_CHECKING:
 _GIB = 1024**3
 
 
-@attrs.frozen
-class Prepared:
+class Prepared(NamedTuple):
     """What ``serve`` runs with: the checked tasks (file mode) and the running fork server."""
 
     tasks: Iterable[Task] | None
@@ -101,7 +98,7 @@ class Worker:
         )
         self._parser = parser
         file_mode = task_source is not None or options.task_file is not None
-        options = attrs.evolve(
+        options = evolve(
             options,
             event_log_to_file=(
                 file_mode if options.event_log_to_file is None else options.event_log_to_file
@@ -155,10 +152,12 @@ class Worker:
         0: every task was handled (or the queue stayed idle, or a spot termination ended the
         run); 128 + signal number after SIGINT/SIGTERM.
         """
-        from cloud_tasks.entrypoints.worker.service import WorkerService
-
+        # Fork first: the fork server (and so every task process) must not hold the serving
+        # loop's modules (the Quick Start form calls this with asyncio already running).
         prepared = self._prepare()
         self._prepared = None  # one serve per preparation
+        from cloud_tasks.entrypoints.worker.service import WorkerService
+
         self._service = WorkerService(
             options=self.options,
             server=prepared.server,
@@ -198,7 +197,7 @@ class Worker:
             return self._prepared
         memory_limit = self.options.max_memory_allowed_per_task
         worker_data = WorkerData(
-            **{f.name: getattr(self.options, f.name) for f in attrs.fields(WorkerOptions)},
+            **self.options.as_dict(),
             args=self.args,
             hostname=self._hostname,
             flags=self._flags,

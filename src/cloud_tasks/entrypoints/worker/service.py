@@ -138,6 +138,7 @@ class WorkerService:
         from cloud_tasks.adapters.memory.clock import SystemClock
 
         self.options = options
+        self._retry_policy = options.retry_policy
         self._server = server
         self._file_tasks = tasks
         self._hostname = hostname
@@ -155,6 +156,9 @@ class WorkerService:
         self._running: dict[int, _Running] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._active = 0
+        # Queue mode: deliveries whose task has not finished running yet (the others are
+        # being reported and settled, which no longer holds a task slot).
+        self._executing = 0
         self._changed: asyncio.Event | None = None
         self._stop_taking = False
         self._terminating = False
@@ -452,6 +456,21 @@ class WorkerService:
             changed.clear()
             await changed.wait()
 
+    async def _wait_for_task_slot(self, limit: int) -> None:
+        """Wait until fewer than ``limit`` tasks run and fewer than ``2 * limit`` deliveries
+        are in hand (running, or being reported and settled)."""
+        changed = self._changed
+        if changed is None:
+            return
+        while (self._executing >= limit or self._active >= 2 * limit) and not self._stop_taking:
+            changed.clear()
+            await changed.wait()
+
+    def _finished_executing(self) -> None:
+        self._executing -= 1
+        if self._changed is not None:
+            self._changed.set()
+
     async def _drain(self) -> None:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
@@ -604,7 +623,7 @@ class WorkerService:
             if not attempt.started:
                 return
             attempt = self._fit_event(running.task_id, 1, attempt)
-            decision = decide_outcome(attempt.kind, self.options.retry_policy, failures=0)
+            decision = decide_outcome(attempt.kind, self._retry_policy, failures=0)
             event_type, fields = self._attempt_event(running.task_id, 1, attempt, decision)
             self._emit(event_type, **fields)
             if self._summary is not None:
@@ -624,10 +643,12 @@ class WorkerService:
         idle_since: float | None = None
         backoff_s = 0.5
         while not self._stop_taking:
-            await self._wait_for_slot(limit)
+            # A task slot frees as soon as its task process ends: the next delivery is
+            # received while the last one's outcome is still being stored and settled.
+            await self._wait_for_task_slot(limit)
             if self._stop_taking:
                 break
-            free = limit - self._active
+            free = min(limit - self._executing, 2 * limit - self._active)
             if self.options.max_num_tasks is not None:
                 free = min(free, self.options.max_num_tasks - started)
                 if free <= 0:
@@ -656,6 +677,7 @@ class WorkerService:
             idle_since = None
             for message in messages:
                 started += 1
+                self._executing += 1
                 self._spawn(self._run_queue_task(queue, message))
         await self._drain()
 
@@ -693,14 +715,18 @@ class WorkerService:
                 await renewer
 
     async def _settle_queue_task(self, queue: TaskQueue, message: ReceivedTask) -> None:
-        policy = self.options.retry_policy
+        policy = self._retry_policy
         rejected = admit_delivery(message.delivery_count, policy)
         if rejected is not None:
+            self._finished_executing()
             dead = self._dead_letter_event(message, rejected, "preempted")
             if await self._deliver([dead]):
                 await self._queue_call(queue.ack, message.receipt)
             return
-        attempt = await self._execute(message.task_id, dict(message.data), message.attempt)
+        try:
+            attempt = await self._execute(message.task_id, dict(message.data), message.attempt)
+        finally:
+            self._finished_executing()
         attempt = self._fit_event(message.task_id, message.attempt, attempt)
         decision = decide_outcome(
             attempt.kind,
