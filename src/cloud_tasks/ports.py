@@ -236,7 +236,24 @@ class Clock(Protocol):
     async def sleep(self, seconds: float) -> None: ...
 
 
+class CheckpointStore(Protocol):
+    """Bytes by key in a folder or a bucket prefix, for task checkpoints.
+
+    ``put`` replaces the whole value at once (a reader sees the old or the new bytes, never a
+    mix); ``get`` returns None for a missing key; ``delete`` of a missing key is not an error.
+    """
+
+    location: str
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def put(self, key: str, data: bytes) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+
 __all__ = [
+    "CheckpointStore",
     "Clock",
     "Compute",
     "EventQueue",

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import mmap
+from typing import TYPE_CHECKING
 
 import attrs
 
 from cloud_tasks.entrypoints.worker.options import WorkerOptions
+
+if TYPE_CHECKING:
+    from cloud_tasks.entrypoints.worker.checkpoint import Checkpoint
 
 _TERMINATION = 0
 _SHUTDOWN = 1
@@ -46,18 +50,27 @@ class WorkerData(WorkerOptions):
     ``num_simultaneous_tasks``, ...). ``args`` holds the parsed command line including the
     user's own ``argparser`` options. ``attempt`` is 1 for the first try of this task.
     ``received_termination_notice`` and ``received_shutdown_request`` change while a task runs.
+    ``task_id`` is the id of the task being run; ``checkpoint`` saves and loads its progress.
     """
 
     args: argparse.Namespace = attrs.field(factory=argparse.Namespace, eq=False)
     instance_id: str | None = None
     hostname: str = ""
     attempt: int = 1
+    task_id: str = ""
     flags: LiveFlags = attrs.field(factory=LiveFlags, eq=False, repr=False)
 
     @property
     def received_termination_notice(self) -> bool:
         """True once the VM got a spot termination notice (real or simulated)."""
         return self.flags.termination_notice
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        """This task's checkpoint under ``--checkpoint-location``: ``save(obj)`` / ``load()``."""
+        from cloud_tasks.entrypoints.worker.checkpoint import Checkpoint
+
+        return Checkpoint(self.checkpoint_location, self.task_id)
 
     @property
     def received_shutdown_request(self) -> bool:

@@ -184,11 +184,12 @@ def _child_main(
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if memory_limit_bytes is not None:
             resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
-        # This process owns its copy of the (frozen) WorkerData: setting the two per-attempt
+        # This process owns its copy of the (frozen) WorkerData: setting the per-attempt
         # fields in place is invisible elsewhere and cheaper than building a new instance.
         _, task_id, data, attempt, instance_id = request
         object.__setattr__(worker_data, "attempt", attempt)
         object.__setattr__(worker_data, "instance_id", instance_id)
+        object.__setattr__(worker_data, "task_id", task_id)
         payload = _run_task(process_task, task_id, data, worker_data)
         _write_all(result_fd, payload)
         os.close(result_fd)

@@ -56,6 +56,7 @@ class WorkerOptions:
     simulate_spot_termination_delay: float | None = None
     exit_when_idle: float | None = None
     visibility_timeout: float = 120.0
+    checkpoint_location: str | None = None
     verbose: int = 0
 
     @property
@@ -248,6 +249,12 @@ _SPECS: tuple[_Spec, ...] = (
         "float",
         "queue mode: lease length in seconds, renewed every third of it (default 120)",
         positive=True,
+    ),
+    _Spec(
+        ("--checkpoint-location",),
+        "checkpoint_location",
+        "str",
+        "folder, s3://BUCKET/PREFIX or gs://BUCKET/PREFIX for worker_data.checkpoint",
     ),
     _Spec(("-v", "--verbose"), "verbose", "count", "more log output on stderr (repeatable)"),
 )

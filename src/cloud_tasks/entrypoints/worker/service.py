@@ -553,6 +553,8 @@ class WorkerService:
             decision = decide_outcome(attempt.kind, self.options.retry_policy, failures=0)
             event_type, fields = self._attempt_event(running.task_id, 1, attempt, decision)
             self._emit(event_type, **fields)
+            if self.options.checkpoint_location is not None:
+                self._spawn(self._forget_checkpoint(running.task_id))
         except BaseException as exc:
             if self._task_failure is None:
                 self._task_failure = exc
@@ -641,6 +643,7 @@ class WorkerService:
         if rejected is not None:
             dead = self._dead_letter_event(message, rejected, "preempted")
             if await self._deliver([dead]):
+                await self._forget_checkpoint(message.task_id)
                 await self._queue_call(queue.ack, message.receipt)
             return
         attempt = await self._execute(message.task_id, dict(message.data), message.attempt)
@@ -660,11 +663,24 @@ class WorkerService:
                 await self._queue_call(queue.release, message.receipt)
                 return
         if isinstance(decision, Complete | Fail | DeadLetter):
+            await self._forget_checkpoint(message.task_id)
             await self._queue_call(queue.ack, message.receipt)
         elif isinstance(decision, Requeue):
             await self._queue_call(queue.requeue, message)
         elif isinstance(decision, Release):
             await self._queue_call(queue.release, message.receipt)
+
+    async def _forget_checkpoint(self, task_id: str) -> None:
+        """Delete the task's checkpoint once its outcome is final (no-op without a location)."""
+        location = self.options.checkpoint_location
+        if location is None:
+            return
+        from cloud_tasks.entrypoints.worker.checkpoint import Checkpoint
+
+        try:
+            await asyncio.to_thread(Checkpoint(location, task_id).delete)
+        except CloudTasksError as exc:
+            self._emit(ev.NON_FATAL_EXCEPTION, exception=f"checkpoint: {exc}")
 
     @staticmethod
     def _dead_letter_event(message: ReceivedTask, decision: DeadLetter, error: str) -> ev.Event:
