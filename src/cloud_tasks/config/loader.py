@@ -262,7 +262,7 @@ def _checked_value(
 def _value_problem(spec: OptionSpec, value: Any) -> tuple[str | None, str]:
     if value is None:
         return None, ""
-    if spec.name == "cpus_per_task":
+    if spec.name in ("cpus_per_task", "gpus_per_task"):
         return validation.positive_problem(value), ""
     if spec.kind in ("int", "float"):
         return validation.negative_problem(value), ""
@@ -274,7 +274,7 @@ def _value_problem(spec: OptionSpec, value: Any) -> tuple[str | None, str]:
         return validation.queue_name_problem(value), ""
     if spec.name == "architecture":
         return validation.choice_problem(value, validation.ARCHITECTURES), ""
-    if spec.name == "instance_types":
+    if spec.name in ("instance_types", "gpu_type"):
         for index, pattern in enumerate(value):
             problem = validation.regex_problem(pattern)
             if problem:

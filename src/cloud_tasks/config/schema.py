@@ -81,6 +81,13 @@ _HELP: dict[str, str] = {
     "boot_disk_per_cpu": "Extra boot disk per vCPU, GB.",
     "boot_disk_per_task": "Extra boot disk per task, GB.",
     "use_spot": "Use spot (preemptible) instances.",
+    "gpu_type": "Regular expressions for the GPU type, case-insensitive (e.g. 't4', "
+    "'a100|h100'); only instance types with such GPUs. A single string or a list.",
+    "min_gpus": "Fewest GPUs per instance.",
+    "max_gpus": "Most GPUs per instance.",
+    "gpus_per_task": "GPUs each task needs; tasks per instance are also limited to "
+    "GPUs / gpus_per_task, and each task sees its own GPUs (CUDA_VISIBLE_DEVICES).",
+    "min_gpu_memory": "Least memory of each GPU, GiB.",
     # pool limits (SPEC §6)
     "min_instances": "Fewest instances while work remains.",
     "max_instances": "Most instances at once.",
