@@ -154,6 +154,10 @@ class InstanceSpec:
     service_account: str | None = None
     #: The expected hourly price; recorded on the instance (tag/label) so listings can show it.
     price_per_hour_usd: float | None = None
+    #: GPUs of the type (built in, or attached at launch when ``attach_gpus``, as GCP N1 needs).
+    gpus: int = 0
+    gpu_type: str | None = None
+    attach_gpus: bool = False
 
 
 @attrs.frozen

@@ -66,6 +66,8 @@ def worker_settings(
         keepalive_interval_s=run.keepalive_interval,
         exactly_once_queue=p.exactly_once_queue,
         extra=tuple(sorted((extra or {}).items())),
+        gpus=candidate.offer.gpus,
+        gpus_per_task=run.constraints.gpus_per_task,
     )
 
 

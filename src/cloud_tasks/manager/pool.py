@@ -711,6 +711,9 @@ class PoolManager:
                 boot_disk_type=candidate.boot_disk_type,
                 service_account=self.settings.service_account,
                 price_per_hour_usd=candidate.price_per_hour_usd,
+                gpus=candidate.offer.gpus,
+                gpu_type=candidate.offer.gpu_type or None,
+                attach_gpus=candidate.offer.attach_gpus,
             )
             try:
                 instance = await self._call(self.compute.create_instance, spec)

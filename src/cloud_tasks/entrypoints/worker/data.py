@@ -51,6 +51,8 @@ class WorkerData(WorkerOptions):
     user's own ``argparser`` options. ``attempt`` is 1 for the first try of this task.
     ``received_termination_notice`` and ``received_shutdown_request`` change while a task runs.
     ``task_id`` is the id of the task being run; ``checkpoint`` saves and loads its progress.
+    ``gpu_devices`` are the GPU ids this task process sees (also its ``CUDA_VISIBLE_DEVICES``),
+    empty when the worker was given no ``--gpus``.
     """
 
     args: argparse.Namespace = attrs.field(factory=argparse.Namespace, eq=False)
@@ -58,6 +60,7 @@ class WorkerData(WorkerOptions):
     hostname: str = ""
     attempt: int = 1
     task_id: str = ""
+    gpu_devices: tuple[str, ...] = ()
     flags: LiveFlags = attrs.field(factory=LiveFlags, eq=False, repr=False)
 
     @property

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from cloud_tasks.entrypoints.worker.data import WorkerData
+from cloud_tasks.entrypoints.worker.gpus import gpu_assigner
 
 if TYPE_CHECKING:
     import asyncio
@@ -222,6 +223,16 @@ class _Child:
     deadline: float
     timed_out: bool = False
     payload: bytearray = attrs.field(factory=bytearray)
+    slot: int = 0
+
+
+def _free_slot(running: dict[int, _Child]) -> int:
+    """The lowest task slot no running child holds (slots pick each task's GPUs)."""
+    taken = {child.slot for child in running.values()}
+    slot = 0
+    while slot in taken:
+        slot += 1
+    return slot
 
 
 def _open_pidfd(pid: int) -> int:
@@ -269,6 +280,7 @@ def _serve(
     poller = select.poll()
     poller.register(control, select.POLLIN)
     monotonic = time.monotonic
+    assign_gpus = gpu_assigner(worker_data)
 
     def forget(fd: int) -> None:
         if fd >= 0 and by_fd.pop(fd, None) is not None:
@@ -290,6 +302,7 @@ def _serve(
     def start(request: tuple[Any, ...]) -> None:
         # No flush of stdout/stderr here: the server prints nothing while serving (both were
         # flushed before it was forked), and each call would touch (and copy) more pages.
+        slot = _free_slot(by_token) if assign_gpus is not None else 0
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:
@@ -298,13 +311,17 @@ def _serve(
             for fd in list(by_fd):
                 with contextlib.suppress(OSError):
                     os.close(fd)
+            if assign_gpus is not None:
+                assign_gpus(slot)
             _child_main(process_task, worker_data, request, write_fd, memory_limit_bytes)
         os.close(write_fd)
         os.set_blocking(read_fd, False)
         with contextlib.suppress(OSError):
             os.setpgid(pid, pid)
         now = monotonic()
-        child = _Child(request[0], pid, read_fd, _open_pidfd(pid), now, now + max_runtime_s)
+        child = _Child(
+            request[0], pid, read_fd, _open_pidfd(pid), now, now + max_runtime_s, slot=slot
+        )
         children[pid] = child
         by_token[child.token] = child
         by_fd[read_fd] = child

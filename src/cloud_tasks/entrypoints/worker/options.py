@@ -57,6 +57,8 @@ class WorkerOptions:
     exit_when_idle: float | None = None
     visibility_timeout: float = 120.0
     checkpoint_location: str | None = None
+    gpus: int | None = None
+    gpus_per_task: float | None = None
     verbose: int = 0
 
     @property
@@ -255,6 +257,20 @@ _SPECS: tuple[_Spec, ...] = (
         "checkpoint_location",
         "str",
         "folder, s3://BUCKET/PREFIX or gs://BUCKET/PREFIX for worker_data.checkpoint",
+    ),
+    _Spec(
+        ("--gpus",),
+        "gpus",
+        "int",
+        "GPUs of this VM; each task slot gets its own (CUDA_VISIBLE_DEVICES)",
+        minimum=0,
+    ),
+    _Spec(
+        ("--gpus-per-task",),
+        "gpus_per_task",
+        "float",
+        "GPUs each task slot sees (default: an equal share of --gpus)",
+        positive=True,
     ),
     _Spec(("-v", "--verbose"), "verbose", "count", "more log output on stderr (repeatable)"),
 )

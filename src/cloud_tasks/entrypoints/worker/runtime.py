@@ -19,6 +19,7 @@ import attrs
 
 from cloud_tasks.entrypoints.worker.data import LiveFlags, WorkerData
 from cloud_tasks.entrypoints.worker.forkserver import ForkServer, ProcessTask
+from cloud_tasks.entrypoints.worker.gpus import check_gpu_options
 from cloud_tasks.entrypoints.worker.options import WorkerOptions, parse_worker_options
 from cloud_tasks.exceptions import CloudTasksError
 
@@ -184,6 +185,7 @@ class Worker:
         if self._prepared is not None:
             return self._prepared
         memory_limit = self.options.max_memory_allowed_per_task
+        check_gpu_options(self.options)
         worker_data = WorkerData(
             **{f.name: getattr(self.options, f.name) for f in attrs.fields(WorkerOptions)},
             args=self.args,
