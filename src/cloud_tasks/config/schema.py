@@ -122,6 +122,11 @@ _HELP: dict[str, str] = {
     "before it is replaced; 0 = off.",
     "keepalive_timeout": "Seconds an instance may stay silent before it is replaced; 0 = off.",
     "db_file": "SQLite task database (default: <job_id>.db).",
+    "speculative_after": "Speculative re-runs: once the queue is empty and slots are idle, a "
+    "task running longer than this is started again on another instance; seconds (600) or a "
+    "multiple of the running median task time (3x). Unset = off.",
+    "speculative_max_extra_cost": "Cap on speculative re-runs: their expected cost as a "
+    "fraction of the job's spend so far (0.05 = 5 %).",
     # provider options (SPEC §4)
     "job_id": "Job name: lowercase letters, digits and '-', starting with a letter, at most "
     "24 characters. Names the queues and tags the instances.",

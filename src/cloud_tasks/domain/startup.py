@@ -61,6 +61,7 @@ class WorkerSettings:
     extra: tuple[tuple[str, str], ...] = ()
     gpus: int = 0
     gpus_per_task: float | None = None
+    report_task_starts: bool = False
 
 
 def _number(value: float) -> str:
@@ -109,6 +110,8 @@ def worker_environment(settings: WorkerSettings) -> dict[str, str]:
             else _number(settings.max_memory_allowed_per_task_gb),
         ),
         ("KEEPALIVE_INTERVAL", _number(settings.keepalive_interval_s)),
+        # Speculative re-runs need to know when each task started.
+        ("REPORT_TASK_STARTS", "true" if settings.report_task_starts else None),
         # GPU instances only: each task slot gets its own devices.
         ("GPUS", _number(settings.gpus) if settings.gpus else None),
         (

@@ -68,6 +68,7 @@ def worker_settings(
         extra=tuple(sorted((extra or {}).items())),
         gpus=candidate.offer.gpus,
         gpus_per_task=run.constraints.gpus_per_task,
+        report_task_starts=run.speculative_after is not None,
     )
 
 

@@ -34,6 +34,7 @@ from cloud_tasks.domain.sizing import (
     idle_instances_to_terminate,
     target_pool_size,
 )
+from cloud_tasks.domain.speculation import SpeculationPolicy
 from cloud_tasks.domain.tasks import Envelope, Task
 from cloud_tasks.exceptions import (
     CapacityError,
@@ -42,6 +43,7 @@ from cloud_tasks.exceptions import (
     ProviderError,
     QueueNotFoundError,
 )
+from cloud_tasks.manager.speculation import Speculator
 from cloud_tasks.manager.taskdb import InstanceRecord, TaskCounts
 from cloud_tasks.manager.taskstore import TaskStore
 from cloud_tasks.ports import (
@@ -114,6 +116,9 @@ class PoolSettings:
     #: on-demand (from ``PoolManager(on_demand_options=...)``) until no such task is left;
     #: 0 = never.
     on_demand_after_preemptions: int = 0
+    #: Speculative re-runs of stragglers once the queue is empty (None = off); workers must
+    #: send ``task_started`` events (``RMS_CLOUD_TASKS_REPORT_TASK_STARTS``).
+    speculation: SpeculationPolicy | None = None
 
 
 @attrs.frozen
@@ -210,6 +215,7 @@ class PoolManager:
         self._busy_reported_at = float("-inf")
         self._failing_since: dict[str, float] = {}  # step → when it began to fail
         self._option_by_type = {option.candidate.name: option for option in self.options}
+        self.speculator = Speculator(settings.speculation) if settings.speculation else None
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -239,6 +245,8 @@ class PoolManager:
                 now = self._now()
                 if self._tasks_done():
                     break
+                if self.speculator is not None:
+                    await self._tolerant("speculate", self._speculate(now))
                 if now >= self._next_check:
                     await self._tolerant("check", self.check(now))
                     self._next_check = now + self.settings.scaling_check_interval_s
@@ -349,6 +357,8 @@ class PoolManager:
             now = self._now()
             events = [received.event for received in batch]
             result = self.db.ingest(events, now)
+            if self.speculator is not None:
+                self.speculator.observe(events, now)
             await self._call(self.event_queue.ack, [received.receipt for received in batch])
             total += len(batch)
             for instance_id, seen in result.alive.items():
@@ -580,6 +590,36 @@ class PoolManager:
             self.log(f"{len(give_up)} tasks never reported an outcome; marked failed")
         self._empty_since = None
         self._empty_checks = 0
+
+    async def _speculate(self, now: float) -> None:
+        """Start stragglers again on idle slots once the queue is empty (see speculation.py).
+
+        Runs at every event poll; it reads the queue's depth only once the last scaling check
+        saw fewer tasks waiting than the pool has slots (the depth counts leased messages too;
+        the runs in progress are taken off).
+        """
+        speculator = self.speculator
+        option = self.current_option() or self.options[0]
+        if speculator is None:
+            return
+        alive = [t for t in self.tracked.values() if t.first_alive is not None]
+        slots = sum(t.tasks_per_instance for t in alive)
+        if self._depth - speculator.running_runs > slots:
+            return
+        chosen = speculator.choose(
+            now=now,
+            queue_depth=await self._call(self.task_queue.depth),
+            slots=slots,
+            slot_price_per_hour_usd=option.candidate.price_per_task_slot_hour_usd,
+            spent_usd=self.db.spend_usd(now),
+        )
+        tasks = speculator.tasks_for(chosen, self.db.unfinished) if chosen else []
+        if tasks:
+            await self._call(self.task_queue.send, [Envelope(task) for task in tasks])
+            self.log(
+                f"speculative re-runs: started {len(tasks)} stragglers again "
+                f"({speculator.policy.describe()}; {speculator.copies} so far)"
+            )
 
     def _quiet_for(self, now: float) -> bool:
         """The queue has been empty, and no worker busy or reporting, for long enough.

@@ -305,6 +305,8 @@ class _Fleet:
     slots: int
     working: bool = False
     running: dict[str, tuple[ReceivedTask, float]] = attrs.field(factory=dict)
+    #: how much slower than modelled this VM runs every task (slow instances)
+    slowdown: float = 1.0
 
 
 @attrs.define
@@ -346,7 +348,16 @@ class EventDrivenWorkers:
         outcome: OutcomeModel | None = None,
         keepalive_interval_s: float = 60.0,
         startup_delay_s: float = 0.0,
+        slowdown: Callable[[str], float] | None = None,
+        report_starts: bool = False,
     ) -> None:
+        """``slowdown(instance_id)`` makes some VMs run every task that many times slower;
+        ``report_starts`` sends ``task_started`` events and never runs two copies of one task
+        on the same VM (as the speculative re-runs of the pool manager need)."""
+        self.slowdown = slowdown
+        self.report_starts = report_starts
+        self._bounced = False
+        self._seen: set[str] = set()
         self.job_id = job_id
         self.task_queue = task_queue
         self.event_queue = event_queue
@@ -379,7 +390,9 @@ class EventDrivenWorkers:
         instance_id = instance.instance_id
         if change.kind == "created":
             slots = max(1, self.tasks_per_instance(instance.instance_type))
-            self._vms[instance_id] = _Fleet(instance_id, slots)
+            self._vms[instance_id] = _Fleet(
+                instance_id, slots, slowdown=self.slowdown(instance_id) if self.slowdown else 1.0
+            )
             self._push(max(change.ready_at, now) + self.startup_delay_s, _READY, instance_id)
             if change.preempt_at is not None:
                 self._push(max(change.preempt_at, now), _PREEMPT, instance_id)
@@ -521,7 +534,10 @@ class EventDrivenWorkers:
         free = vm.slots - len(vm.running)
         if free > 0 and vm.working:
             for message in self.task_queue.receive(free, _LEASE_S, 0.0):
+                if self.report_starts and self._start_elsewhere(vm, message, now):
+                    continue
                 seconds = max(0.0, self.duration(message.task_id, message.data, message.attempt))
+                seconds *= vm.slowdown
                 vm.running[message.receipt] = (message, now)
                 self._push(now + seconds, _FINISH, vm.instance_id, message.receipt)
                 self.stats.started += 1
@@ -531,6 +547,18 @@ class EventDrivenWorkers:
         else:
             self._idle.pop(vm.instance_id, None)
 
+    def _start_elsewhere(self, vm: _Fleet, message: ReceivedTask, now: float) -> bool:
+        """Report the start; True (and the message released) when ``vm`` already runs it."""
+        task_id = message.task_id
+        if task_id not in self._seen:
+            self._seen.add(task_id)  # a first run: it cannot be running here already
+        elif any(running.task_id == task_id for running, _ in vm.running.values()):
+            self.task_queue.release(message.receipt)
+            self._bounced = True
+            return True
+        self._event(vm.instance_id, "task_started", now, task_id=task_id, attempt=message.attempt)
+        return False
+
     def _dispatch_idle(self, now: float) -> None:
         """Idle workers poll the queue: released or re-sent tasks start at once."""
         for instance_id in list(self._idle):
@@ -539,8 +567,9 @@ class EventDrivenWorkers:
                 self._idle.pop(instance_id, None)
                 continue
             before = len(vm.running)
+            self._bounced = False
             self._fill(vm, now)
-            if len(vm.running) == before:
+            if len(vm.running) == before and not self._bounced:
                 break  # the queue is empty
 
     def _lose(self, instance_id: str, now: float, reason: str) -> None:

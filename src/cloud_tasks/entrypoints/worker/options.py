@@ -59,6 +59,7 @@ class WorkerOptions:
     checkpoint_location: str | None = None
     gpus: int | None = None
     gpus_per_task: float | None = None
+    report_task_starts: bool = False
     verbose: int = 0
 
     @property
@@ -271,6 +272,12 @@ _SPECS: tuple[_Spec, ...] = (
         "float",
         "GPUs each task slot sees (default: an equal share of --gpus)",
         positive=True,
+    ),
+    _Spec(
+        ("--report-task-starts",),
+        "report_task_starts",
+        "bool",
+        "queue mode: send a task_started event as each task starts (for speculative re-runs)",
     ),
     _Spec(("-v", "--verbose"), "verbose", "count", "more log output on stderr (repeatable)"),
 )

@@ -646,6 +646,8 @@ class WorkerService:
                 await self._forget_checkpoint(message.task_id)
                 await self._queue_call(queue.ack, message.receipt)
             return
+        if self.options.report_task_starts:
+            self._emit("task_started", task_id=message.task_id, attempt=message.attempt)
         attempt = await self._execute(message.task_id, dict(message.data), message.attempt)
         decision = decide_outcome(
             attempt.kind,
