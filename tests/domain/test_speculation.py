@@ -120,3 +120,16 @@ def test_running_median_is_exact_while_small_and_close_when_thinned() -> None:
     for v in many:
         big.add(v)
     assert big.value == pytest.approx(statistics.median(many), rel=0.1)
+
+
+def test_tasks_on_slow_hosts_come_first_whatever_their_running_time() -> None:
+    from cloud_tasks.domain.speculation import slow_hosts
+
+    policy = SpeculationPolicy(after_s=100.0)
+    seconds = {"fast": (10, 600.0), "slow": (10, 2400.0), "new": (2, 1000.0)}
+    assert slow_hosts(policy, seconds, 60.0) == {"slow"}  # "new" has too few tasks yet
+    assert slow_hosts(policy, seconds, None) == set()
+    # c has run 50 s only, but on a slow host: first in line.
+    assert _choose(on_slow_hosts={"c"}) == ["c", "b", "a", "d"]
+    assert _choose(on_slow_hosts={"c"}, idle_slots=1) == ["c"]
+    assert _choose(on_slow_hosts={"c"}, queue_depth=2) == []

@@ -10,6 +10,11 @@ at the price of a task slot) may not exceed ``speculative_max_extra_cost`` (a fr
 spend so far. A copy that straggles too (it may land on another slow instance) is copied
 again, up to ``max_copies`` copies per task.
 
+Slowness that belongs to an instance shows in its finished tasks: an instance whose tasks
+took on average ``slow_host_factor`` times the job's median or more (after a few of them) is a
+slow host, and a task running there is a straggler as soon as the queue is empty, before it
+reaches ``speculative_after`` (see :func:`slow_hosts`).
+
 Pure functions of their arguments; the pool manager calls :func:`choose_speculative_runs` at
 every scaling check.
 """
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from typing import Final
 
 import attrs
@@ -36,6 +41,8 @@ class SpeculationPolicy:
     median_factor: float | None = None
     max_extra_cost: float = 0.05
     max_copies: int = 2
+    slow_host_factor: float = 2.0
+    slow_host_min_tasks: int = 5
 
     def threshold_s(self, median_s: float | None) -> float | None:
         """Seconds after which a running task is a straggler; None while no median is known."""
@@ -87,12 +94,15 @@ def choose_speculative_runs(
     slot_price_per_hour_usd: float,
     spent_usd: float,
     extra_spent_usd: float,
+    on_slow_hosts: Set[str] = frozenset(),
 ) -> list[str]:
     """Task ids to start once more now, longest-running first.
 
     ``started_at_s`` maps each running task to when its latest run started; ``speculated``
     counts the copies made of each task; ``extra_spent_usd`` is the expected cost of the copies
-    started so far. Nothing is copied while the queue holds tasks or no slot is idle.
+    started so far; ``on_slow_hosts`` are running tasks whose instance is a slow host (they
+    come first, whatever their running time). Nothing is copied while the queue holds tasks or
+    no slot is idle.
     """
     if queue_depth > 0 or idle_slots <= 0:
         return []
@@ -100,20 +110,41 @@ def choose_speculative_runs(
     if threshold is None:
         return []
     stragglers = sorted(
-        (started, task_id)
+        (task_id not in on_slow_hosts, started, task_id)
         for task_id, started in started_at_s.items()
-        if now_s - started > threshold and speculated.get(task_id, 0) < policy.max_copies
+        if (now_s - started > threshold or task_id in on_slow_hosts)
+        and speculated.get(task_id, 0) < policy.max_copies
     )
     expected = median_s if median_s is not None else threshold
     copy_cost = max(expected, 0.0) / 3600.0 * max(slot_price_per_hour_usd, 0.0)
     budget = policy.max_extra_cost * max(spent_usd, 0.0) - extra_spent_usd
     chosen: list[str] = []
-    for _started, task_id in stragglers:
+    for _usual, _started, task_id in stragglers:
         if len(chosen) >= idle_slots or budget < copy_cost:
             break
         chosen.append(task_id)
         budget -= copy_cost
     return chosen
+
+
+def slow_hosts(
+    policy: SpeculationPolicy,
+    task_seconds: Mapping[str, tuple[int, float]],
+    median_s: float | None,
+) -> set[str]:
+    """Instances whose finished tasks took ``slow_host_factor`` x the median on average.
+
+    ``task_seconds`` maps an instance to (tasks finished there, their total seconds); an
+    instance needs ``slow_host_min_tasks`` finished tasks to be judged.
+    """
+    if median_s is None or median_s <= 0:
+        return set()
+    limit = policy.slow_host_factor * median_s
+    return {
+        instance
+        for instance, (count, total) in task_seconds.items()
+        if count >= policy.slow_host_min_tasks and total / count >= limit
+    }
 
 
 class RunningMedian:
@@ -156,4 +187,5 @@ __all__ = [
     "SpeculationPolicy",
     "choose_speculative_runs",
     "parse_speculative_after",
+    "slow_hosts",
 ]

@@ -12,7 +12,12 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from cloud_tasks.domain.speculation import RunningMedian, SpeculationPolicy, choose_speculative_runs
+from cloud_tasks.domain.speculation import (
+    RunningMedian,
+    SpeculationPolicy,
+    choose_speculative_runs,
+    slow_hosts,
+)
 
 _ENDED: Final = frozenset(
     {
@@ -38,6 +43,9 @@ class Speculator:
         #: runs started and not yet ended (a task with two copies counts twice)
         self.running_runs = 0
         self._tasks: dict[str, Any] = {}
+        #: instance → (tasks finished there, their seconds); running task → its instance
+        self.task_seconds: dict[str, tuple[int, float]] = {}
+        self.running_on: dict[str, str] = {}
 
     def observe(self, events: Iterable[Mapping[str, Any]], now: float) -> None:
         """Learn from a batch of worker events received at ``now``."""
@@ -50,14 +58,22 @@ class Speculator:
             if kind == "task_started":
                 started[str(task_id)] = now
                 self.running_runs += 1
+                instance = event.get("instance_id")
+                if instance:
+                    self.running_on[str(task_id)] = str(instance)
             elif kind in _ENDED:
                 started.pop(str(task_id), None)
+                self.running_on.pop(str(task_id), None)
                 if kind != "task_dead_lettered":
                     self.running_runs = max(0, self.running_runs - 1)
                 if kind == "task_completed" and event.get("success") is True:
                     elapsed = event.get("elapsed_time")
                     if isinstance(elapsed, int | float) and math.isfinite(elapsed):
                         self.median.add(float(elapsed))
+                        instance = event.get("instance_id")
+                        if instance:
+                            count, total = self.task_seconds.get(str(instance), (0, 0.0))
+                            self.task_seconds[str(instance)] = (count + 1, total + elapsed)
 
     def choose(
         self,
@@ -74,6 +90,10 @@ class Speculator:
         messages); the runs in progress are taken off to see whether any task still waits.
         """
         median = self.median.value
+        slow = slow_hosts(self.policy, self.task_seconds, median)
+        suspects = (
+            {task for task, host in self.running_on.items() if host in slow} if slow else set()
+        )
         chosen = choose_speculative_runs(
             policy=self.policy,
             now_s=now,
@@ -85,6 +105,7 @@ class Speculator:
             slot_price_per_hour_usd=slot_price_per_hour_usd,
             spent_usd=spent_usd,
             extra_spent_usd=self.extra_spent_usd,
+            on_slow_hosts=suspects,
         )
         expected = median if median is not None else (self.policy.threshold_s(None) or 0.0)
         for task_id in chosen:
