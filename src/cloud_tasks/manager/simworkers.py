@@ -552,7 +552,10 @@ class EventDrivenWorkers:
         task_id = message.task_id
         if task_id not in self._seen:
             self._seen.add(task_id)  # a first run: it cannot be running here already
-        elif any(running.task_id == task_id for running, _ in vm.running.values()):
+        elif message.delivery_count < 4 and any(
+            running.task_id == task_id for running, _ in vm.running.values()
+        ):
+            # As the worker does: a copy of a task running here is handed back a few times.
             self.task_queue.release(message.receipt)
             self._bounced = True
             return True

@@ -57,6 +57,9 @@ _KINDS = {
 # two minutes ahead, GCP 30 seconds; both leave a margin to release the messages.
 _NOTICE_TO_DEADLINE_S = {"aws": 100.0, "gcp": 20.0}
 _DEFAULT_NOTICE_TO_DEADLINE_S = 20.0
+# Deliveries of a speculative copy that a worker already running its task hands back before it
+# runs the copy itself.
+_MAX_BOUNCES = 4
 
 
 @attrs.frozen
@@ -599,10 +602,26 @@ class WorkerService:
                         break
                 continue
             idle_since = None
+            bounced = False
             for message in messages:
+                if (
+                    self.options.report_task_starts
+                    and message.delivery_count < _MAX_BOUNCES
+                    and self._runs_task(message.task_id)
+                ):
+                    # A speculative copy of a task running here: leave it to another worker
+                    # (a few times only: each delivery counts against --max-preemptions).
+                    await self._queue_call(queue.release, message.receipt)
+                    bounced = True
+                    continue
                 started += 1
                 self._spawn(self._run_queue_task(queue, message))
+            if bounced:
+                await asyncio.sleep(self._receive_wait_s)
         await self._drain()
+
+    def _runs_task(self, task_id: str) -> bool:
+        return any(running.task_id == task_id for running in self._running.values())
 
     async def _queue_call(self, func: Callable[..., None], *args: Any) -> bool:
         try:
