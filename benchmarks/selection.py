@@ -74,6 +74,34 @@ def make_catalog(count: int, seed: int) -> list[InstanceOffer]:
     return offers
 
 
+GPUS = (("nvidia-t4", 16.0), ("nvidia-l4", 24.0), ("nvidia-a100", 40.0), ("nvidia-h100", 80.0))
+
+
+def with_gpus(offers: list[InstanceOffer], seed: int, share: float = 0.2) -> list[InstanceOffer]:
+    """``offers`` with GPUs on about ``share`` of them (a separate stream: the rest is kept)."""
+    rnd = random.Random(seed + 1)
+    result = []
+    for offer in offers:
+        if rnd.random() < share:
+            gpu_type, memory = rnd.choice(GPUS)
+            gpus = rnd.choice((1, 1, 2, 4, 8))
+            extra = gpus * rnd.uniform(0.3, 3.0)
+            offer = attrs.evolve(
+                offer,
+                gpu_type=gpu_type,
+                gpus=gpus,
+                gpu_memory_gib=memory,
+                price_per_hour_usd=None
+                if offer.price_per_hour_usd is None
+                else offer.price_per_hour_usd + extra,
+                spot_price_per_hour_usd=None
+                if offer.spot_price_per_hour_usd is None
+                else offer.spot_price_per_hour_usd + extra / 3,
+            )
+        result.append(offer)
+    return result
+
+
 NARROW = InstanceConstraints(
     architecture="x86_64",
     instance_types=("^n2d?-", "^c3-standard", r"^(m5|r6i)-highmem-\d+$"),
@@ -93,7 +121,9 @@ NARROW = InstanceConstraints(
 # The worst case: every constraint is checked and a quarter of the catalog reaches the price
 # comparison (the pattern matches every name).
 BROAD = attrs.evolve(NARROW, instance_types=(r"-\d+$",), min_cpu_rank=2)
-SCENARIOS = {"narrow": NARROW, "broad": BROAD}
+# GPU constraints on top of the broad case: a fifth of the offers carry GPUs.
+GPU = attrs.evolve(BROAD, gpu_type=("t4|l4", "a100"), gpus_per_task=1.0, min_gpu_memory=16.0)
+SCENARIOS = {"narrow": NARROW, "broad": BROAD, "gpu": GPU}
 
 
 def _time_ms(function: object, repeat: int) -> list[float]:
@@ -112,7 +142,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
-    catalog = make_catalog(args.offers, args.seed)
+    catalog = with_gpus(make_catalog(args.offers, args.seed), args.seed)
     for scenario, constraints in SCENARIOS.items():
         eligible = filter_offers(catalog, constraints)
         chosen = select_instance_type(catalog, constraints)

@@ -9,7 +9,9 @@ other load on the machine moves least).
 Quality (``--quality``): 100,000 lognormal tasks on the bundled catalog with 10 %/h spot
 preemptions; prints cost / lower bound (target <= 1.15) and makespan / ideal makespan of the
 chosen pool (target <= 1.2); then a tail of 4-hour tasks on a volatile spot market with and
-without ``on_demand_after_preemptions``.
+without ``on_demand_after_preemptions``; then speculative re-runs: the same 100,000 tasks with
+``--slow-instances 0.05:4`` (5 % of the instances run every task 4x slower), with and without
+``speculative_after`` (target: makespan -20 % or better at <= +5 % cost).
 
     .venv/bin/python benchmarks/simulate_scale.py [--sizes 10000,100000,1000000] [--quality]
 """
@@ -48,7 +50,14 @@ def _config(directory: Path, max_instances: int, extra: str = "") -> Path:
 SMALL_INSTANCES = "  min_cpu: 2\n  max_cpu: 2\n"
 
 
-def run_one(config: str, tasks: int, duration: str, rate: float, seed: int) -> dict[str, Any]:
+def run_one(
+    config: str,
+    tasks: int,
+    duration: str,
+    rate: float,
+    seed: int,
+    slow: tuple[float, float] | None = None,
+) -> dict[str, Any]:
     """Simulate in this process; returns the figures plus wall/CPU time and peak RSS."""
     from cloud_tasks.config import load_config
     from cloud_tasks.domain.durations import parse_duration_model
@@ -59,7 +68,14 @@ def run_one(config: str, tasks: int, duration: str, rate: float, seed: int) -> d
     if model is None:
         raise SystemExit(f"bad duration model {duration!r}")
     wall, cpu = time.perf_counter(), time.process_time()
-    run = simulate(job, duration=model, num_tasks=tasks, preemption_rate_per_hour=rate, seed=seed)
+    run = simulate(
+        job,
+        duration=model,
+        num_tasks=tasks,
+        preemption_rate_per_hour=rate,
+        seed=seed,
+        slow_instances=slow,
+    )
     figures = run.result.to_dict()
     figures["wall_s"] = time.perf_counter() - wall
     figures["cpu_s"] = time.process_time() - cpu
@@ -68,17 +84,20 @@ def run_one(config: str, tasks: int, duration: str, rate: float, seed: int) -> d
     return figures
 
 
-def _in_child(config: Path, tasks: int, duration: str, rate: float, seed: int) -> dict[str, Any]:
+def _in_child(
+    config: Path, tasks: int, duration: str, rate: float, seed: int, slow: str | None = None
+) -> dict[str, Any]:
     out = subprocess.run(
         [
             sys.executable,
             __file__,
-            "--child",
+            "--child" if slow is None else "--child-slow",
             str(config),
             str(tasks),
             duration,
             str(rate),
             str(seed),
+            *([slow] if slow is not None else []),
         ],
         check=True,
         capture_output=True,
@@ -141,7 +160,58 @@ def quality() -> None:
                 )
 
 
+def speculation() -> None:
+    """Makespan and cost with and without speculative re-runs, on slow instances."""
+    tasks = 100_000
+    print(
+        f"speculation: {tasks} tasks, {DURATION}, {RATE:.0%}/h spot preemptions, "
+        f"--slow-instances 0.05:4; load average {os.getloadavg()[0]:.2f}"
+    )
+    with tempfile.TemporaryDirectory() as directory:
+        figures: dict[str, dict[int, dict[str, Any]]] = {}
+        for label, after in (("off", None), ("3x", "3x"), ("2x", "2x")):
+            folder = Path(directory) / label
+            folder.mkdir()
+            extra = "" if after is None else f"  speculative_after: {after}\n"
+            config = _config(folder, 100, extra)
+            figures[label] = {}
+            for seed in (1, 2):
+                r = _in_child(config, tasks, DURATION, RATE, seed, slow="0.05:4")
+                figures[label][seed] = r
+        for seed in (1, 2):
+            base = figures["off"][seed]
+            print(
+                f"  seed {seed}: without speculation makespan {base['makespan_s']:.0f} s, "
+                f"cost ${base['cost_usd']:.2f}"
+            )
+            for label in ("3x", "2x"):
+                r = figures[label][seed]
+                span = r["makespan_s"] / base["makespan_s"] - 1
+                cost = r["cost_usd"] / base["cost_usd"] - 1
+                ok = span <= -0.20 and cost <= 0.05
+                print(
+                    f"    speculative_after={label}: makespan {r['makespan_s']:.0f} s "
+                    f"({span:+.1%}), cost ${r['cost_usd']:.2f} ({cost:+.1%}), "
+                    f"{r['speculative_runs']} copies [{'ok' if ok else 'MISSED'}: "
+                    "target -20 % at <= +5 %]"
+                )
+    # The floor: what the same job takes when no instance is slow (nothing to win back).
+    with tempfile.TemporaryDirectory() as directory:
+        for seed in (1, 2):
+            r = _in_child(_config(Path(directory), 100), tasks, DURATION, RATE, seed)
+            print(f"  seed {seed}: no slow instances at all: makespan {r['makespan_s']:.0f} s")
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-slow":
+        _, _, config, tasks, duration, rate, seed, slow = sys.argv
+        fraction, factor = (float(part) for part in slow.split(":"))
+        print(
+            json.dumps(
+                run_one(config, int(tasks), duration, float(rate), int(seed), (fraction, factor))
+            )
+        )
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         _, _, config, tasks, duration, rate, seed = sys.argv
         print(json.dumps(run_one(config, int(tasks), duration, float(rate), int(seed))))
@@ -152,6 +222,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quality:
         quality()
+        speculation()
     else:
         scale([int(size) for size in args.sizes.split(",")])
 

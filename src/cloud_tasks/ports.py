@@ -159,6 +159,10 @@ class InstanceSpec:
     service_account: str | None = None
     #: The expected hourly price; recorded on the instance (tag/label) so listings can show it.
     price_per_hour_usd: float | None = None
+    #: GPUs of the type (built in, or attached at launch when ``attach_gpus``, as GCP N1 needs).
+    gpus: int = 0
+    gpu_type: str | None = None
+    attach_gpus: bool = False
 
 
 @attrs.frozen
@@ -241,7 +245,24 @@ class Clock(Protocol):
     async def sleep(self, seconds: float) -> None: ...
 
 
+class CheckpointStore(Protocol):
+    """Bytes by key in a folder or a bucket prefix, for task checkpoints.
+
+    ``put`` replaces the whole value at once (a reader sees the old or the new bytes, never a
+    mix); ``get`` returns None for a missing key; ``delete`` of a missing key is not an error.
+    """
+
+    location: str
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def put(self, key: str, data: bytes) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+
 __all__ = [
+    "CheckpointStore",
     "Clock",
     "Compute",
     "EventQueue",

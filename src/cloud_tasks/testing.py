@@ -22,6 +22,9 @@ import concurrent.futures
 import json
 import math
 import os
+import pickle
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -183,6 +186,7 @@ class CloudTasksSim:
         self._events.create()
         self._task_ids: dict[str, int] = {}
         self._unsent: list[Task] = []
+        self._checkpoint_dir = tempfile.mkdtemp(prefix="cloud-tasks-sim-checkpoints-")
         self._closed = False
 
     def __enter__(self) -> CloudTasksSim:
@@ -201,6 +205,7 @@ class CloudTasksSim:
         self._closed = True
         self._queue.delete()
         self._events.delete()
+        shutil.rmtree(self._checkpoint_dir, ignore_errors=True)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -210,6 +215,25 @@ class CloudTasksSim:
     def task_ids(self) -> list[str]:
         """Every task id added so far, in the order added."""
         return list(self._task_ids)
+
+    @property
+    def checkpoint_location(self) -> str:
+        """The folder ``worker_data.checkpoint`` saves to in this simulation (removed at close)."""
+        return self._checkpoint_dir
+
+    def checkpoints(self) -> dict[str, Any]:
+        """Task id → its saved checkpoint, for every task whose checkpoint is still stored.
+
+        A task's checkpoint is deleted once its outcome is final, so after a spot termination
+        this holds the progress the pending tasks will resume from.
+        """
+        from urllib.parse import unquote
+
+        self._check_open()
+        saved: dict[str, Any] = {}
+        for path in sorted(Path(self._checkpoint_dir).glob("*.checkpoint")):
+            saved[unquote(path.name.removesuffix(".checkpoint"))] = pickle.loads(path.read_bytes())
+        return saved
 
     def add_tasks(self, tasks: TaskList | str | os.PathLike[str]) -> None:
         """Add tasks: a list of ``{"task_id": str, "data": mapping}``, or a JSON/YAML file path.
@@ -325,6 +349,8 @@ class CloudTasksSim:
             "0",
             "--no-event-log-to-file",
             "--event-log-to-queue",
+            "--checkpoint-location",
+            self._checkpoint_dir,
         ]
         args += [f"--{flag}" if on else f"--no-{flag}" for flag, on in flags.items()]
         if after_s is not None:

@@ -197,3 +197,30 @@ def test_regions_list_their_zones(moto_server: str) -> None:
     regions = {r.name: r for r in compute.list_regions()}
     assert "us-east-1a" in regions[REGION].zones
     assert "eu-west-1b" in regions["eu-west-1"].zones
+
+
+def test_gpu_types_carry_their_gpus_from_describe_instance_types(
+    moto_server: str, tmp_path: Path
+) -> None:
+    api = FakePricingApi(
+        [
+            compute_product("g4dn.12xlarge", REGION, 3.912),
+            compute_product("p4d.24xlarge", REGION, 32.7726),
+            compute_product("m7i.large", REGION, 0.1008),
+            storage_product("gp3", REGION, 0.08),
+        ]
+    )
+    api.server.start()
+    try:
+        pricing = AwsPricing(
+            lambda region: _ec2(moto_server, region),
+            boto3.client("pricing", region_name="us-east-1", endpoint_url=api.url),
+        )
+        offers = {o.name: o for o in pricing.fetch_offers(REGION)}
+    finally:
+        api.server.stop()
+    g4dn, p4d, m7i = offers["g4dn.12xlarge"], offers["p4d.24xlarge"], offers["m7i.large"]
+    assert (g4dn.gpu_type, g4dn.gpus, g4dn.gpu_memory_gib) == ("nvidia-t4", 4, 16.0)
+    assert (p4d.gpu_type, p4d.gpus, p4d.gpu_memory_gib) == ("nvidia-a100", 8, 40.0)
+    assert (m7i.gpu_type, m7i.gpus) == ("", 0)
+    assert not g4dn.attach_gpus  # built in: nothing to attach at launch

@@ -246,3 +246,102 @@ def test_regions_and_images(gce: FakeComputeEngine) -> None:
     assert [i.architecture for i in images].count("arm64") == 1
     assert all("2404" in i.name for i in images)
     assert compute.list_images("x86_64")[0].name.endswith("v20250501")
+
+
+@pytest.mark.parametrize("use_spot", [False, True])
+def test_n1_gpu_launch_attaches_the_accelerators_and_stops_for_maintenance(
+    gce: FakeComputeEngine, use_spot: bool
+) -> None:
+    compute = _compute(compute_clients())
+    spec = InstanceSpec(
+        job_id="job-g",
+        instance_type="n1-standard-8",
+        zone="us-central1-a",
+        image="projects/ubuntu-os-cloud/global/images/x",
+        startup_script="#!/bin/bash\n",
+        use_spot=use_spot,
+        boot_disk_gb=50,
+        gpus=2,
+        gpu_type="nvidia-tesla-t4",
+        attach_gpus=True,
+    )
+    created = compute.create_instance(spec)
+    sent = gce.instances[("us-central1-a", created.name)]
+    assert sent["guestAccelerators"] == [
+        {
+            "acceleratorType": "zones/us-central1-a/acceleratorTypes/nvidia-tesla-t4",
+            "acceleratorCount": 2,
+        }
+    ]
+    assert sent["scheduling"]["onHostMaintenance"] == "TERMINATE"
+
+
+def test_built_in_gpus_are_not_attached_again(gce: FakeComputeEngine) -> None:
+    compute = _compute(compute_clients())
+    spec = InstanceSpec(
+        "job-g", "g2-standard-4", "us-central1-a", "img", "#!/bin/bash\n", False, 50,
+        gpus=1, gpu_type="nvidia-l4",
+    )  # fmt: skip
+    created = compute.create_instance(spec)
+    sent = gce.instances[("us-central1-a", created.name)]
+    assert "guestAccelerators" not in sent
+    assert sent["scheduling"]["onHostMaintenance"] == "TERMINATE"
+
+
+def test_gpu_offers_add_the_gpus_own_skus_to_the_machine_price(
+    gce: FakeComputeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gce.machine_types = {
+        "us-central1-a": [
+            machine_type("n1-standard-8", "us-central1-a", 8, 30),
+            machine_type("n1-standard-32", "us-central1-a", 32, 120),
+            machine_type("g2-standard-8", "us-central1-a", 8, 32, accelerators=("nvidia-l4", 1)),
+            machine_type(
+                "a2-highgpu-1g", "us-central1-a", 12, 85, accelerators=("nvidia-tesla-a100", 1)
+            ),
+        ]
+    }
+
+    def rate(description: str, usage: str, unit: str, nanos: int) -> dict[str, Any]:
+        return sku(description, AMERICAS, usage, unit, 0, nanos)
+
+    skus = [
+        rate("N1 Predefined Instance Core running in Americas", "OnDemand", "h", 31611000),
+        rate("N1 Predefined Instance Ram running in Americas", "OnDemand", "GiBy.h", 4237000),
+        rate("Spot Preemptible N1 Predefined Instance Core running in Americas", "Preemptible",
+             "h", 6655000),
+        rate("Spot Preemptible N1 Predefined Instance Ram running in Americas", "Preemptible",
+             "GiBy.h", 892000),
+        rate("G2 Instance Core running in Americas", "OnDemand", "h", 24769000),
+        rate("G2 Instance Ram running in Americas", "OnDemand", "GiBy.h", 2902000),
+        rate("Nvidia Tesla T4 GPU running in Americas", "OnDemand", "h", 350000000),
+        rate("Nvidia Tesla T4 GPU attached to Spot Preemptible VMs running in Americas",
+             "Preemptible", "h", 140000000),
+        rate("Nvidia L4 GPU running in Americas", "OnDemand", "h", 560000000),
+        # No A100 SKU in this catalog: a2-highgpu-1g cannot be priced and is left out.
+    ]  # fmt: skip
+    fake = FakeBilling(skus)
+    fake.server.start()
+    monkeypatch.setenv("CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDBILLING", fake.server.url)
+    try:
+        pricing = GcpPricing(compute_clients()["machine_types"], catalog_client(), project=PROJECT)
+        offers = pricing.fetch_offers("us-central1")
+    finally:
+        fake.server.stop()
+    found = {(o.name, o.gpu_type, o.gpus): o for o in offers}
+    n1 = 8 * 0.031611 + 30 * 0.004237
+    n1_spot = 8 * 0.006655 + 30 * 0.000892
+    assert found[("n1-standard-8", "", 0)].price_per_hour_usd == pytest.approx(n1)
+    for count in (1, 2, 4):
+        t4 = found[("n1-standard-8", "nvidia-tesla-t4", count)]
+        assert t4.attach_gpus and t4.gpu_memory_gib == 16
+        assert t4.price_per_hour_usd == pytest.approx(n1 + count * 0.35)
+        assert t4.spot_price_per_hour_usd == pytest.approx(n1_spot + count * 0.14)
+    # One T4 can serve at most 24 vCPUs of an N1 machine.
+    assert ("n1-standard-32", "nvidia-tesla-t4", 1) not in found
+    assert ("n1-standard-32", "nvidia-tesla-t4", 2) in found
+    g2 = found[("g2-standard-8", "nvidia-l4", 1)]
+    assert not g2.attach_gpus and g2.gpu_memory_gib == 24
+    assert g2.price_per_hour_usd == pytest.approx(8 * 0.024769 + 32 * 0.002902 + 0.56)
+    assert g2.spot_price_per_hour_usd is None  # no spot SKUs for G2 here
+    assert not [o for o in offers if o.name == "a2-highgpu-1g"]

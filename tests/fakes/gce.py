@@ -17,7 +17,14 @@ BASE = "https://www.googleapis.com/compute/v1"
 
 
 def machine_type(
-    name: str, zone: str, vcpus: int, memory_gib: float, *, arch: str = "X86_64", lssd: int = 0
+    name: str,
+    zone: str,
+    vcpus: int,
+    memory_gib: float,
+    *,
+    arch: str = "X86_64",
+    lssd: int = 0,
+    accelerators: tuple[str, int] | None = None,
 ) -> dict[str, Any]:
     item: dict[str, Any] = {
         "kind": "compute#machineType",
@@ -36,6 +43,11 @@ def machine_type(
     }
     if lssd:
         item["bundledLocalSsds"] = {"defaultInterface": "NVME", "partitionCount": lssd}
+    if accelerators:
+        # Accelerator-optimized types (A2, A3, G2) list their built-in GPUs.
+        item["accelerators"] = [
+            {"guestAcceleratorType": accelerators[0], "guestAcceleratorCount": accelerators[1]}
+        ]
     return item
 
 
@@ -50,7 +62,9 @@ def sku(
         "category": {
             "serviceDisplayName": "Compute Engine",
             "resourceFamily": family,
-            "resourceGroup": "CPU" if "Core" in description else "RAM",
+            "resourceGroup": "GPU"
+            if " GPU " in description
+            else ("CPU" if "Core" in description else "RAM"),
             "usageType": usage,
         },
         "serviceRegions": regions,

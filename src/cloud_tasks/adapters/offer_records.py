@@ -6,7 +6,12 @@ One record per offer::
      "architecture": "x86_64", "region": "us-east-1", "zone": "us-east-1a",
      "cpu_family": "Intel Sapphire Rapids", "cpu_rank": 7, "local_ssd_gib": 0.0,
      "boot_disks": [{"disk_type": "gp3", "price_per_gib_hour_usd": 0.00011}],
-     "price_per_hour": 0.1008, "spot_price_per_hour": 0.0391}
+     "price_per_hour": 0.1008, "spot_price_per_hour": 0.0391,
+     "gpu_type": null, "gpus": 0, "gpu_memory_gib": 0.0}
+
+GPU offers name their GPU type (``nvidia-t4``, ``nvidia-tesla-t4``), count and memory per GPU;
+``"attach_gpus": true`` marks GPUs attached to a general machine type at launch (GCP N1). The
+GPU keys are optional when reading (a record without them has no GPU).
 
 A catalog file is either a list of such records (what ``list_instance_types --format json``
 writes; extra keys are ignored) or an object ``{"snapshot_date", "note", "regions", "offers"}``
@@ -72,6 +77,10 @@ def offer_to_record(offer: InstanceOffer, provider: str) -> dict[str, Any]:
         ],
         "price_per_hour": offer.price_per_hour_usd,
         "spot_price_per_hour": offer.spot_price_per_hour_usd,
+        "gpu_type": offer.gpu_type or None,
+        "gpus": offer.gpus,
+        "gpu_memory_gib": offer.gpu_memory_gib,
+        **({"attach_gpus": True} if offer.attach_gpus else {}),
     }
 
 
@@ -147,11 +156,30 @@ def offer_from_record(
             boot_disks=tuple(disks),
             price_per_hour_usd=_price(record, "price_per_hour"),
             spot_price_per_hour_usd=_price(record, "spot_price_per_hour"),
+            **_gpu_fields(record),
         )
         provider = _optional(record, "provider", str) or default_provider
     except _RecordError as exc:
         raise ValueError(str(exc)) from None
     return provider, offer
+
+
+def _gpu_fields(record: Mapping[str, Any]) -> dict[str, Any]:
+    gpus = _optional(record, "gpus", int) or 0
+    if gpus < 0:
+        raise _RecordError(f"'gpus': expected a non-negative integer, got {gpus}")
+    if gpus == 0:
+        return {}
+    gpu_type = _optional(record, "gpu_type", str)
+    if not gpu_type:
+        raise _RecordError(f"'gpu_type': expected the GPU type of the {gpus} GPUs")
+    memory = float(_optional(record, "gpu_memory_gib", (int, float)) or 0.0)
+    if memory < 0 or not math.isfinite(memory):
+        raise _RecordError(f"'gpu_memory_gib': expected a non-negative number, got {memory!r}")
+    attach = record.get("attach_gpus", False)
+    if not isinstance(attach, bool):
+        raise _RecordError(f"'attach_gpus': expected true or false, got {attach!r}")
+    return {"gpu_type": gpu_type, "gpus": gpus, "gpu_memory_gib": memory, "attach_gpus": attach}
 
 
 def catalog_from_json(data: Any, source: str, default_provider: str = "") -> Catalog:

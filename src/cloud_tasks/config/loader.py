@@ -26,7 +26,7 @@ from cloud_tasks.config.schema import (
 from cloud_tasks.config.yamlfile import MAX_CONFIG_BYTES, read_config_file
 from cloud_tasks.domain import ranges, validation
 from cloud_tasks.domain.options import PROVIDERS, JobConfig, ProviderOptions, RunOptions
-from cloud_tasks.exceptions import ConfigError
+from cloud_tasks.exceptions import CloudTasksError, ConfigError
 from cloud_tasks.localfile import read_regular_file
 
 DEFAULT_PROVIDER = "local"
@@ -275,7 +275,14 @@ def _value_problem(spec: OptionSpec, value: Any) -> tuple[str | None, str]:
         return validation.choice_problem(value, validation.ARCHITECTURES), ""
     if spec.name == "notify":
         return validation.notify_problem(value.webhook, value.command, value.failure_rate)
-    if spec.name == "instance_types":
+    if spec.name == "speculative_after":
+        from cloud_tasks.domain.speculation import parse_speculative_after
+
+        try:
+            parse_speculative_after(value)
+        except CloudTasksError as exc:
+            return str(exc).split(": ", 1)[-1], ""
+    if spec.name in ("instance_types", "gpu_type"):
         for index, pattern in enumerate(value):
             problem = validation.regex_problem(pattern)
             if problem:

@@ -82,6 +82,13 @@ _HELP: dict[str, str] = {
     "boot_disk_per_cpu": "Extra boot disk per vCPU, GB.",
     "boot_disk_per_task": "Extra boot disk per task, GB.",
     "use_spot": "Use spot (preemptible) instances.",
+    "gpu_type": "Regular expressions for the GPU type, case-insensitive (e.g. 't4', "
+    "'a100|h100'); only instance types with such GPUs. A single string or a list.",
+    "min_gpus": "Fewest GPUs per instance.",
+    "max_gpus": "Most GPUs per instance.",
+    "gpus_per_task": "GPUs each task needs; tasks per instance are also limited to "
+    "GPUs / gpus_per_task, and each task sees its own GPUs (CUDA_VISIBLE_DEVICES).",
+    "min_gpu_memory": "Least memory of each GPU, GiB.",
     # pool limits (SPEC §6)
     "min_instances": "Fewest instances while work remains.",
     "max_instances": "Most instances at once.",
@@ -121,6 +128,11 @@ _HELP: dict[str, str] = {
     "webhook URL, or a mapping with webhook (URL, gets a JSON POST with a Slack-compatible "
     "text), command (run with the JSON on its standard input) and failure_rate (default 0.1). "
     "The flag takes a webhook URL.",
+    "speculative_after": "Speculative re-runs: once the queue is empty and slots are idle, a "
+    "task running longer than this is started again on another instance; seconds (600) or a "
+    "multiple of the running median task time (3x). Unset = off.",
+    "speculative_max_extra_cost": "Cap on speculative re-runs: their expected cost as a "
+    "fraction of the job's spend so far (0.05 = 5 %).",
     # provider options (SPEC §4)
     "job_id": "Job name: lowercase letters, digits and '-', starting with a letter, at most "
     "24 characters. Names the queues and tags the instances.",

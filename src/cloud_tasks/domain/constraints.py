@@ -10,6 +10,8 @@ class InstanceConstraints:
     """What an instance type must satisfy. ``None`` means "no limit".
 
     Memory is in GiB, local SSD and boot disk sizes in GB, counts are per instance.
+    ``gpu_type`` holds regular expressions for the GPU type; ``min_gpu_memory`` is GiB per GPU;
+    ``gpus_per_task`` (when set) also limits the tasks per instance.
     """
 
     architecture: str | None = "x86_64"
@@ -43,3 +45,8 @@ class InstanceConstraints:
     boot_disk_per_cpu: float | None = None
     boot_disk_per_task: float | None = None
     use_spot: bool = False
+    gpu_type: tuple[str, ...] = ()
+    min_gpus: int | None = None
+    max_gpus: int | None = None
+    gpus_per_task: float | None = None
+    min_gpu_memory: float | None = None

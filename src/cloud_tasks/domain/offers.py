@@ -23,7 +23,10 @@ class InstanceOffer:
     """One instance type offered in one region (and zone, where prices differ by zone).
 
     ``price_per_hour_usd`` is the on-demand price, ``spot_price_per_hour_usd`` the spot price or
-    ``None`` when the type cannot run as spot there. Neither includes the boot disk.
+    ``None`` when the type cannot run as spot there. Neither includes the boot disk; both
+    include the GPUs. ``gpus`` is the number of GPUs of type ``gpu_type`` (e.g.
+    ``nvidia-tesla-t4``), each with ``gpu_memory_gib``; ``attach_gpus`` is true where the GPUs
+    are attached to a general machine type at launch (GCP N1) rather than built in.
     """
 
     name: str
@@ -38,6 +41,10 @@ class InstanceOffer:
     boot_disks: tuple[BootDiskOption, ...] = ()
     price_per_hour_usd: float | None = None
     spot_price_per_hour_usd: float | None = None
+    gpu_type: str = ""
+    gpus: int = 0
+    gpu_memory_gib: float = 0.0
+    attach_gpus: bool = False
 
     @property
     def boot_disk_types(self) -> tuple[str, ...]:

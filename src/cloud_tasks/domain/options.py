@@ -9,6 +9,7 @@ from __future__ import annotations
 import attrs
 
 from cloud_tasks.domain.constraints import InstanceConstraints
+from cloud_tasks.domain.speculation import SpeculationPolicy, parse_speculative_after
 
 PROVIDERS: tuple[str, ...] = ("aws", "gcp", "local", "memory")
 
@@ -88,6 +89,15 @@ class RunOptions:
     keepalive_timeout: float = 300.0
     db_file: str | None = None
     notify: Notify | None = None
+    speculative_after: str | None = None
+    speculative_max_extra_cost: float = 0.05
+
+    @property
+    def speculation(self) -> SpeculationPolicy | None:
+        """The speculative re-run policy, or None when ``speculative_after`` is unset."""
+        if self.speculative_after is None:
+            return None
+        return parse_speculative_after(self.speculative_after, self.speculative_max_extra_cost)
 
 
 @attrs.frozen

@@ -112,6 +112,10 @@ RANGES: dict[str, Range] = {
     "boot_disk_base_size": _GB,
     "boot_disk_per_cpu": _GB,
     "boot_disk_per_task": _GB,
+    "min_gpus": Range(0, 1_000, "GPUs"),
+    "max_gpus": Range(0, 1_000, "GPUs"),
+    "gpus_per_task": Range(0.01, 1_000, "GPUs"),
+    "min_gpu_memory": _GIB,
     # pool limits (SPEC §6)
     "min_instances": Range(0, 100_000),
     "max_instances": Range(0, 100_000),
@@ -133,6 +137,7 @@ RANGES: dict[str, Range] = {
     "max_runtime": _seconds(MAX_TASK_S, above_zero=True),
     # RLIMIT_AS of one task process: at least 10 MB, at most 1 PiB (far inside 2**63 bytes).
     "max_memory_allowed_per_task": Range(0.01, 1_000_000, "GB"),
+    "speculative_max_extra_cost": Range(0, 10),
     "keepalive_interval": _seconds_or_off(0.1, _DAY_S),
     "keepalive_startup_timeout": _seconds_or_off(1, 7 * _DAY_S),
     "keepalive_timeout": _seconds_or_off(1, 7 * _DAY_S),
@@ -143,6 +148,7 @@ RANGES: dict[str, Range] = {
     "boot_disk": _GB,
     "price": _USD_PER_HOUR,
     "num_simultaneous_tasks": Range(1, 100_000),
+    "gpus": Range(0, 1_000, "GPUs"),
     "shutdown_grace_period": _DELAY,
     "tasks_to_skip": Range(0, 1_000_000_000_000),
     "max_num_tasks": Range(0, 1_000_000_000_000),

@@ -26,6 +26,11 @@ Semantics of each constraint, where the name alone does not say it:
 - ``boot_disk_iops``/``boot_disk_throughput``: not used for choosing; they are carried on the
   :class:`Candidate` so the compute adapter provisions the disk with them (providers that price
   provisioned IOPS or throughput separately are not yet priced here).
+- GPUs: ``gpu_type`` holds regular expressions matched case-insensitively anywhere in the
+  offer's GPU type (``t4`` matches AWS ``nvidia-t4`` and GCP ``nvidia-tesla-t4``); an offer
+  without GPUs never matches. ``min_gpus``/``max_gpus`` bound the GPUs per instance,
+  ``min_gpu_memory`` the memory of each GPU (GiB). ``gpus_per_task`` also limits the tasks per
+  instance to ``floor(gpus / gpus_per_task)``, so the price per task slot includes the GPUs.
 - ``use_spot``: the spot price is used, and offers without one are rejected; otherwise the
   on-demand price is used, and offers without one are rejected too.
 
@@ -74,6 +79,10 @@ FILTERS: Final[tuple[str, ...]] = (
     "max_cpu_rank",
     "min_cpu",
     "max_cpu",
+    "gpu_type",
+    "min_gpus",
+    "max_gpus",
+    "min_gpu_memory",
     "min_total_memory",
     "max_total_memory",
     "min_memory_per_cpu",
@@ -81,6 +90,7 @@ FILTERS: Final[tuple[str, ...]] = (
     "cpus_per_task",
     "max_tasks_per_instance",
     "min_memory_per_task",
+    "gpus_per_task",
     "min_tasks_per_instance",
     "max_memory_per_task",
     "min_local_ssd",
@@ -101,6 +111,10 @@ FILTERS: Final[tuple[str, ...]] = (
     _MAX_CPU_RANK,
     _MIN_CPU,
     _MAX_CPU,
+    _GPU_TYPE,
+    _MIN_GPUS,
+    _MAX_GPUS,
+    _MIN_GPU_MEMORY,
     _MIN_TOTAL_MEMORY,
     _MAX_TOTAL_MEMORY,
     _MIN_MEMORY_PER_CPU,
@@ -108,6 +122,7 @@ FILTERS: Final[tuple[str, ...]] = (
     _CPUS_PER_TASK,
     _MAX_TASKS_PER_INSTANCE,
     _MIN_MEMORY_PER_TASK,
+    _GPUS_PER_TASK,
     _MIN_TASKS_PER_INSTANCE,
     _MAX_MEMORY_PER_TASK,
     _MIN_LOCAL_SSD,
@@ -172,7 +187,8 @@ def tasks_per_instance(offer: InstanceOffer, constraints: InstanceConstraints) -
     """How many tasks run at once on ``offer``; 0 means it cannot run the job.
 
     ``floor(vcpus / cpus_per_task)``, capped at ``max_tasks_per_instance``, lowered so that each
-    task gets ``min_memory_per_task``; 0 when that leaves fewer than ``min_tasks_per_instance``.
+    task gets ``min_memory_per_task`` and ``gpus_per_task``; 0 when that leaves fewer than
+    ``min_tasks_per_instance``.
     """
     _check_cpus_per_task(constraints)
     tasks = _floor(offer.vcpus / constraints.cpus_per_task)
@@ -180,6 +196,8 @@ def tasks_per_instance(offer: InstanceOffer, constraints: InstanceConstraints) -
         tasks = min(tasks, constraints.max_tasks_per_instance)
     if constraints.min_memory_per_task is not None and constraints.min_memory_per_task > 0:
         tasks = min(tasks, _floor(offer.memory_gib / constraints.min_memory_per_task))
+    if constraints.gpus_per_task is not None and constraints.gpus_per_task > 0:
+        tasks = min(tasks, _floor(offer.gpus / constraints.gpus_per_task))
     tasks = max(tasks, 0)
     if (
         constraints.min_tasks_per_instance is not None
@@ -283,6 +301,7 @@ class _Evaluator:
             c.min_local_ssd_per_task is not None or c.max_local_ssd_per_task is not None
         )
         self.disk_chooser = _BootDiskChooser(c.boot_disk_types)
+        self.gpu = _GpuFilter(c) if _wants_gpus(c) else None
 
     def _arch_ok(self, arch: str) -> bool:
         lowered = arch.lower()
@@ -324,6 +343,10 @@ class _Evaluator:
             return _MIN_CPU
         if vcpus > self.max_cpu:
             return _MAX_CPU
+        if self.gpu is not None:
+            rejected_by = self.gpu.check(offer)
+            if rejected_by is not None:
+                return rejected_by
         memory = offer.memory_gib
         if memory < self.min_mem:
             return _MIN_TOTAL_MEMORY
@@ -347,6 +370,10 @@ class _Evaluator:
             tasks = min(tasks, math.floor(memory / self.min_mem_task + _EPS))
             if tasks <= 0:
                 return _MIN_MEMORY_PER_TASK
+        if self.gpu is not None and self.gpu.per_task is not None:
+            tasks = min(tasks, math.floor(offer.gpus / self.gpu.per_task + _EPS))
+            if tasks <= 0:
+                return _GPUS_PER_TASK
         if tasks < self.min_tasks:
             return _MIN_TASKS_PER_INSTANCE
         if memory / tasks > self.max_mem_task:
@@ -391,6 +418,56 @@ class _Evaluator:
             boot_disk_iops=self.constraints.boot_disk_iops,
             boot_disk_throughput=self.constraints.boot_disk_throughput,
         )
+
+
+def _wants_gpus(c: InstanceConstraints) -> bool:
+    return bool(c.gpu_type) or any(
+        value is not None for value in (c.min_gpus, c.max_gpus, c.gpus_per_task, c.min_gpu_memory)
+    )
+
+
+class _GpuFilter:
+    """The GPU constraints, compiled once; built only when the job asks for GPUs."""
+
+    def __init__(self, c: InstanceConstraints) -> None:
+        if c.gpus_per_task is not None and not c.gpus_per_task > 0:
+            raise ConfigError(f"gpus_per_task: must be greater than 0, got {c.gpus_per_task}")
+        self.patterns = [_compile_gpu(index, text) for index, text in enumerate(c.gpu_type)]
+        self.min_gpus = c.min_gpus if c.min_gpus is not None else -math.inf
+        self.max_gpus = c.max_gpus if c.max_gpus is not None else math.inf
+        self.min_memory = _lo(c.min_gpu_memory)
+        self.per_task = c.gpus_per_task
+        self.type_ok: dict[str, bool] = {}
+
+    def check(self, offer: InstanceOffer) -> int | None:
+        """The index of the GPU filter that rejects ``offer``, or None."""
+        if self.patterns:
+            verdict = self.type_ok.get(offer.gpu_type)
+            if verdict is None:
+                verdict = bool(offer.gpu_type) and any(
+                    pattern.search(offer.gpu_type) for pattern in self.patterns
+                )
+                self.type_ok[offer.gpu_type] = verdict
+            if not verdict:
+                return _GPU_TYPE
+        if offer.gpus < self.min_gpus:
+            return _MIN_GPUS
+        if offer.gpus > self.max_gpus:
+            return _MAX_GPUS
+        if offer.gpus > 0 and offer.gpu_memory_gib < self.min_memory:
+            return _MIN_GPU_MEMORY
+        if offer.gpus == 0 and self.min_memory > -math.inf:
+            return _MIN_GPU_MEMORY
+        return None
+
+
+def _compile_gpu(index: int, text: str) -> re.Pattern[str]:
+    try:
+        return re.compile(text, re.IGNORECASE)
+    except re.error as exc:
+        raise ConfigError(
+            f"gpu_type[{index}]: {text!r} is not a valid regular expression ({exc})"
+        ) from None
 
 
 def _check_ssd_per_unit(c: InstanceConstraints, ssd: float, vcpus: int, tasks: int) -> int | None:
@@ -448,6 +525,8 @@ def _fallback_key(offer: InstanceOffer) -> tuple[object, ...]:
         offer.cpu_family,
         offer.cpu_rank,
         offer.local_ssd_gib,
+        offer.gpus,
+        offer.gpu_type,
         -1.0 if offer.price_per_hour_usd is None else offer.price_per_hour_usd,
         -1.0 if offer.spot_price_per_hour_usd is None else offer.spot_price_per_hour_usd,
         tuple((disk.disk_type, disk.price_per_gib_hour_usd) for disk in offer.boot_disks),
@@ -579,6 +658,10 @@ def _describe_filter(name: str, constraints: InstanceConstraints) -> str:
         ),
         "boot_disk_types": lambda c: f"boot_disk_types={list(c.boot_disk_types)}",
         "instance_types": lambda c: f"instance_types={list(c.instance_types)}",
+        "gpu_type": lambda c: f"gpu_type={list(c.gpu_type)}",
+        "gpus_per_task": lambda c: (
+            f"gpus_per_task={_fmt(c.gpus_per_task)} (fewer GPUs than one task needs)"
+        ),
         "price": lambda _c: "price (no on-demand price in the catalog)",
         "use_spot": lambda _c: "use_spot=true (no spot price in the catalog)",
     }

@@ -59,6 +59,9 @@ class WorkerSettings:
     keepalive_interval_s: float = 60.0
     exactly_once_queue: bool = False
     extra: tuple[tuple[str, str], ...] = ()
+    gpus: int = 0
+    gpus_per_task: float | None = None
+    report_task_starts: bool = False
 
 
 def _number(value: float) -> str:
@@ -107,6 +110,16 @@ def worker_environment(settings: WorkerSettings) -> dict[str, str]:
             else _number(settings.max_memory_allowed_per_task_gb),
         ),
         ("KEEPALIVE_INTERVAL", _number(settings.keepalive_interval_s)),
+        # Speculative re-runs need to know when each task started.
+        ("REPORT_TASK_STARTS", "true" if settings.report_task_starts else None),
+        # GPU instances only: each task slot gets its own devices.
+        ("GPUS", _number(settings.gpus) if settings.gpus else None),
+        (
+            "GPUS_PER_TASK",
+            _number(settings.gpus_per_task)
+            if settings.gpus and settings.gpus_per_task is not None
+            else None,
+        ),
         # A worker started by the manager reports to the event queue; the manager records it.
         ("EVENT_LOG_TO_QUEUE", "true"),
     ]

@@ -66,6 +66,9 @@ def worker_settings(
         keepalive_interval_s=run.keepalive_interval,
         exactly_once_queue=p.exactly_once_queue,
         extra=tuple(sorted((extra or {}).items())),
+        gpus=candidate.offer.gpus,
+        gpus_per_task=run.constraints.gpus_per_task,
+        report_task_starts=run.speculative_after is not None,
     )
 
 

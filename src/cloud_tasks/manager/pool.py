@@ -34,6 +34,7 @@ from cloud_tasks.domain.sizing import (
     idle_instances_to_terminate,
     target_pool_size,
 )
+from cloud_tasks.domain.speculation import SpeculationPolicy
 from cloud_tasks.domain.tasks import Envelope, Task
 from cloud_tasks.exceptions import (
     CapacityError,
@@ -43,6 +44,7 @@ from cloud_tasks.exceptions import (
     QueueNotFoundError,
 )
 from cloud_tasks.manager.insight import DecisionRecorder
+from cloud_tasks.manager.speculation import Speculator
 from cloud_tasks.manager.taskdb import InstanceRecord, TaskCounts
 from cloud_tasks.manager.taskstore import TaskStore
 from cloud_tasks.ports import (
@@ -115,6 +117,9 @@ class PoolSettings:
     #: on-demand (from ``PoolManager(on_demand_options=...)``) until no such task is left;
     #: 0 = never.
     on_demand_after_preemptions: int = 0
+    #: Speculative re-runs of stragglers once the queue is empty (None = off); workers must
+    #: send ``task_started`` events (``RMS_CLOUD_TASKS_REPORT_TASK_STARTS``).
+    speculation: SpeculationPolicy | None = None
 
 
 @attrs.frozen
@@ -225,6 +230,7 @@ class PoolManager:
         self._busy_reported_at = float("-inf")
         self._failing_since: dict[str, float] = {}  # step → when it began to fail
         self._option_by_type = {option.candidate.name: option for option in self.options}
+        self.speculator = Speculator(settings.speculation) if settings.speculation else None
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -254,6 +260,8 @@ class PoolManager:
                 now = self._now()
                 if self._tasks_done():
                     break
+                if self.speculator is not None:
+                    await self._tolerant("speculate", self._speculate(now))
                 if now >= self._next_check:
                     self._check_stop()
                     await self._tolerant("check", self.check(now))
@@ -374,6 +382,8 @@ class PoolManager:
             now = self._now()
             events = [received.event for received in batch]
             result = self.db.ingest(events, now)
+            if self.speculator is not None:
+                self.speculator.observe(events, now)
             await self._call(self.event_queue.ack, [received.receipt for received in batch])
             total += len(batch)
             if result.rejected:
@@ -649,6 +659,36 @@ class PoolManager:
         self._empty_since = None
         self._empty_checks = 0
 
+    async def _speculate(self, now: float) -> None:
+        """Start stragglers again on idle slots once the queue is empty (see speculation.py).
+
+        Runs at every event poll; it reads the queue's depth only once the last scaling check
+        saw fewer tasks waiting than the pool has slots (the depth counts leased messages too;
+        the runs in progress are taken off).
+        """
+        speculator = self.speculator
+        option = self.current_option() or self.options[0]
+        if speculator is None:
+            return
+        alive = [t for t in self.tracked.values() if t.first_alive is not None]
+        slots = sum(t.tasks_per_instance for t in alive)
+        if self._depth - speculator.running_runs > slots:
+            return
+        chosen = speculator.choose(
+            now=now,
+            queue_depth=await self._call(self.task_queue.depth),
+            slots=slots,
+            slot_price_per_hour_usd=option.candidate.price_per_task_slot_hour_usd,
+            spent_usd=self.db.spend_usd(now),
+        )
+        tasks = speculator.tasks_for(chosen, self.db.unfinished) if chosen else []
+        if tasks:
+            await self._call(self.task_queue.send, [Envelope(task) for task in tasks])
+            self.log(
+                f"speculative re-runs: started {len(tasks)} stragglers again "
+                f"({speculator.policy.describe()}; {speculator.copies} so far)"
+            )
+
     def _quiet_for(self, now: float) -> bool:
         """The queue has been empty, and no worker busy or reporting, for long enough.
 
@@ -792,6 +832,9 @@ class PoolManager:
                 boot_disk_type=candidate.boot_disk_type,
                 service_account=self.settings.service_account,
                 price_per_hour_usd=candidate.price_per_hour_usd,
+                gpus=candidate.offer.gpus,
+                gpu_type=candidate.offer.gpu_type or None,
+                attach_gpus=candidate.offer.attach_gpus,
             )
             try:
                 instance = await self._call(self.compute.create_instance, spec)

@@ -199,6 +199,7 @@ def pool_settings(config: JobConfig, plan: JobPlan, *, tasks_known: bool = True)
         offload=config.provider != "memory",
         tasks_known=tasks_known,
         on_demand_after_preemptions=run.on_demand_after_preemptions,
+        speculation=run.speculation,
     )
 
 

@@ -110,6 +110,8 @@ class SimulationResult:
     preemption_rate_per_hour: float
     boot_time_s: float
     seed: int
+    speculative_runs: int = 0
+    slow_instances: str = ""
 
     @property
     def cost_ratio(self) -> float:
@@ -218,13 +220,16 @@ def simulate(
     seed: int = 0,
     log: Callable[[str], None] | None = None,
     store: InMemoryTaskStore | TaskDatabase | None = None,
+    slow_instances: tuple[float, float] | None = None,
 ) -> SimulationRun:
     """Simulate ``config``'s job on the memory provider (see the module docstring).
 
     Give ``tasks`` (their data is ignored; every task takes a duration drawn from
     ``duration``) or ``num_tasks``. The same arguments always give the same result.
     ``store`` replaces the default ``InMemoryTaskStore`` (e.g. a SQLite ``TaskDatabase``, to
-    keep every event of the simulated job).
+    keep every event of the simulated job). ``slow_instances`` is ``(fraction, factor)``: that
+    fraction of the instances (drawn per instance from the seed) runs every task ``factor``
+    times slower, as a bad host or a noisy neighbour would.
 
     Raises:
         ConfigError: inconsistent limits, a bad catalog, no tasks.
@@ -335,6 +340,7 @@ def _simulate(
         event_poll_interval_s=min(1.0, max(run.scaling_check_interval, 0.05)),
         offload=False,
         on_demand_after_preemptions=run.on_demand_after_preemptions if best.use_spot else 0,
+        speculation=run.speculation,
     )
     lines: list[str] = []
 
@@ -364,6 +370,8 @@ def _simulate(
         tasks_per_instance=lambda name: slots.get(name, 1),
         duration=lambda task_id, _data, _attempt: durations[index_of[task_id]],
         keepalive_interval_s=run.keepalive_interval,
+        slowdown=slowdown_model(slow_instances, seed),
+        report_starts=run.speculative_after is not None,
     )
     outcome = asyncio.run(
         run_on_virtual_time(
@@ -409,8 +417,40 @@ def _simulate(
         preemption_rate_per_hour=preemption_rate_per_hour,
         boot_time_s=boot_time_s,
         seed=seed,
+        speculative_runs=manager.speculator.copies if manager.speculator else 0,
+        slow_instances=f"{slow_instances[0]:g}:{slow_instances[1]:g}" if slow_instances else "",
     )
     return SimulationRun(result, compute, store, manager, stats, tuple(lines))
+
+
+def parse_slow_instances(text: str) -> tuple[float, float]:
+    """``--slow-instances FRACTION:FACTOR`` (``0.05:4``: 5 % of instances run 4x slower)."""
+    fraction_text, sep, factor_text = text.partition(":")
+    try:
+        fraction, factor = float(fraction_text), float(factor_text)
+    except ValueError:
+        fraction, factor = math.nan, math.nan
+    if not sep or not (0 <= fraction <= 1) or not (factor >= 1 and math.isfinite(factor)):
+        raise ConfigError(
+            f"--slow-instances {text!r}: expected FRACTION:FACTOR with a fraction from 0 to 1 "
+            "and a factor of at least 1 (e.g. 0.05:4)"
+        )
+    return fraction, factor
+
+
+def slowdown_model(
+    slow_instances: tuple[float, float] | None, seed: int
+) -> Callable[[str], float] | None:
+    """Instance id → how many times slower it runs tasks (1.0 for most), seeded per instance."""
+    if slow_instances is None or slow_instances[0] <= 0 or slow_instances[1] == 1:
+        return None
+    fraction, factor = slow_instances
+
+    def slowdown(instance_id: str) -> float:
+        draw = random.Random(f"slow:{seed}:{instance_id}").random()
+        return factor if draw < fraction else 1.0
+
+    return slowdown
 
 
 def ideal_makespan_s(
@@ -461,6 +501,10 @@ def format_result(result: SimulationResult) -> str:
         f"Preemptions: {r.preemptions} ({r.preemption_rate_per_hour:g}/h per instance), "
         f"{r.preempted_runs} task runs lost, {r.retries} re-runs",
     ]
+    if r.slow_instances:
+        lines.append(f"Slow hosts:  {r.slow_instances} (fraction:factor)")
+    if r.speculative_runs:
+        lines.append(f"Speculation: {r.speculative_runs} stragglers started again")
     return "\n".join(lines)
 
 
@@ -471,6 +515,8 @@ __all__ = [
     "duration_model_from_option",
     "format_result",
     "ideal_makespan_s",
+    "parse_slow_instances",
     "simulate",
+    "slowdown_model",
     "synthetic_tasks",
 ]

@@ -305,6 +305,8 @@ class _Fleet:
     slots: int
     working: bool = False
     running: dict[str, tuple[ReceivedTask, float]] = attrs.field(factory=dict)
+    #: how much slower than modelled this VM runs every task (slow instances)
+    slowdown: float = 1.0
 
 
 @attrs.define
@@ -346,7 +348,16 @@ class EventDrivenWorkers:
         outcome: OutcomeModel | None = None,
         keepalive_interval_s: float = 60.0,
         startup_delay_s: float = 0.0,
+        slowdown: Callable[[str], float] | None = None,
+        report_starts: bool = False,
     ) -> None:
+        """``slowdown(instance_id)`` makes some VMs run every task that many times slower;
+        ``report_starts`` sends ``task_started`` events and never runs two copies of one task
+        on the same VM (as the speculative re-runs of the pool manager need)."""
+        self.slowdown = slowdown
+        self.report_starts = report_starts
+        self._bounced = False
+        self._seen: set[str] = set()
         self.job_id = job_id
         self.task_queue = task_queue
         self.event_queue = event_queue
@@ -379,7 +390,9 @@ class EventDrivenWorkers:
         instance_id = instance.instance_id
         if change.kind == "created":
             slots = max(1, self.tasks_per_instance(instance.instance_type))
-            self._vms[instance_id] = _Fleet(instance_id, slots)
+            self._vms[instance_id] = _Fleet(
+                instance_id, slots, slowdown=self.slowdown(instance_id) if self.slowdown else 1.0
+            )
             self._push(max(change.ready_at, now) + self.startup_delay_s, _READY, instance_id)
             if change.preempt_at is not None:
                 self._push(max(change.preempt_at, now), _PREEMPT, instance_id)
@@ -528,20 +541,41 @@ class EventDrivenWorkers:
         if free > 0 and vm.working:
             duration = self.duration
             heap, seq, instance_id = self._heap, self._seq, vm.instance_id
+            slowdown, report_starts = vm.slowdown, self.report_starts
             messages = self.task_queue.receive(free, _LEASE_S, 0.0)
+            started = 0
             for message in messages:
+                if report_starts and self._start_elsewhere(vm, message, now):
+                    continue
                 envelope = message.envelope
                 task = envelope.task
                 seconds = max(0.0, duration(task.task_id, task.data, envelope.failures + 1))
+                seconds *= slowdown
                 receipt = message.receipt
                 running[receipt] = (message, now)
                 heapq.heappush(heap, (now + seconds, next(seq), _FINISH, instance_id, receipt))
-            self.stats.started += len(messages)
+                started += 1
+            self.stats.started += started
             free = vm.slots - len(running)
         if free > 0 and vm.working:
             self._idle[vm.instance_id] = None
         else:
             self._idle.pop(vm.instance_id, None)
+
+    def _start_elsewhere(self, vm: _Fleet, message: ReceivedTask, now: float) -> bool:
+        """Report the start; True (and the message released) when ``vm`` already runs it."""
+        task_id = message.task_id
+        if task_id not in self._seen:
+            self._seen.add(task_id)  # a first run: it cannot be running here already
+        elif message.delivery_count < 4 and any(
+            running.task_id == task_id for running, _ in vm.running.values()
+        ):
+            # As the worker does: a copy of a task running here is handed back a few times.
+            self.task_queue.release(message.receipt)
+            self._bounced = True
+            return True
+        self._event(vm.instance_id, "task_started", now, task_id=task_id, attempt=message.attempt)
+        return False
 
     def _dispatch_idle(self, now: float) -> None:
         """Idle workers poll the queue: released or re-sent tasks start at once."""
@@ -551,8 +585,9 @@ class EventDrivenWorkers:
                 self._idle.pop(instance_id, None)
                 continue
             before = len(vm.running)
+            self._bounced = False
             self._fill(vm, now)
-            if len(vm.running) == before:
+            if len(vm.running) == before and not self._bounced:
                 break  # the queue is empty
 
     def _lose(self, instance_id: str, now: float, reason: str) -> None:

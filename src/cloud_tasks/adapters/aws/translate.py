@@ -111,6 +111,28 @@ class TypeInfo:
     spot_supported: bool
     cpu_family: str
     cpu_rank: int
+    gpu_type: str = ""
+    gpus: int = 0
+    gpu_memory_gib: float = 0.0
+
+
+def gpu_fields(item: Mapping[str, Any]) -> dict[str, Any]:
+    """GPU type, count and GiB per GPU from an item's ``GpuInfo`` (empty without GPUs).
+
+    The type is ``manufacturer-name`` in lower case (``nvidia-t4``, ``nvidia-a10g``).
+    """
+    gpus = (item.get("GpuInfo") or {}).get("Gpus") or []
+    if not gpus:
+        return {}
+    first = gpus[0]
+    name = "-".join(
+        str(part).strip().lower().replace(" ", "-")
+        for part in (first.get("Manufacturer"), first.get("Name"))
+        if part
+    )
+    count = sum(int(g.get("Count") or 0) for g in gpus)
+    memory = float((first.get("MemoryInfo") or {}).get("SizeInMiB") or 0) / 1024.0
+    return {"gpu_type": name, "gpus": count, "gpu_memory_gib": round(memory, 3)} if count else {}
 
 
 def _family(name: str) -> str:
@@ -158,6 +180,7 @@ def type_info(item: Mapping[str, Any]) -> TypeInfo | None:
         spot_supported="spot" in item.get("SupportedUsageClasses", []),
         cpu_family=cpu_family(name, str(item.get("ProcessorInfo", {}).get("Manufacturer", ""))),
         cpu_rank=cpu_rank(name),
+        **gpu_fields(item),
     )
 
 
@@ -248,6 +271,9 @@ def build_offers(
             local_ssd_gib=info.local_ssd_gib,
             boot_disks=disks,
             price_per_hour_usd=price,
+            gpu_type=info.gpu_type,
+            gpus=info.gpus,
+            gpu_memory_gib=info.gpu_memory_gib,
         )
         zones = sorted(zones_by_type.get(info.name, [])) if info.spot_supported else []
         if not zones:

@@ -104,6 +104,18 @@ class GceCompute:
                 automatic_restart=False,
                 on_host_maintenance="TERMINATE",
             )
+        elif spec.gpus:
+            # GPU VMs cannot live-migrate: GCP requires them to stop for host maintenance.
+            resource.scheduling = compute_v1.Scheduling(
+                on_host_maintenance="TERMINATE", automatic_restart=True
+            )
+        if spec.gpus and spec.attach_gpus and spec.gpu_type:
+            resource.guest_accelerators = [
+                compute_v1.AcceleratorConfig(
+                    accelerator_type=f"zones/{spec.zone}/acceleratorTypes/{spec.gpu_type}",
+                    accelerator_count=spec.gpus,
+                )
+            ]
         if spec.service_account:
             resource.service_accounts = [
                 compute_v1.ServiceAccount(email=spec.service_account, scopes=_SCOPES)

@@ -48,7 +48,33 @@ FAMILIES: dict[str, tuple[str, str, int]] = {
     "c4": ("C4", "Intel Emerald Rapids", 8),
     "c4a": ("C4A Arm", "Google Axion", 7),
     "m1": ("Memory-optimized", "Intel Skylake (M1)", 3),
+    "a2": ("A2", "Intel Cascade Lake", 4),
+    "a3": ("A3", "Intel Sapphire Rapids", 7),
+    "g2": ("G2", "Intel Cascade Lake", 4),
 }
+#: GPU model as the billing SKUs name it ("Nvidia Tesla T4 GPU running in ...") → the
+#: accelerator type Compute Engine names it, and its memory in GiB.
+GPU_SKU_MODELS: dict[str, tuple[str, float]] = {
+    "Tesla T4": ("nvidia-tesla-t4", 16.0),
+    "Tesla V100": ("nvidia-tesla-v100", 16.0),
+    "Tesla P100": ("nvidia-tesla-p100", 16.0),
+    "Tesla P4": ("nvidia-tesla-p4", 8.0),
+    "Tesla A100": ("nvidia-tesla-a100", 40.0),
+    "A100 80GB": ("nvidia-a100-80gb", 80.0),
+    "Tesla A100 80GB": ("nvidia-a100-80gb", 80.0),
+    "L4": ("nvidia-l4", 24.0),
+    "H100 80GB": ("nvidia-h100-80gb", 80.0),
+}
+GPU_MEMORY_GIB: dict[str, float] = dict(GPU_SKU_MODELS.values())
+#: GPUs an N1 machine can have attached: type → {count: most vCPUs of the machine}.
+N1_ATTACHABLE: dict[str, dict[int, int]] = {
+    "nvidia-tesla-t4": {1: 24, 2: 48, 4: 96},
+    "nvidia-tesla-v100": {1: 12, 2: 24, 4: 48, 8: 96},
+    "nvidia-tesla-p100": {1: 16, 2: 32, 4: 64},
+}
+_GPU_SKU = re.compile(
+    r"^(?:Spot Preemptible )?Nvidia (?P<model>.+?) GPU (?:attached to .*?)?running in "
+)
 _ARM_FAMILIES = frozenset({"t2a", "c4a", "n4a"})
 _HYPERDISK_ONLY = frozenset({"c4", "c4a", "n4"})
 _DISKS = {
@@ -82,6 +108,8 @@ class MachineTypeInfo:
     architecture: str
     local_ssd_gib: float
     shared_cpu: bool
+    gpu_type: str = ""
+    gpus: int = 0
 
 
 def machine_type_info(item: Mapping[str, Any]) -> MachineTypeInfo:
@@ -93,6 +121,7 @@ def machine_type_info(item: Mapping[str, Any]) -> MachineTypeInfo:
     else:
         architecture = "x86_64"
     partitions = int((item.get("bundledLocalSsds") or {}).get("partitionCount") or 0)
+    accelerators = item.get("accelerators") or []
     return MachineTypeInfo(
         name=name,
         vcpus=int(item["guestCpus"]),
@@ -100,6 +129,8 @@ def machine_type_info(item: Mapping[str, Any]) -> MachineTypeInfo:
         architecture=architecture,
         local_ssd_gib=partitions * LOCAL_SSD_PARTITION_GIB,
         shared_cpu=bool(item.get("isSharedCpu", False)),
+        gpu_type=str(accelerators[0].get("guestAcceleratorType", "")) if accelerators else "",
+        gpus=sum(int(a.get("guestAcceleratorCount") or 0) for a in accelerators),
     )
 
 
@@ -128,13 +159,15 @@ class RegionRates:
     """Billing rates of one region, per hour.
 
     ``cores``/``ram``: (family, spot) → USD per vCPU-hour / GiB-hour; ``local_ssd``: spot →
-    USD per GiB-hour; ``disks``: disk type → USD per GiB-hour.
+    USD per GiB-hour; ``disks``: disk type → USD per GiB-hour; ``gpus``: (accelerator type,
+    spot) → USD per GPU-hour.
     """
 
     cores: Mapping[tuple[str, bool], float]
     ram: Mapping[tuple[str, bool], float]
     local_ssd: Mapping[bool, float]
     disks: Mapping[str, float]
+    gpus: Mapping[tuple[str, bool], float] = attrs.field(factory=dict)
 
 
 _SKU_NAMES = {words: family for family, (words, _cpu, _rank) in FAMILIES.items()}
@@ -147,6 +180,7 @@ def region_rates(skus: Iterable[Mapping[str, Any]], region: str) -> RegionRates:
     ram: dict[tuple[str, bool], float] = {}
     local_ssd: dict[bool, float] = {}
     disks: dict[str, float] = {}
+    gpus: dict[tuple[str, bool], float] = {}
     for sku in skus:
         if region not in sku.get("serviceRegions", []):
             continue
@@ -165,13 +199,17 @@ def region_rates(skus: Iterable[Mapping[str, Any]], region: str) -> RegionRates:
             family = _SKU_NAMES[match.group("words")]
             (cores if match.group("kind") == "Core" else ram)[(family, spot)] = price
             continue
+        gpu = _GPU_SKU.match(description)
+        if gpu and gpu.group("model") in GPU_SKU_MODELS:
+            gpus[(GPU_SKU_MODELS[gpu.group("model")][0], spot)] = price
+            continue
         if description.startswith("SSD backed Local Storage"):
             local_ssd[spot] = price
             continue
         for prefix, disk_type in _DISKS.items():
             if description.startswith(prefix) and not spot:
                 disks[disk_type] = price
-    return RegionRates(cores, ram, local_ssd, disks)
+    return RegionRates(cores, ram, local_ssd, disks, gpus)
 
 
 def build_offers(
@@ -179,7 +217,10 @@ def build_offers(
 ) -> list[InstanceOffer]:
     """One offer per machine type of the region whose family has core and RAM prices.
 
-    Shared-core types (``e2-micro``...) and families without billing SKUs are left out.
+    Shared-core types (``e2-micro``...) and families without billing SKUs are left out. A type
+    with built-in GPUs (A2, A3, G2) adds its GPUs' own SKU price, and is left out without one;
+    each N1 type is also offered with the GPUs that can be attached to it
+    (:data:`N1_ATTACHABLE`) where the region prices them, machine plus GPUs.
     """
     offers = []
     for info in types:
@@ -198,6 +239,15 @@ def build_offers(
                 True, rates.local_ssd.get(False, 0.0)
             )
             spot = round(info.vcpus * spot_core + info.memory_gib * spot_gib + ssd_spot, 6)
+        if info.gpus:
+            gpu_rate = rates.gpus.get((info.gpu_type, False))
+            if gpu_rate is None:
+                continue
+            price += info.gpus * gpu_rate
+            spot_gpu = rates.gpus.get((info.gpu_type, True))
+            spot = (
+                None if spot is None or spot_gpu is None else round(spot + info.gpus * spot_gpu, 6)
+            )
         _words, cpu, rank = FAMILIES[family]
         offers.append(
             InstanceOffer(
@@ -216,8 +266,41 @@ def build_offers(
                 ),
                 price_per_hour_usd=round(price, 6),
                 spot_price_per_hour_usd=spot,
+                gpu_type=info.gpu_type,
+                gpus=info.gpus,
+                gpu_memory_gib=GPU_MEMORY_GIB.get(info.gpu_type, 0.0) if info.gpus else 0.0,
             )
         )
+        if family == "n1":
+            offers.extend(_with_attached_gpus(offers[-1], rates))
+    return offers
+
+
+def _with_attached_gpus(machine: InstanceOffer, rates: RegionRates) -> list[InstanceOffer]:
+    """``machine`` (an N1 offer) with each GPU count that may be attached to it."""
+    offers = []
+    for gpu_type, counts in N1_ATTACHABLE.items():
+        rate = rates.gpus.get((gpu_type, False))
+        if rate is None:
+            continue
+        spot_rate = rates.gpus.get((gpu_type, True))
+        for count, most_vcpus in counts.items():
+            if machine.vcpus > most_vcpus:
+                continue
+            spot = machine.spot_price_per_hour_usd
+            offers.append(
+                attrs.evolve(
+                    machine,
+                    price_per_hour_usd=round((machine.price_per_hour_usd or 0.0) + count * rate, 6),
+                    spot_price_per_hour_usd=None
+                    if spot is None or spot_rate is None
+                    else round(spot + count * spot_rate, 6),
+                    gpu_type=gpu_type,
+                    gpus=count,
+                    gpu_memory_gib=GPU_MEMORY_GIB[gpu_type],
+                    attach_gpus=True,
+                )
+            )
     return offers
 
 

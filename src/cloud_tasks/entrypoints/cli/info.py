@@ -45,6 +45,10 @@ def _money(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _gpus(count: int, gpu_type: str, memory_gib: float) -> str:
+    return f"{count}x {gpu_type} {memory_gib:g} GiB" if count else "-"
+
+
 def _record_provider(config: JobConfig) -> str:
     if config.provider == "memory" and config.section in ("aws", "gcp"):
         return config.section
@@ -85,7 +89,7 @@ def list_instance_types(
 
     Uses the same filter and order as 'run', so the first line is the type 'run' would pick.
     Constraints come from the configuration file and from flags (--min-cpu, --instance-types,
-    --use-spot, ...).
+    --use-spot, --min-gpus, --gpu-type, --gpus-per-task, ...).
     """
     from cloud_tasks.bootstrap import (
         catalog_stand_in,
@@ -112,7 +116,9 @@ def list_instance_types(
         _echo_json([candidate_record(c, provider) for c in candidates])
         return
     show_zone = any(c.offer.zone for c in candidates)
+    show_gpus = any(c.offer.gpus for c in candidates)
     columns = ["Type", *(["Zone"] if show_zone else []), "vCPU", "Mem GiB", "Arch", "SSD GB"]
+    columns += ["GPUs"] if show_gpus else []
     columns += ["Boot disk", "On-demand $/h", "Spot $/h", "Tasks", "$/task-slot/h"]
     if detail:
         columns += ["All-in $/h", "CPU family", "Rank"]
@@ -121,6 +127,7 @@ def list_instance_types(
         o = c.offer
         row = [o.name, *([o.zone or "any"] if show_zone else []), str(o.vcpus)]
         row += [f"{o.memory_gib:g}", o.architecture, f"{o.local_ssd_gib:g}"]
+        row += [_gpus(o.gpus, o.gpu_type, o.gpu_memory_gib)] if show_gpus else []
         row += [f"{c.boot_disk_gb} GB {c.boot_disk_type or ''}".strip()]
         row += [_money(o.price_per_hour_usd), _money(o.spot_price_per_hour_usd)]
         row += [str(c.tasks_per_instance), _money(c.price_per_task_slot_hour_usd, 5)]
@@ -130,7 +137,7 @@ def list_instance_types(
     pricing_kind = "spot" if constraints.use_spot else "on-demand"
     source = "" if notice is None else ", bundled catalog"
     title = f"{len(rows)} instance types in {region} ({provider}, {pricing_kind} prices{source})"
-    numeric = {i for i, name in enumerate(columns) if name not in ("Type", "Zone", "Arch")}
+    numeric = {i for i, name in enumerate(columns) if name not in ("Type", "Zone", "Arch", "GPUs")}
     numeric -= {columns.index("Boot disk")}
     if detail:
         numeric -= {columns.index("CPU family")}

@@ -62,6 +62,13 @@ from cloud_tasks.exceptions import ConfigError
     help="Seconds from starting an instance until its worker takes tasks.",
 )
 @click.option(
+    "--slow-instances",
+    default=None,
+    metavar="FRACTION:FACTOR",
+    help="Model slow hosts: that fraction of the instances runs every task FACTOR times "
+    "slower (0.05:4 = 5% of instances, 4x slower). Pair with --speculative-after.",
+)
+@click.option(
     "--seed",
     type=int,
     default=0,
@@ -81,6 +88,7 @@ def simulate_command(**params: Any) -> None:
     from cloud_tasks.manager.simulation import (
         duration_model_from_option,
         format_result,
+        parse_slow_instances,
         simulate,
     )
 
@@ -90,6 +98,8 @@ def simulate_command(**params: Any) -> None:
             f"--provider {provider}: simulate always runs on the memory provider; leave "
             "--provider out (a config for aws or gcp is simulated with that cloud's catalog)"
         )
+    slow_text = params.pop("slow_instances")
+    slow = parse_slow_instances(slow_text) if slow_text is not None else None
     tasks_file = params.pop("tasks_file")
     num_tasks = params.pop("num_tasks")
     if (tasks_file is None) == (num_tasks is None):
@@ -120,6 +130,7 @@ def simulate_command(**params: Any) -> None:
         preemption_rate_per_hour=params["preemption_rate"],
         boot_time_s=params["boot_time"],
         seed=params["seed"],
+        slow_instances=slow,
         log=(lambda line: click.echo(line, err=True)) if level >= 1 and not as_json else None,
     )
     if as_json:

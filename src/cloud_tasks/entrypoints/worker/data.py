@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import argparse
 import mmap
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from cloud_tasks.entrypoints.worker.options import WorkerOptions
+
+if TYPE_CHECKING:
+    from cloud_tasks.entrypoints.worker.checkpoint import Checkpoint
+
+if TYPE_CHECKING:
+    from cloud_tasks.entrypoints.worker.checkpoint import Checkpoint
 
 _TERMINATION = 0
 _SHUTDOWN = 1
@@ -44,12 +50,17 @@ class WorkerData(WorkerOptions):
     ``num_simultaneous_tasks``, ...). ``args`` holds the parsed command line including the
     user's own ``argparser`` options. ``attempt`` is 1 for the first try of this task.
     ``received_termination_notice`` and ``received_shutdown_request`` change while a task runs.
+    ``task_id`` is the id of the task being run; ``checkpoint`` saves and loads its progress.
+    ``gpu_devices`` are the GPU ids this task process sees (also its ``CUDA_VISIBLE_DEVICES``),
+    empty when the worker was given no ``--gpus``.
     """
 
     args: argparse.Namespace
     instance_id: str | None = None
     hostname: str = ""
     attempt: int = 1
+    task_id: str = ""
+    gpu_devices: tuple[str, ...] = ()
     flags: LiveFlags
 
     uncompared: ClassVar[frozenset[str]] = frozenset({"args", "flags"})
@@ -66,6 +77,20 @@ class WorkerData(WorkerOptions):
     def received_termination_notice(self) -> bool:
         """True once the VM got a spot termination notice (real or simulated)."""
         return self.flags.termination_notice
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        """This task's checkpoint under ``--checkpoint-location``: ``save(obj)`` / ``load()``."""
+        from cloud_tasks.entrypoints.worker.checkpoint import Checkpoint
+
+        return Checkpoint(self.checkpoint_location, self.task_id)
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        """This task's checkpoint under ``--checkpoint-location``: ``save(obj)`` / ``load()``."""
+        from cloud_tasks.entrypoints.worker.checkpoint import Checkpoint
+
+        return Checkpoint(self.checkpoint_location, self.task_id)
 
     @property
     def received_shutdown_request(self) -> bool:

@@ -39,6 +39,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cloud_tasks.entrypoints.worker.data import WorkerData
+from cloud_tasks.entrypoints.worker.gpus import gpu_assigner
 
 if TYPE_CHECKING:
     import asyncio
@@ -223,11 +224,12 @@ def _child_main(
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if memory_limit_bytes is not None:
             resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
-        # This process owns its copy of the (frozen) WorkerData: setting the two per-attempt
+        # This process owns its copy of the (frozen) WorkerData: setting the per-attempt
         # fields in place is invisible elsewhere and cheaper than building a new instance.
         token, task_id, data, attempt, instance_id = request
         object.__setattr__(worker_data, "attempt", attempt)
         object.__setattr__(worker_data, "instance_id", instance_id)
+        object.__setattr__(worker_data, "task_id", task_id)
         payload = _run_task(process_task, task_id, data, worker_data)
         _send_outcome(result_fd, token, payload)
         code = 0
@@ -250,15 +252,27 @@ def _child_main(
 
 
 class _Child:
-    __slots__ = ("deadline", "pid", "pidfd", "started", "timed_out", "token")
+    __slots__ = ("deadline", "pid", "pidfd", "slot", "started", "timed_out", "token")
 
-    def __init__(self, token: int, pid: int, pidfd: int, started: float, deadline: float) -> None:
+    def __init__(
+        self, token: int, pid: int, pidfd: int, started: float, deadline: float, slot: int = 0
+    ) -> None:
         self.token = token
         self.pid = pid
         self.pidfd = pidfd
         self.started = started
         self.deadline = deadline
         self.timed_out = False
+        self.slot = slot  # the task slot, which picks the task's GPUs
+
+
+def _free_slot(running: dict[int, _Child]) -> int:
+    """The lowest task slot no running child holds (slots pick each task's GPUs)."""
+    taken = {child.slot for child in running.values()}
+    slot = 0
+    while slot in taken:
+        slot += 1
+    return slot
 
 
 def _open_pidfd(pid: int) -> int:
@@ -296,6 +310,7 @@ def _serve(
     poller.register(control, select.POLLIN)
     monotonic = time.monotonic
     pack_report = _DONE.pack
+    assign_gpus = gpu_assigner(worker_data)
 
     def reaped(child: _Child, status: int) -> None:
         if child.pidfd >= 0:
@@ -309,16 +324,19 @@ def _serve(
     def start(request: tuple[Any, ...]) -> None:
         # No flush of stdout/stderr here: the server prints nothing while serving (both were
         # flushed before it was forked), and each call would touch (and copy) more pages.
+        slot = _free_slot(by_token) if assign_gpus is not None else 0
         pid = os.fork()
         if pid == 0:
             sock.close()
             for fd in by_pidfd:
                 os.close(fd)
+            if assign_gpus is not None:
+                assign_gpus(slot)
             _child_main(process_task, worker_data, request, result_fd, memory_limit_bytes)
         # The child puts itself in its own process group before running any user code; a
         # kill that comes first finds no group and signals the pid (see signal_group).
         now = monotonic()
-        child = _Child(request[0], pid, _open_pidfd(pid), now, now + max_runtime_s)
+        child = _Child(request[0], pid, _open_pidfd(pid), now, now + max_runtime_s, slot=slot)
         by_token[child.token] = child
         if child.pidfd >= 0:
             by_pidfd[child.pidfd] = child

@@ -117,6 +117,10 @@ class WorkerOptions(Record):
     simulate_spot_termination_delay: float | None = None
     exit_when_idle: float | None = None
     visibility_timeout: float = 120.0
+    checkpoint_location: str | None = None
+    gpus: int | None = None
+    gpus_per_task: float | None = None
+    report_task_starts: bool = False
     verbose: int = 0
 
     @property
@@ -293,6 +297,32 @@ _SPECS: tuple[_Spec, ...] = (
         "visibility_timeout",
         "float",
         "queue mode: lease length in seconds, renewed every third of it (default 120)",
+    ),
+    _Spec(
+        ("--checkpoint-location",),
+        "checkpoint_location",
+        "str",
+        "folder, s3://BUCKET/PREFIX or gs://BUCKET/PREFIX for worker_data.checkpoint",
+    ),
+    _Spec(
+        ("--gpus",),
+        "gpus",
+        "int",
+        "GPUs of this VM; each task slot gets its own (CUDA_VISIBLE_DEVICES)",
+        minimum=0,
+    ),
+    _Spec(
+        ("--gpus-per-task",),
+        "gpus_per_task",
+        "float",
+        "GPUs each task slot sees (default: an equal share of --gpus)",
+        positive=True,
+    ),
+    _Spec(
+        ("--report-task-starts",),
+        "report_task_starts",
+        "bool",
+        "queue mode: send a task_started event as each task starts (for speculative re-runs)",
     ),
     _Spec(("-v", "--verbose"), "verbose", "count", "more log output on stderr (repeatable)"),
 )

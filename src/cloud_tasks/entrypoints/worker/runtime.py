@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
 from cloud_tasks.entrypoints.worker.data import LiveFlags, WorkerData
 from cloud_tasks.entrypoints.worker.forkserver import ForkServer, ProcessTask
+from cloud_tasks.entrypoints.worker.gpus import check_gpu_options
 from cloud_tasks.entrypoints.worker.options import WorkerOptions, evolve, parse_worker_options
 from cloud_tasks.exceptions import CloudTasksError
 
@@ -196,6 +197,7 @@ class Worker:
         if self._prepared is not None:
             return self._prepared
         memory_limit = self.options.max_memory_allowed_per_task
+        check_gpu_options(self.options)
         worker_data = WorkerData(
             **self.options.as_dict(),
             args=self.args,

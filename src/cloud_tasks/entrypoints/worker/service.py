@@ -75,6 +75,9 @@ def _short(task_id: str) -> str:
     return (
         repr(task_id) if len(task_id) <= 80 else repr(task_id[:60]) + f"... ({len(task_id)} chars)"
     )
+# Deliveries of a speculative copy that a worker already running its task hands back before it
+# runs the copy itself.
+_MAX_BOUNCES = 4
 
 
 @attrs.frozen
@@ -629,6 +632,8 @@ class WorkerService:
             if self._summary is not None:
                 error = None if attempt.kind is OutcomeKind.SUCCESS else attempt.exception
                 self._summary.record(running.task_id, attempt.kind.value, error or attempt.error)
+            if self.options.checkpoint_location is not None:
+                self._spawn(self._forget_checkpoint(running.task_id))
         except BaseException as exc:
             if self._task_failure is None:
                 self._task_failure = exc
@@ -675,11 +680,27 @@ class WorkerService:
                         break
                 continue
             idle_since = None
+            bounced = False
             for message in messages:
+                if (
+                    self.options.report_task_starts
+                    and message.delivery_count < _MAX_BOUNCES
+                    and self._runs_task(message.task_id)
+                ):
+                    # A speculative copy of a task running here: leave it to another worker
+                    # (a few times only: each delivery counts against --max-preemptions).
+                    await self._queue_call(queue.release, message.receipt)
+                    bounced = True
+                    continue
                 started += 1
                 self._executing += 1
                 self._spawn(self._run_queue_task(queue, message))
+            if bounced:
+                await asyncio.sleep(self._receive_wait_s)
         await self._drain()
+
+    def _runs_task(self, task_id: str) -> bool:
+        return any(running.task_id == task_id for running in self._running.values())
 
     async def _queue_call(self, func: Callable[..., None], *args: Any) -> bool:
         try:
@@ -721,8 +742,11 @@ class WorkerService:
             self._finished_executing()
             dead = self._dead_letter_event(message, rejected, "preempted")
             if await self._deliver([dead]):
+                await self._forget_checkpoint(message.task_id)
                 await self._queue_call(queue.ack, message.receipt)
             return
+        if self.options.report_task_starts:
+            self._emit("task_started", task_id=message.task_id, attempt=message.attempt)
         try:
             attempt = await self._execute(message.task_id, dict(message.data), message.attempt)
         finally:
@@ -744,11 +768,24 @@ class WorkerService:
                 await self._queue_call(queue.release, message.receipt)
                 return
         if isinstance(decision, Complete | Fail | DeadLetter):
+            await self._forget_checkpoint(message.task_id)
             await self._queue_call(queue.ack, message.receipt)
         elif isinstance(decision, Requeue):
             await self._queue_call(queue.requeue, message)
         elif isinstance(decision, Release):
             await self._queue_call(queue.release, message.receipt)
+
+    async def _forget_checkpoint(self, task_id: str) -> None:
+        """Delete the task's checkpoint once its outcome is final (no-op without a location)."""
+        location = self.options.checkpoint_location
+        if location is None:
+            return
+        from cloud_tasks.entrypoints.worker.checkpoint import Checkpoint
+
+        try:
+            await asyncio.to_thread(Checkpoint(location, task_id).delete)
+        except CloudTasksError as exc:
+            self._emit(ev.NON_FATAL_EXCEPTION, exception=f"checkpoint: {exc}")
 
     @staticmethod
     def _dead_letter_event(message: ReceivedTask, decision: DeadLetter, error: str) -> ev.Event:
