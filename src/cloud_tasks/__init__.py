@@ -8,6 +8,7 @@ from cloud_tasks.exceptions import (
     ProviderError,
     QueueNotFoundError,
     QuotaError,
+    RejectedError,
     SelectionError,
     TaskFileError,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "ProviderError",
     "QueueNotFoundError",
     "QuotaError",
+    "RejectedError",
     "SelectionError",
     "TaskFileError",
     "__version__",

@@ -8,6 +8,12 @@ and exit status 1.
 from __future__ import annotations
 
 
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace (line breaks included) made one space: provider
+    messages may hold line breaks, and every error we print is one line."""
+    return " ".join(text.split())
+
+
 class CloudTasksError(Exception):
     """Base of every error Cloud Tasks raises on purpose.
 
@@ -42,6 +48,16 @@ class CapacityError(ProviderError):
 
 class QuotaError(CapacityError):
     """A quota (vCPUs, instances, IPs) forbids more instances in this region."""
+
+
+class RejectedError(ProviderError):
+    """The provider refused a request for a reason another try cannot fix (an unknown image or
+    instance type, an invalid network, a limit too small for one instance). The message names
+    the setting to change; the pool manager stops what it started and ends the run."""
+
+    def __init__(self, message: str, *, setting: str = "") -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class QueueNotFoundError(ProviderError):

@@ -189,13 +189,23 @@ class Image:
 class Compute(Protocol):
     """Starts, lists and stops a job's instances; every query is scoped by job tags/labels.
 
-    ``create_instance`` raises ``CapacityError`` (try another zone or type) or ``QuotaError``.
-    ``terminate`` is idempotent and also deletes preempted or failed instances.
+    ``create_instance(s)`` raise ``CapacityError`` (try another zone or type), ``QuotaError``,
+    or ``RejectedError`` when the request can never succeed (an unknown image or type, an
+    invalid network...; the message names the setting to fix). ``terminate`` is idempotent
+    and also deletes preempted or failed instances.
     """
 
     provider: str
 
     def create_instance(self, spec: InstanceSpec) -> Instance: ...
+
+    def create_instances(self, spec: InstanceSpec, count: int) -> list[Instance]:
+        """Start up to ``count`` instances of ``spec`` in as few API calls as the provider
+        allows (one ``RunInstances`` on EC2, one ``bulkInsert`` on Compute Engine).
+
+        Returns the instances started: fewer than ``count`` (never none) when the provider had
+        capacity for fewer. Raises like ``create_instance`` when none started.
+        """
 
     def list_instances(self, job_id: str | None) -> list[Instance]:
         """This job's instances, or every managed instance when ``job_id`` is None."""

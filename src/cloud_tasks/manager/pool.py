@@ -38,9 +38,12 @@ from cloud_tasks.domain.tasks import Envelope, Task
 from cloud_tasks.exceptions import (
     CapacityError,
     CloudTasksError,
+    ConfigError,
     CredentialsError,
     ProviderError,
     QueueNotFoundError,
+    QuotaError,
+    RejectedError,
 )
 from cloud_tasks.manager.taskdb import InstanceRecord, TaskCounts
 from cloud_tasks.manager.taskstore import TaskStore
@@ -72,6 +75,13 @@ MAX_RESENDS = 3
 #: How long the manager keeps retrying while the provider fails (throttling, outages) before it
 #: gives up; the queue, the task database and the instances are kept for ``run --continue``.
 PROVIDER_OUTAGE_LIMIT_S = 900.0
+#: Instances asked for in one launch call, and launch calls in flight at once. EC2 and Compute
+#: Engine throttle mutating calls per second; a few large calls stay far inside those limits.
+LAUNCH_BATCH = 100
+LAUNCH_CONCURRENCY = 8
+#: Errors no retry can fix: the run stops what it started and ends with the error's line
+#: (which names the setting to change). A queue deleted under the run ends it the same way.
+PERMANENT_ERRORS = (RejectedError, CredentialsError, ConfigError, QueueNotFoundError)
 
 Status = Literal["completed", "broken_startup", "cost_cap", "stopped"]
 
@@ -250,6 +260,9 @@ class PoolManager:
             await self.stop_all(reason=abort.status)
             counts = self.db.counts()
             return JobOutcome(abort.status, abort.message, counts, self.db.spend_usd(self._now()))
+        except PERMANENT_ERRORS as exc:
+            exc.args = (f"{exc}; {await self._stop_after_error()}",)
+            raise
         await self._until_done("stop", lambda: self.stop_all(reason="job done"))
         await self._until_done("events", self.poll_events)
         if self.settings.delete_queues:
@@ -262,18 +275,31 @@ class PoolManager:
         message = f"every task is done: {counts.completed} completed, {counts.failed} failed"
         return JobOutcome("completed", message, counts, self.db.spend_usd(now))
 
+    async def _stop_after_error(self) -> str:
+        """Stop every instance of the job after an error no retry can fix; says what was done."""
+        try:
+            stopped = await self.stop_all(reason="error")
+        except CloudTasksError as exc:
+            return (
+                f"the job's instances could not be stopped ({exc}); stop them with "
+                "'cloud_tasks stop'"
+            )
+        if not stopped:
+            return "no instance was left running"
+        return f"stopped the job's {len(stopped)} instance{'s' if len(stopped) > 1 else ''}"
+
     async def _tolerant(self, name: str, step: Awaitable[object]) -> bool:
         """Run one step of the loop; a provider failure that outlived the adapters' retries
         is logged and the step runs again later, while it has failed for less than
         ``PROVIDER_OUTAGE_LIMIT_S``. True when the step succeeded.
 
         The job's state lives in the task database and the queues, so nothing is lost while
-        the provider is unreachable. Rejected credentials and a deleted queue are not
-        transient and end the run at once.
+        the provider is unreachable. Rejected credentials, a rejected launch and a deleted
+        queue are not transient and end the run at once (``run`` stops the instances first).
         """
         try:
             await step
-        except (CredentialsError, QueueNotFoundError):
+        except (CredentialsError, QueueNotFoundError, RejectedError):
             raise
         except ProviderError as exc:
             now = self._now()
@@ -688,82 +714,142 @@ class PoolManager:
         return twin
 
     async def _launch(self, count: int, now: float, *, on_demand: int = 0) -> None:
+        """Start ``count`` instances: the best option first, in batches of ``LAUNCH_BATCH``
+        sent ``LAUNCH_CONCURRENCY`` at a time; what an option lacks capacity for goes to the
+        next option. A rejection (``RejectedError``, rejected credentials, a bad setting) is
+        raised at once; so is a transient failure once the adapters' retries are spent (the
+        loop tries again at the next check)."""
         started = 0
-        failures = 0
+        quota: QuotaError | None = None
+        only_quota = True
         while started < count:
             option = self.current_option()
             if option is None:
+                if quota is not None and only_quota and not self.tracked:
+                    raise RejectedError(
+                        f"{quota}; the quota is too small for even one instance of the job: "
+                        "raise it, or pick smaller instance types (instance_types, max_cpu)",
+                        setting="quota",
+                    )
                 self.log("no capacity for any instance type in any zone; retrying next check")
                 self.exhausted.clear()
-                return
+                break
+            want = count - started
             twin = self._on_demand_twin(option) if started < on_demand else None
             if twin is not None:
+                want = min(want, on_demand - started, self._on_demand_room(twin))
                 option = twin
-            candidate = option.candidate
-            spec = InstanceSpec(
-                job_id=self.settings.job_id,
-                instance_type=candidate.name,
-                zone=option.zone,
-                image=self.settings.image,
-                startup_script=option.startup_script,
-                use_spot=candidate.use_spot,
-                boot_disk_gb=candidate.boot_disk_gb,
-                boot_disk_type=candidate.boot_disk_type,
-                service_account=self.settings.service_account,
-                price_per_hour_usd=candidate.price_per_hour_usd,
-            )
-            try:
-                instance = await self._call(self.compute.create_instance, spec)
-            except CapacityError as exc:
-                if twin is not None:
-                    self.log(f"{candidate.name} on-demand in {option.zone or 'the region'}: {exc}")
-                    on_demand = 0
-                    continue
-                self.exhausted.add(option.key)
-                following = self.current_option()
-                nxt = (
-                    f"trying {following.candidate.name} in {following.zone or 'the region'}"
-                    if following
-                    else "no other type or zone left"
-                )
-                self.log(f"{candidate.name} in {option.zone or 'the region'}: {exc}; {nxt}")
+            got, error = await self._launch_batches(option, want)
+            started += got
+            self.launched_on_demand += got if twin is not None else 0
+            if error is None and got == want:
                 continue
-            except ProviderError as exc:
-                failures += 1
-                self.log(f"could not start {candidate.name}: {exc}")
-                if failures >= 3:
-                    raise
-                continue
-            launched = self._now()
-            self.tracked[instance.instance_id] = _Tracked(
-                instance.instance_id,
-                candidate.name,
-                option.zone,
-                candidate.price_per_hour_usd,
-                launched,
-                candidate.tasks_per_instance,
-                last_busy=launched,
-                on_demand=not candidate.use_spot,
-            )
-            self.launched_on_demand += int(twin is not None)
-            self.db.record_instance(
-                InstanceRecord(
-                    instance.instance_id,
-                    instance.name,
-                    candidate.name,
-                    option.zone,
-                    candidate.use_spot,
-                    candidate.price_per_hour_usd,
-                    launched,
+            if twin is not None:
+                reason = error or "no capacity for more"
+                self.log(
+                    f"{option.candidate.name} on-demand in {option.zone or 'the region'}: {reason}"
                 )
+                on_demand = 0
+                continue
+            if error is not None and not isinstance(error, CapacityError):
+                raise error
+            if isinstance(error, QuotaError):
+                quota = error
+            else:
+                only_quota = False
+            self.exhausted.add(option.key)
+            following = self.current_option()
+            nxt = (
+                f"trying {following.candidate.name} in {following.zone or 'the region'}"
+                if following
+                else "no other type or zone left"
             )
-            started += 1
-            self.launched += 1
+            reason = str(error) if error is not None else f"capacity for {got} of {want} only"
+            self.log(f"{option.candidate.name} in {option.zone or 'the region'}: {reason}; {nxt}")
         if started:
             self.log(
                 f"started {started} instance{'s' if started > 1 else ''} "
                 f"({len(self.tracked)} in the pool)"
             )
+
+    def _on_demand_room(self, twin: LaunchOption) -> int:
+        """How many on-demand ``twin`` instances fit under ``max_total_price_per_hour``."""
+        cap = self.settings.limits.max_total_price_per_hour
+        price = twin.candidate.price_per_hour_usd
+        if cap is None or price <= 0:
+            return 1 << 30
+        pool = sum(t.price_per_hour_usd for t in self.tracked.values())
+        return max(1, int((cap - pool + 1e-9) // price))
+
+    async def _launch_batches(
+        self, option: LaunchOption, count: int
+    ) -> tuple[int, ProviderError | ConfigError | None]:
+        """Start up to ``count`` instances of one option with concurrent batched calls.
+
+        Returns how many started and the first error, the most permanent first (a rejection
+        before a transient failure before a capacity error). Every started instance is
+        tracked and recorded before this returns, whatever failed.
+        """
+        candidate = option.candidate
+        spec = InstanceSpec(
+            job_id=self.settings.job_id,
+            instance_type=candidate.name,
+            zone=option.zone,
+            image=self.settings.image,
+            startup_script=option.startup_script,
+            use_spot=candidate.use_spot,
+            boot_disk_gb=candidate.boot_disk_gb,
+            boot_disk_type=candidate.boot_disk_type,
+            service_account=self.settings.service_account,
+            price_per_hour_usd=candidate.price_per_hour_usd,
+        )
+        sizes = [min(LAUNCH_BATCH, count - first) for first in range(0, count, LAUNCH_BATCH)]
+        gate = asyncio.Semaphore(LAUNCH_CONCURRENCY)
+
+        async def one(size: int) -> list[Instance]:
+            async with gate:
+                return await self._call(self.compute.create_instances, spec, size)
+
+        results = await asyncio.gather(*(one(size) for size in sizes), return_exceptions=True)
+        started = 0
+        errors: list[ProviderError | ConfigError] = []
+        for result in results:
+            if isinstance(result, ProviderError | ConfigError):
+                errors.append(result)
+                continue
+            if isinstance(result, BaseException):
+                raise result
+            for instance in result:
+                self._track_new(instance, option)
+            started += len(result)
+        errors.sort(key=_error_rank)
+        return started, (errors[0] if errors else None)
+
+    def _track_new(self, instance: Instance, option: LaunchOption) -> None:
+        candidate = option.candidate
+        launched = self._now()
+        self.tracked[instance.instance_id] = _Tracked(
+            instance.instance_id,
+            candidate.name,
+            option.zone,
+            candidate.price_per_hour_usd,
+            launched,
+            candidate.tasks_per_instance,
+            last_busy=launched,
+            on_demand=not candidate.use_spot,
+        )
+        self.db.record_instance(
+            InstanceRecord(
+                instance.instance_id,
+                instance.name,
+                candidate.name,
+                option.zone,
+                candidate.use_spot,
+                candidate.price_per_hour_usd,
+                launched,
+            )
+        )
+        self.launched += 1
 
     async def _terminate(self, instance_ids: Sequence[str], now: float, reason: str) -> None:
         if not instance_ids:
@@ -781,6 +867,16 @@ class PoolManager:
             self.log(f"stopping {len(ids)} instances ({reason})")
         await self._terminate(ids, self._now(), reason)
         return ids
+
+
+def _error_rank(error: CloudTasksError) -> int:
+    """Which launch error to act on first: a rejection, then a transient failure, then a
+    capacity error (which only moves the launch to the next option)."""
+    if isinstance(error, PERMANENT_ERRORS):
+        return 0
+    if isinstance(error, CapacityError):
+        return 2
+    return 1
 
 
 def instances_needed(remaining_tasks: int, tasks_per_instance: int) -> int:

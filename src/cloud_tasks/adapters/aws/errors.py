@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from cloud_tasks.adapters.aws.translate import CREDENTIALS_HINT, translate_error
-from cloud_tasks.exceptions import CredentialsError, ProviderError
+from cloud_tasks.exceptions import CredentialsError, ProviderError, one_line
 
 
 @contextmanager
@@ -30,4 +30,4 @@ def aws_errors(operation: str, *, instance_type: str = "", zone: str = "") -> It
             f"no AWS credentials found for {operation}; {CREDENTIALS_HINT}"
         ) from None
     except BotoCoreError as exc:
-        raise ProviderError(f"AWS {operation} failed: {exc}") from None
+        raise ProviderError(one_line(f"AWS {operation} failed: {exc}")) from None
