@@ -81,15 +81,14 @@ def make_compute(config: JobConfig, *, clock: Clock | None = None) -> Compute:
 
         session = _aws_session(config)
         region = _aws_region(config, session)
-        from cloud_tasks.adapters.aws.clientconfig import client_config
+        from cloud_tasks.adapters.aws.clientconfig import client_config, tolerate_proxy_pages
 
-        return Ec2Compute(
-            session.client("ec2", region_name=region, config=client_config()),
-            region=region,
-            ec2_for_region=lambda name: session.client(
-                "ec2", region_name=name, config=client_config()
-            ),
-        )
+        def ec2_for(name: str) -> Any:
+            return tolerate_proxy_pages(
+                session.client("ec2", region_name=name, config=client_config())
+            )
+
+        return Ec2Compute(ec2_for(region), region=region, ec2_for_region=ec2_for)
     if provider == "gcp":
         from cloud_tasks.adapters.gcp.compute import GceCompute
         from cloud_tasks.adapters.gcp.compute_clients import compute_clients
@@ -146,13 +145,17 @@ def make_pricing(config: JobConfig) -> Pricing:
     from cloud_tasks.adapters.price_cache import PriceCache
 
     if provider == "aws":
-        from cloud_tasks.adapters.aws.clientconfig import client_config
+        from cloud_tasks.adapters.aws.clientconfig import client_config, tolerate_proxy_pages
         from cloud_tasks.adapters.aws.pricing import PRICING_REGION, AwsPricing
 
         session = _aws_session(config)
         return AwsPricing(
-            lambda name: session.client("ec2", region_name=name, config=client_config()),
-            session.client("pricing", region_name=PRICING_REGION, config=client_config()),
+            lambda name: tolerate_proxy_pages(
+                session.client("ec2", region_name=name, config=client_config())
+            ),
+            tolerate_proxy_pages(
+                session.client("pricing", region_name=PRICING_REGION, config=client_config())
+            ),
             cache=PriceCache(),
         )
     if provider == "gcp":

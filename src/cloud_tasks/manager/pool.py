@@ -261,7 +261,13 @@ class PoolManager:
             counts = self.db.counts()
             return JobOutcome(abort.status, abort.message, counts, self.db.spend_usd(self._now()))
         except PERMANENT_ERRORS as exc:
-            exc.args = (f"{exc}; {await self._stop_after_error()}",)
+            done = await self._stop_after_error()
+            if not isinstance(exc, QueueNotFoundError):
+                done += (
+                    "; fix it, then resume with 'cloud_tasks run --continue' (the queue and the "
+                )
+                done += "task database are kept)"
+            exc.args = (f"{exc}; {done}",)
             raise
         await self._until_done("stop", lambda: self.stop_all(reason="job done"))
         await self._until_done("events", self.poll_events)

@@ -65,9 +65,10 @@ class Ec2Compute:
         return self.create_instances(spec, 1)[0]
 
     def create_instances(self, spec: InstanceSpec, count: int) -> list[Instance]:
-        """One ``RunInstances`` call with ``MinCount=1, MaxCount=count``: EC2 starts as many as
-        it has capacity for, or fails when it has none. A client token makes botocore's
-        retries of the call idempotent (a retried call never starts a second batch)."""
+        """One ``RunInstances`` call for all ``count`` instances (``MinCount = MaxCount``): EC2
+        starts them all or fails with ``InsufficientInstanceCapacity``, and the pool manager
+        moves the batch to the next zone or type. A client token makes botocore's retries of
+        the call idempotent (a retried call never starts a second batch)."""
         if count < 1:
             raise ValueError("count must be at least 1")
         user_data = spec.startup_script.encode("utf-8")
@@ -90,7 +91,7 @@ class Ec2Compute:
         request: dict[str, Any] = {
             "ImageId": spec.image,
             "InstanceType": spec.instance_type,
-            "MinCount": 1,
+            "MinCount": count,
             "MaxCount": count,
             "ClientToken": secrets.token_hex(16),
             "UserData": spec.startup_script,

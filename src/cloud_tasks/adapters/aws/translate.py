@@ -341,6 +341,13 @@ def translate_error(
         )
     if code in _AUTH_CODES:
         return CredentialsError(f"AWS rejected {operation} ({code}: {message}); {CREDENTIALS_HINT}")
+    if code.isdigit():
+        # botocore's code for an answer that was not AWS's (an HTML page from a proxy).
+        return ProviderError(
+            f"AWS {operation} failed: the endpoint answered HTTP {code} {message} with a page "
+            "that is not an AWS answer, after every retry (a proxy or load balancer in the "
+            "way, or an outage); try again later or check AWS_ENDPOINT_URL and proxy settings"
+        )
     rejected = rejected_setting(code, message)
     if rejected is not None:
         setting, fix = rejected
