@@ -21,6 +21,7 @@ from tests.fakes.aws_pricing import FakePricingApi, compute_product, storage_pro
 
 REGION = "us-east-1"
 JOB = "bad-image-job"
+TASKS = ("--tasks", "tasks.json", "-q")
 
 pytestmark = pytest.mark.slow
 
@@ -60,8 +61,7 @@ aws:
         "XDG_CACHE_HOME": str(tmp_path / "cache"),
     }
     result = subprocess.run(
-        [sys.executable, "-m", "cloud_tasks", "run", "--config", "config.yml"]
-        + ["--tasks", "tasks.json", "-q"],
+        [sys.executable, "-m", "cloud_tasks", "run", "--config", "config.yml", *TASKS],
         cwd=tmp_path,
         env=env,
         capture_output=True,
