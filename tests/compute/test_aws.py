@@ -7,13 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import boto3
 import pytest
 
 from cloud_tasks.adapters.aws.ec2 import MAX_USER_DATA_BYTES, Ec2Compute
 from cloud_tasks.adapters.aws.pricing import AwsPricing
 from cloud_tasks.adapters.price_cache import PriceCache
-from cloud_tasks.exceptions import ConfigError, CredentialsError
+from cloud_tasks.exceptions import ConfigError, CredentialsError, RejectedError
 from cloud_tasks.ports import InstanceSpec, InstanceState
 from tests.fakes.aws_pricing import FakePricingApi, compute_product, storage_product
 
@@ -197,3 +198,51 @@ def test_regions_list_their_zones(moto_server: str) -> None:
     regions = {r.name: r for r in compute.list_regions()}
     assert "us-east-1a" in regions[REGION].zones
     assert "eu-west-1b" in regions["eu-west-1"].zones
+
+
+def test_a_batch_is_one_run_instances_call_and_a_missing_image_is_rejected(
+    moto_server: str,
+) -> None:
+    from tests.faults.proxy import FaultProxy
+
+    proxy = FaultProxy(moto_server, lambda request: None).start()
+    try:
+        ec2 = _ec2(proxy.url)
+        image = _ubuntu_image(ec2, "x86_64", "20250101")
+        compute = Ec2Compute(ec2, region=REGION, image_owner=MOTO_ACCOUNT)
+        spec = InstanceSpec("job-a", "m7i.large", "us-east-1a", image, "#!/bin/bash\n", True, 10)
+        created = compute.create_instances(spec, 7)
+        calls = proxy.actions["RunInstances"]
+        with pytest.raises(RejectedError) as caught:
+            compute.create_instances(attrs.evolve(spec, image="ami-00000000"), 3)
+    finally:
+        proxy.stop()
+    assert len({i.instance_id for i in created}) == 7 and calls == 1
+    assert {i.job_id for i in created} == {"job-a"} and all(i.is_spot for i in created)
+    assert caught.value.setting == "image" and "\n" not in str(caught.value)
+
+
+def test_service_account_names_the_instance_profile_of_the_workers(moto_server: str) -> None:
+    ec2 = _ec2(moto_server)
+    iam = boto3.client("iam", region_name=REGION, endpoint_url=moto_server)
+    iam.create_instance_profile(InstanceProfileName="cloud-tasks-worker")
+    image = _ubuntu_image(ec2, "x86_64", "20250101")
+    compute = Ec2Compute(ec2, region=REGION, image_owner=MOTO_ACCOUNT)
+    spec = InstanceSpec(
+        "job-a",
+        "m7i.large",
+        "us-east-1a",
+        image,
+        "#!/bin/bash\n",
+        False,
+        10,
+        service_account="cloud-tasks-worker",
+    )
+    created = compute.create_instances(spec, 2)
+    raw = ec2.describe_instances(InstanceIds=[i.instance_id for i in created])["Reservations"]
+    # moto associates the profile with the first instance of a reservation only.
+    profiles = {i["IamInstanceProfile"]["Arn"] for r in raw for i in r["Instances"][:1]}
+    assert profiles == {f"arn:aws:iam::{MOTO_ACCOUNT}:instance-profile/cloud-tasks-worker"}
+    with pytest.raises(RejectedError) as caught:
+        compute.create_instances(attrs.evolve(spec, service_account="no-such-profile"), 1)
+    assert caught.value.setting == "service_account", caught.value

@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import attrs
 import pytest
 
 from cloud_tasks.adapters.gcp.billing import GcpPricing
 from cloud_tasks.adapters.gcp.compute import GceCompute
 from cloud_tasks.adapters.gcp.compute_clients import catalog_client, compute_clients
-from cloud_tasks.exceptions import CapacityError, QuotaError
+from cloud_tasks.exceptions import CapacityError, QuotaError, RejectedError
 from cloud_tasks.ports import InstanceSpec, InstanceState
 from tests.fakes.gce import FakeBilling, FakeComputeEngine, machine_type, sku
 
@@ -246,3 +247,53 @@ def test_regions_and_images(gce: FakeComputeEngine) -> None:
     assert [i.architecture for i in images].count("arm64") == 1
     assert all("2404" in i.name for i in images)
     assert compute.list_images("x86_64")[0].name.endswith("v20250501")
+
+
+def _bulk_spec(**changes: Any) -> InstanceSpec:
+    spec = InstanceSpec(
+        "job-a",
+        "n2-standard-4",
+        "us-central1-a",
+        "projects/ubuntu-os-cloud/global/images/ubuntu-2404-noble-amd64-v20250501",
+        "#!/bin/bash\necho hi\n",
+        True,
+        20,
+        price_per_hour_usd=0.05,
+    )
+    return attrs.evolve(spec, **changes)
+
+
+def test_a_batch_is_one_bulk_insert_run_as_the_default_service_account(
+    gce: FakeComputeEngine,
+) -> None:
+    compute = _compute(compute_clients())
+    created = compute.create_instances(_bulk_spec(), 5)
+    bulk = [r for r in gce.server.requests if r[1].endswith("/instances/bulkInsert")]
+    assert len(bulk) == 1
+    assert len({i.name for i in created}) == 5 and all(i.job_id == "job-a" for i in created)
+    assert all(i.zone == "us-central1-a" and i.is_spot for i in created)
+    sent = gce.instances[("us-central1-a", created[0].name)]
+    assert sent["labels"] == {"rms-cloud-tasks-job-id": "job-a", "rms-cloud-tasks-managed": "true"}
+    # Without service_account the VMs run as the project's default compute account, with a
+    # scope that covers Pub/Sub and logging, so the worker can reach its queue.
+    assert sent["serviceAccounts"] == [
+        {"email": "default", "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}
+    ]
+
+
+def test_a_batch_takes_what_the_zone_has_and_refusals_name_the_setting(
+    gce: FakeComputeEngine,
+) -> None:
+    compute = _compute(compute_clients())
+    gce.zone_capacity["us-central1-a"] = 2
+    assert len(compute.create_instances(_bulk_spec(), 4)) == 2
+    with pytest.raises(CapacityError):
+        compute.create_instances(_bulk_spec(), 4)
+    with pytest.raises(RejectedError) as image:
+        compute.create_instances(
+            _bulk_spec(zone="us-central1-b", image=_bulk_spec().image + "-gone"), 2
+        )
+    assert image.value.setting == "image" and "\n" not in str(image.value)
+    with pytest.raises(RejectedError) as machine:
+        compute.create_instances(_bulk_spec(zone="us-central1-b", instance_type="n9-huge-4"), 2)
+    assert machine.value.setting == "instance_types"

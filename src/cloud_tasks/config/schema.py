@@ -41,7 +41,6 @@ PROVIDER_ONLY: dict[str, str] = {
     "secret_key": "aws",
     "project_id": "gcp",
     "credentials_file": "gcp",
-    "service_account": "gcp",
     "catalog": "memory",
 }
 
@@ -126,7 +125,10 @@ _HELP: dict[str, str] = {
     "secret_key": "AWS secret access key (default: the boto3 credential chain).",
     "project_id": "GCP project id.",
     "credentials_file": "GCP service-account key file (default: Application Default Credentials).",
-    "service_account": "GCP service account the instances run as.",
+    "service_account": "Who the instances' worker acts as. GCP: a service account email "
+    "(default: the project's default compute service account, cloud-platform scope). AWS: an "
+    "IAM instance profile name (default: none; the startup script must then give the worker "
+    "AWS credentials).",
     "catalog": "Instance catalog for the memory provider: aws, gcp, all, or a catalog file.",
 }
 

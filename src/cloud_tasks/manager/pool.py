@@ -22,6 +22,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, ParamSpec, TypeVar
 
 import attrs
@@ -220,6 +221,7 @@ class PoolManager:
         self._busy_reported_at = float("-inf")
         self._failing_since: dict[str, float] = {}  # step → when it began to fail
         self._option_by_type = {option.candidate.name: option for option in self.options}
+        self._launch_threads: ThreadPoolExecutor | None = None
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -814,7 +816,17 @@ class PoolManager:
 
         async def one(size: int) -> list[Instance]:
             async with gate:
-                return await self._call(self.compute.create_instances, spec, size)
+                if not self.settings.offload:
+                    return self.compute.create_instances(spec, size)
+                # Threads of their own: the default executor may have fewer than
+                # LAUNCH_CONCURRENCY, and launches must not wait behind event polls.
+                if self._launch_threads is None:
+                    self._launch_threads = ThreadPoolExecutor(
+                        LAUNCH_CONCURRENCY, thread_name_prefix="cloud-tasks-launch"
+                    )
+                return await asyncio.get_running_loop().run_in_executor(
+                    self._launch_threads, self.compute.create_instances, spec, size
+                )
 
         results = await asyncio.gather(*(one(size) for size in sizes), return_exceptions=True)
         started = 0

@@ -190,6 +190,17 @@ def pool_settings(config: JobConfig, plan: JobPlan, *, tasks_known: bool = True)
     )
 
 
+def worker_credentials_notice(config: JobConfig) -> str | None:
+    """What to tell the user when the instances' workers get no credentials from us."""
+    if config.provider == "aws" and not config.provider_options.service_account:
+        return (
+            "aws.service_account is not set: instances start without an IAM instance profile, "
+            "so the startup script must give the worker AWS credentials for SQS; set "
+            "service_account to an instance profile name (see docs/providers.md)"
+        )
+    return None
+
+
 def load_tasks(
     task_queue: TaskQueue,
     tasks: Iterable[Task],
@@ -257,4 +268,5 @@ __all__ = [
     "pool_settings",
     "queue_name_of",
     "region_of",
+    "worker_credentials_notice",
 ]

@@ -108,6 +108,7 @@ _REJECTED: tuple[tuple[str, str, str], ...] = (
     ("InvalidBlockDeviceMapping", "boot disk", "check boot_disk_types and the disk size"),
     ("InvalidParameter", "", "check the configuration"),
     ("MissingParameter", "", "check the configuration"),
+    ("NoSuchEntity", "", "check the configuration"),
     ("OptInRequired", "account", "subscribe the account to EC2 in this region"),
     ("PendingVerification", "account", "wait until AWS has verified the account"),
     ("Blocked", "account", "contact AWS support"),
@@ -115,6 +116,7 @@ _REJECTED: tuple[tuple[str, str, str], ...] = (
 #: Words of an ``InvalidParameterValue`` message → the setting it is about.
 _PARAMETER_SETTINGS: tuple[tuple[str, str, str], ...] = (
     ("iaminstanceprofile", "service_account", "name an existing instance profile"),
+    ("instanceprofile", "service_account", "name an existing instance profile"),
     ("instancetype", "instance_types", "pick another type ('list_instance_types')"),
     ("imageid", "image", "set 'image' to an AMI id of this region and architecture"),
     ("userdata", "startup_script", "check the startup script"),
@@ -362,7 +364,7 @@ def rejected_setting(code: str, message: str) -> tuple[str, str] | None:
     """``(setting, what to do)`` when ``code`` is an error another try cannot fix."""
     for prefix, setting, fix in _REJECTED:
         if code.startswith(prefix):
-            if prefix == "InvalidParameter":
+            if not setting:
                 lowered = message.lower().replace(" ", "")
                 for words, named, named_fix in _PARAMETER_SETTINGS:
                     if words in lowered:

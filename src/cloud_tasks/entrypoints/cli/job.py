@@ -39,6 +39,7 @@ from cloud_tasks.manager.session import (
     load_tasks,
     make_plan,
     pool_settings,
+    worker_credentials_notice,
 )
 from cloud_tasks.manager.taskdb import TaskDatabase
 from cloud_tasks.redact import redact, redact_startup_script
@@ -177,6 +178,9 @@ def _supervise(
             f"instance type {plan.best.name} ({plan.best.tasks_per_instance} tasks each, "
             f"${plan.best.price_per_hour_usd:.4f}/h), up to {plan.initial_count} instances"
         )
+        notice = worker_credentials_notice(config)
+        if notice:
+            display.log(notice)
         while True:
             manager = PoolManager(
                 compute=adapters.compute,
