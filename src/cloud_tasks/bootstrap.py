@@ -11,7 +11,7 @@ from typing import Any
 
 from cloud_tasks.domain.options import JobConfig
 from cloud_tasks.exceptions import ConfigError
-from cloud_tasks.ports import Clock, Compute, EventQueue, Pricing, TaskQueue
+from cloud_tasks.ports import Clock, Compute, EventQueue, Preflight, Pricing, TaskQueue
 
 #: Regions used when neither ``region`` nor ``zone`` is configured.
 DEFAULT_REGIONS: dict[str, str] = {"aws": "us-east-1", "gcp": "us-central1"}
@@ -170,6 +170,38 @@ def make_pricing(config: JobConfig) -> Pricing:
             cache=PriceCache(),
         )
     raise ConfigError(f"unknown provider {provider!r}")
+
+
+def make_preflight(config: JobConfig, region: str) -> Preflight:
+    """The ``Preflight`` adapter of ``config.provider`` (clients for ``region``)."""
+    provider = config.provider
+    if provider == "aws":
+        from cloud_tasks.adapters.aws.clientconfig import client_config, tolerate_proxy_pages
+        from cloud_tasks.adapters.aws.preflight import AwsPreflight
+
+        session = _aws_session(config)
+
+        def client(service: str) -> Any:
+            return tolerate_proxy_pages(
+                session.client(service, region_name=region, config=client_config())
+            )
+
+        return AwsPreflight(client)
+    if provider == "gcp":
+        from cloud_tasks.adapters.gcp.compute_clients import compute_clients
+        from cloud_tasks.adapters.gcp.preflight import GcpPreflight
+
+        credentials = config.provider_options.credentials_file
+        clients = compute_clients(credentials)
+        return GcpPreflight(
+            images=clients["images"],
+            regions=clients["regions"],
+            project=_gcp_project(config),
+            credentials_file=credentials,
+        )
+    from cloud_tasks.adapters.memory.preflight import OfflinePreflight
+
+    return OfflinePreflight(provider)
 
 
 def pricing_region(config: JobConfig, pricing: Pricing) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
@@ -219,6 +219,43 @@ class Compute(Protocol):
     def default_image(self, architecture: str) -> str: ...
 
 
+CheckStatus = Literal["ok", "fail", "warn"]
+
+
+@attrs.frozen
+class CheckResult:
+    """One preflight check: ``ok``, ``fail`` (the job cannot work as configured; ``fix``
+    says what to change) or ``warn`` (it could not be verified, or may limit the job)."""
+
+    name: str
+    status: CheckStatus
+    detail: str
+    fix: str = ""
+
+
+@attrs.frozen
+class PreflightRequest:
+    """What a job will ask of its provider, for ``Preflight.checks``."""
+
+    region: str
+    zone: str
+    image: str
+    architecture: str
+    instance_type: str
+    vcpus_per_instance: int
+    instances: int
+    use_spot: bool
+    service_account: str | None = None
+
+
+class Preflight(Protocol):
+    """Checks, before anything is created, that the provider will accept the job: credentials,
+    permissions, image, quotas, the workers' credentials. Never raises for a check that fails
+    or cannot be verified: that is a ``fail`` or ``warn`` result."""
+
+    def checks(self, request: PreflightRequest) -> list[CheckResult]: ...
+
+
 class Pricing(Protocol):
     """Instance types with on-demand and spot prices for a region."""
 
@@ -247,6 +284,8 @@ class Clock(Protocol):
 
 
 __all__ = [
+    "CheckResult",
+    "CheckStatus",
     "Clock",
     "Compute",
     "EventQueue",
@@ -255,6 +294,8 @@ __all__ = [
     "InstanceMetadata",
     "InstanceSpec",
     "InstanceState",
+    "Preflight",
+    "PreflightRequest",
     "Pricing",
     "ReceivedEvent",
     "ReceivedTask",

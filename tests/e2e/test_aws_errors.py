@@ -21,7 +21,9 @@ from tests.fakes.aws_pricing import FakePricingApi, compute_product, storage_pro
 
 REGION = "us-east-1"
 JOB = "bad-image-job"
-TASKS = ("--tasks", "tasks.json", "-q")
+# --no-check: the preflight would refuse the image before anything starts (tested in
+# tests/compute/test_check_aws.py); this test is about a refusal during the run.
+TASKS = ("--tasks", "tasks.json", "-q", "--no-check")
 
 pytestmark = pytest.mark.slow
 

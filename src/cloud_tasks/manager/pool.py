@@ -79,7 +79,7 @@ PROVIDER_OUTAGE_LIMIT_S = 900.0
 #: Instances asked for in one launch call, and launch calls in flight at once. EC2 and Compute
 #: Engine throttle mutating calls per second; a few large calls stay far inside those limits.
 LAUNCH_BATCH = 100
-LAUNCH_CONCURRENCY = 8
+LAUNCH_CONCURRENCY = 10
 #: Errors no retry can fix: the run stops what it started and ends with the error's line
 #: (which names the setting to change). A queue deleted under the run ends it the same way.
 PERMANENT_ERRORS = (RejectedError, CredentialsError, ConfigError, QueueNotFoundError)

@@ -28,10 +28,12 @@ from cloud_tasks.entrypoints.cli.options import (
 from cloud_tasks.exceptions import CloudTasksError, ConfigError, QueueNotFoundError, TaskFileError
 from cloud_tasks.manager.exports import DUMP_CHOICES, EventExport
 from cloud_tasks.manager.pool import JobOutcome, PoolManager, PoolSnapshot
+from cloud_tasks.manager.preflight import require_checks, run_checks
 from cloud_tasks.manager.report import build_report, format_report
 from cloud_tasks.manager.session import (
     RUNNABLE_PROVIDERS,
     Adapters,
+    JobPlan,
     build_adapters,
     db_path_of,
     describe_plan,
@@ -47,6 +49,16 @@ from cloud_tasks.redact import redact, redact_startup_script
 
 def _echo_err(message: str) -> None:
     click.echo(message, err=True)
+
+
+def _no_check_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--no-check",
+        "no_check",
+        is_flag=True,
+        help="Skip the preflight checks of 'cloud_tasks check' (credentials, permissions, "
+        "image, quotas...).",
+    )(function)
 
 
 def _db_option(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -295,6 +307,7 @@ def _delete_queues(adapters: Adapters) -> None:
     help="With --dry-run: seconds one task takes, for the makespan and cost estimate.",
 )
 @click.option("--force", is_flag=True, help="Start over even if the queue or database exist.")
+@_no_check_option
 @click.option("--strict", is_flag=True, help="Exit 1 when any task failed.")
 @click.option(
     "--output-file",
@@ -353,6 +366,7 @@ def run_command(**params: Any) -> None:
         _print_dry_run(config, plan, n_tasks, params["task_duration"], params["output_format"])
         return
     _require_runnable(config)
+    _preflight(config, adapters, plan, skip=params["no_check"], quiet=quiet)
     if db_path.exists():
         if not params["force"]:
             raise ConfigError(
@@ -404,6 +418,21 @@ def run_command(**params: Any) -> None:
             resume_hint=_resume_hint(config),
             output_file=params["output_file"],
         )
+
+
+def _preflight(
+    config: JobConfig, adapters: Adapters, plan: JobPlan, *, skip: bool, quiet: bool
+) -> None:
+    """The checks of 'cloud_tasks check', before anything is created: a failure is one line
+    and exit 1; warnings are shown unless quiet."""
+    if skip:
+        return
+    results = run_checks(config, adapters, plan)
+    if not quiet:
+        for result in results:
+            if result.status == "warn":
+                _echo_err(f"check: {result.name}: {result.detail}")
+    require_checks(results)
 
 
 def _resume_hint(config: JobConfig) -> str:
@@ -511,6 +540,7 @@ def _print_dry_run(
 @common_options
 @run_options
 @click.option("--strict", is_flag=True, help="Exit 1 when any task failed.")
+@_no_check_option
 def manage_pool_command(**params: Any) -> None:
     """Supervise the instance pool for an already loaded queue (see load_queue).
 
@@ -527,6 +557,9 @@ def manage_pool_command(**params: Any) -> None:
             f"queue {adapters.task_queue.name!r} does not exist; load it first with "
             "'cloud_tasks load_queue' (or use 'cloud_tasks run')"
         )
+    if not params["no_check"]:
+        checked = make_plan(config, adapters, max(adapters.task_queue.depth(), 1))
+        _preflight(config, adapters, checked, skip=False, quiet=quiet)
     adapters.event_queue.create()
     with TaskDatabase(db_path) as db:
         if "started_at" not in db.meta():

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from cloud_tasks import __version__
-from cloud_tasks.entrypoints.cli import info, job, queue, simulate
+from cloud_tasks.entrypoints.cli import check, info, job, queue, simulate
 from cloud_tasks.exceptions import CloudTasksError
 from cloud_tasks.redact import redact
 
@@ -35,7 +35,7 @@ def cli() -> None:
     """
 
 
-for _module in (job, queue, info, simulate):
+for _module in (job, queue, info, simulate, check):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 
