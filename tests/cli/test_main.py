@@ -24,6 +24,7 @@ SPEC_COMMANDS = {
     "list_images",
     "list_regions",
     "simulate",
+    "check",
 }
 
 

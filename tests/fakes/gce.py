@@ -127,6 +127,8 @@ class FakeComputeEngine:
         self.operation_latency_s = 0.0
         #: zone -> instances it can still create (no entry: no limit)
         self.zone_capacity: dict[str, int] = {}
+        #: region -> its quotas as ``regions.get`` lists them (metric, limit, usage)
+        self.region_quotas: dict[str, list[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.server = LoopbackServer(self._handle)
@@ -191,8 +193,41 @@ class FakeComputeEngine:
                     for r, zones in self.regions.items()
                 ]
             }
+        match = re.fullmatch(prefix + r"/regions/([^/]+)", path)
+        if match and method == "GET":
+            region = match.group(1)
+            if region not in self.regions:
+                return 404, {
+                    "error": {
+                        "code": 404,
+                        "message": f"The resource '{path}' was not found",
+                        "errors": [{"reason": "notFound"}],
+                    }
+                }
+            return 200, {
+                "kind": "compute#region",
+                "name": region,
+                "status": "UP",
+                "zones": [
+                    f"{BASE}/projects/{self.project}/zones/{z}" for z in self.regions[region]
+                ],
+                "quotas": self.region_quotas.get(region, []),
+            }
         if path == ubuntu and method == "GET":
             return 200, {"items": self.images}
+        match = re.fullmatch(ubuntu + r"/([^/]+)", path)
+        if match and method == "GET" and match.group(1) != "family":
+            found = [i for i in self.images if i["name"] == match.group(1)]
+            if not found:
+                return 404, {
+                    "error": {
+                        "code": 404,
+                        "message": f"The resource 'projects/ubuntu-os-cloud/global/images/"
+                        f"{match.group(1)}' was not found",
+                        "errors": [{"reason": "notFound"}],
+                    }
+                }
+            return 200, found[0]
         match = re.fullmatch(ubuntu + r"/family/([^/]+)", path)
         if match:
             candidates = [
@@ -393,3 +428,31 @@ class FakeComputeEngine:
             }
         }
         return 200, op
+
+
+class FakeResourceManager:
+    """``POST /v1/projects/{project}:testIamPermissions``: the asked permissions the caller
+    holds (the key is left out when it holds none, as the real API does); 403 for any other
+    project."""
+
+    def __init__(self, project: str, granted: set[str]) -> None:
+        self.project = project
+        self.granted = granted
+        self.server = LoopbackServer(self._handle)
+
+    def _handle(
+        self, method: str, path: str, query: Any, body: Any, headers: Any
+    ) -> tuple[int, Any]:
+        match = re.fullmatch(r"/v1/projects/([^/:]+):testIamPermissions", path)
+        if method != "POST" or not match:
+            return 404, {"error": {"code": 404, "message": f"no route {path}"}}
+        if match.group(1) != self.project:
+            return 403, {
+                "error": {
+                    "code": 403,
+                    "message": "The caller does not have permission",
+                    "status": "PERMISSION_DENIED",
+                }
+            }
+        held = [p for p in body.get("permissions", []) if p in self.granted]
+        return 200, ({"permissions": held} if held else {})
