@@ -120,3 +120,37 @@ def test_a_task_queue_deleted_mid_run_stops_the_instances_with_one_line() -> Non
         job.run(hook)
     assert "\n" not in str(caught.value) and "stopped the job's" in str(caught.value)
     assert job.compute.list_instances("job") == []
+
+
+def test_a_spot_pool_spreads_over_pools_within_the_tolerance() -> None:
+    spread = make_job(
+        400,
+        limits=PoolLimits(max_instances=20, max_total_price_per_hour=100.0),
+        settings_kw={"spot_spread_tolerance": 0.5},
+    )
+    outcome = spread.run()
+    assert outcome.status == "completed", outcome.message
+    pools = {(s.instance_type, s.zone) for s in spread.compute.launched}
+    best = spread.manager.options[0].candidate.price_per_task_slot_hour_usd
+    prices = {o.key: o.candidate.price_per_task_slot_hour_usd for o in spread.manager.options}
+    eligible = {key for key, price in prices.items() if price <= best * 1.5 + 1e-9}
+    assert len(eligible) >= 2 and pools == eligible
+    single = make_job(400, limits=PoolLimits(max_instances=20, max_total_price_per_hour=100.0))
+    assert single.run().status == "completed"
+    assert {(s.instance_type, s.zone) for s in single.compute.launched} == {
+        single.manager.options[0].key
+    }
+
+
+def test_a_spread_pool_refills_around_a_pool_without_capacity() -> None:
+    job = make_job(
+        400,
+        limits=PoolLimits(max_instances=12, max_total_price_per_hour=100.0),
+        settings_kw={"spot_spread_tolerance": 0.5},
+    )
+    best = job.manager.options[0]
+    job.compute.inject_capacity_error(instance_type=f"^{best.candidate.name}$", zone=best.zone)
+    outcome = job.run()
+    assert outcome.status == "completed", outcome.message
+    launched = [(s.instance_type, s.zone) for s in job.compute.launched]
+    assert best.key not in launched and len(launched) >= 12

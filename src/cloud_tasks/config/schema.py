@@ -107,6 +107,9 @@ _HELP: dict[str, str] = {
     "instance_termination_delay": "Seconds an instance may sit idle before it is terminated.",
     "on_demand_after_preemptions": "With use_spot: once a task has lost this many runs to "
     "preemption, new instances are started on-demand until no such task is left; 0 = never.",
+    "spot_spread_tolerance": "With use_spot: spread the pool over every instance type and zone "
+    "whose price per task slot is within this fraction of the best (0.1 = 10 %), so that one "
+    "spot reclaim wave cannot take the whole pool; 0 = every instance in the best pool.",
     "max_runtime": "Seconds one task may run before it is killed.",
     "max_memory_allowed_per_task": "Memory limit of one task process, GB (unset = no limit).",
     "keepalive_interval": "Seconds between worker keep-alive messages; 0 = off.",

@@ -19,6 +19,7 @@ When every task is terminal it stops every instance and deletes the queues.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
@@ -35,6 +36,7 @@ from cloud_tasks.domain.sizing import (
     idle_instances_to_terminate,
     target_pool_size,
 )
+from cloud_tasks.domain.spread import SpreadPool, eligible_pools, spread_launches
 from cloud_tasks.domain.tasks import Envelope, Task
 from cloud_tasks.exceptions import (
     CapacityError,
@@ -125,6 +127,9 @@ class PoolSettings:
     #: on-demand (from ``PoolManager(on_demand_options=...)``) until no such task is left;
     #: 0 = never.
     on_demand_after_preemptions: int = 0
+    #: Spot pools: spread new instances over every launch option with the best option's tasks
+    #: per instance whose price per task slot is within this fraction of it; 0 = best only.
+    spot_spread_tolerance: float = 0.0
 
 
 @attrs.frozen
@@ -730,6 +735,7 @@ class PoolManager:
         started = 0
         quota: QuotaError | None = None
         only_quota = True
+        gate = asyncio.Semaphore(LAUNCH_CONCURRENCY)
         while started < count:
             option = self.current_option()
             if option is None:
@@ -745,35 +751,42 @@ class PoolManager:
             want = count - started
             twin = self._on_demand_twin(option) if started < on_demand else None
             if twin is not None:
-                want = min(want, on_demand - started, self._on_demand_room(twin))
-                option = twin
-            got, error = await self._launch_batches(option, want)
-            started += got
-            self.launched_on_demand += got if twin is not None else 0
-            if error is None and got == want:
-                continue
-            if twin is not None:
-                reason = error or "no capacity for more"
-                self.log(
-                    f"{option.candidate.name} on-demand in {option.zone or 'the region'}: {reason}"
-                )
-                on_demand = 0
-                continue
-            if error is not None and not isinstance(error, CapacityError):
-                raise error
-            if isinstance(error, QuotaError):
-                quota = error
+                plan = [(twin, min(want, on_demand - started, self._on_demand_room(twin)))]
             else:
-                only_quota = False
-            self.exhausted.add(option.key)
-            following = self.current_option()
-            nxt = (
-                f"trying {following.candidate.name} in {following.zone or 'the region'}"
-                if following
-                else "no other type or zone left"
+                plan = self._spread(option, want)
+            outcomes = await asyncio.gather(
+                *(self._launch_batches(pool, n, gate) for pool, n in plan)
             )
-            reason = str(error) if error is not None else f"capacity for {got} of {want} only"
-            self.log(f"{option.candidate.name} in {option.zone or 'the region'}: {reason}; {nxt}")
+            errors: list[ProviderError | ConfigError] = []
+            for (pool, asked), (got, error) in zip(plan, outcomes, strict=True):
+                started += got
+                if twin is not None:
+                    self.launched_on_demand += got
+                if error is None and got == asked:
+                    continue
+                where = f"{pool.candidate.name} in {pool.zone or 'the region'}"
+                if twin is not None:
+                    self.log(f"{where} on-demand: {error or 'no capacity for more'}")
+                    on_demand = 0
+                    continue
+                if error is not None and not isinstance(error, CapacityError):
+                    errors.append(error)
+                    continue
+                if isinstance(error, QuotaError):
+                    quota = error
+                else:
+                    only_quota = False
+                self.exhausted.add(pool.key)
+                following = self.current_option()
+                nxt = (
+                    f"trying {following.candidate.name} in {following.zone or 'the region'}"
+                    if following
+                    else "no other type or zone left"
+                )
+                reason = str(error) if error is not None else f"capacity for {got} of {asked} only"
+                self.log(f"{where}: {reason}; {nxt}")
+            if errors:
+                raise min(errors, key=_error_rank)
         if started:
             self.log(
                 f"started {started} instance{'s' if started > 1 else ''} "
@@ -789,8 +802,39 @@ class PoolManager:
         pool = sum(t.price_per_hour_usd for t in self.tracked.values())
         return max(1, int((cap - pool + 1e-9) // price))
 
+    def _spread(self, option: LaunchOption, count: int) -> list[tuple[LaunchOption, int]]:
+        """``count`` new instances over ``option`` and the spot options within the spread
+        tolerance of it, as (option, instances) with instances > 0."""
+        pools = self._spread_pools(option)
+        counts = spread_launches(count, [pool for _o, pool in pools])
+        return [(o, n) for (o, _pool), n in zip(pools, counts, strict=True) if n]
+
+    def _spread_pools(self, option: LaunchOption) -> list[tuple[LaunchOption, SpreadPool]]:
+        running = collections.Counter((t.instance_type, t.zone) for t in self.tracked.values())
+
+        def pool(o: LaunchOption) -> SpreadPool:
+            c = o.candidate
+            return SpreadPool(
+                o.key, c.price_per_task_slot_hour_usd, c.tasks_per_instance, running[o.key]
+            )
+
+        tolerance = self.settings.spot_spread_tolerance
+        if tolerance <= 0 or not option.candidate.use_spot:
+            return [(option, pool(option))]
+        usable = {
+            o.key: o for o in self.options if o.candidate.use_spot and o.key not in self.exhausted
+        }
+        usable.setdefault(option.key, option)
+        chosen = eligible_pools(pool(option), [pool(o) for o in usable.values()], tolerance)
+        return [(usable[p.key], p) for p in chosen]
+
+    def spread_options(self) -> list[LaunchOption]:
+        """The options new instances are spread over now (the best alone when not spreading)."""
+        option = self.current_option()
+        return [o for o, _pool in self._spread_pools(option)] if option else []
+
     async def _launch_batches(
-        self, option: LaunchOption, count: int
+        self, option: LaunchOption, count: int, gate: asyncio.Semaphore
     ) -> tuple[int, ProviderError | ConfigError | None]:
         """Start up to ``count`` instances of one option with concurrent batched calls.
 
@@ -812,7 +856,6 @@ class PoolManager:
             price_per_hour_usd=candidate.price_per_hour_usd,
         )
         sizes = [min(LAUNCH_BATCH, count - first) for first in range(0, count, LAUNCH_BATCH)]
-        gate = asyncio.Semaphore(LAUNCH_CONCURRENCY)
 
         async def one(size: int) -> list[Instance]:
             async with gate:

@@ -187,6 +187,7 @@ def pool_settings(config: JobConfig, plan: JobPlan, *, tasks_known: bool = True)
         offload=config.provider != "memory",
         tasks_known=tasks_known,
         on_demand_after_preemptions=run.on_demand_after_preemptions,
+        spot_spread_tolerance=run.spot_spread_tolerance,
     )
 
 
@@ -227,6 +228,32 @@ def load_tasks(
     return sent
 
 
+def plan_spread(plan: JobPlan, tolerance: float, instances: int) -> list[dict[str, Any]]:
+    """How the first ``instances`` of a spot pool are spread over launch options (the pool
+    manager's rule); one entry when the pool is not spread."""
+    from cloud_tasks.domain.spread import SpreadPool, eligible_pools, shares, spread_launches
+
+    def pool(option: LaunchOption) -> SpreadPool:
+        c = option.candidate
+        return SpreadPool(option.key, c.price_per_task_slot_hour_usd, c.tasks_per_instance)
+
+    best = plan.options[0]
+    if not best.candidate.use_spot:
+        tolerance = 0.0
+    chosen = eligible_pools(pool(best), [pool(o) for o in plan.options], tolerance)
+    counts = spread_launches(instances, chosen)
+    return [
+        {
+            "instance_type": p.key[0],
+            "zone": p.key[1] or None,
+            "price_per_task_slot_hour_usd": p.price_per_task_slot_hour_usd,
+            "share": round(share, 4),
+            "instances": n,
+        }
+        for p, share, n in zip(chosen, shares(chosen), counts, strict=True)
+    ]
+
+
 def describe_plan(plan: JobPlan, config: JobConfig, n_tasks: int) -> dict[str, Any]:
     """The plan as plain data for ``--dry-run``."""
     best = plan.best
@@ -251,6 +278,7 @@ def describe_plan(plan: JobPlan, config: JobConfig, n_tasks: int) -> dict[str, A
         "fallbacks": [
             {"instance_type": o.candidate.name, "zone": o.zone or None} for o in plan.options[1:]
         ],
+        "spread": plan_spread(plan, config.run.spot_spread_tolerance, plan.initial_count),
         "startup_script": plan.options[0].startup_script,
     }
 
@@ -265,6 +293,7 @@ __all__ = [
     "job_id_of",
     "load_tasks",
     "make_plan",
+    "plan_spread",
     "pool_settings",
     "queue_name_of",
     "region_of",

@@ -516,6 +516,15 @@ def _print_dry_run(
         + (f" {data['boot_disk_type']}" if data["boot_disk_type"] else ""),
         f"  image:              {data['image']}",
     ]
+    if len(data["spread"]) > 1:
+        shown = ", ".join(
+            f"{p['instances']} {p['instance_type']}" + (f"/{p['zone']}" if p["zone"] else "")
+            for p in data["spread"]
+        )
+        lines.append(
+            f"  spread over:        {shown} (spot pools within "
+            f"{config.run.spot_spread_tolerance:.0%} of the best price per task slot)"
+        )
     if data["fallbacks"]:
         shown = ", ".join(
             f"{f['instance_type']}" + (f"/{f['zone']}" if f["zone"] else "")
