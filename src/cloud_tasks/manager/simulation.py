@@ -88,6 +88,9 @@ class SimulationResult:
     preemption_rate_per_hour: float
     boot_time_s: float
     seed: int
+    pool_preemption_rate_per_hour: float = 0.0
+    #: Capacity pools (type and zone) the job's instances were spread over.
+    capacity_pools: int = 1
 
     @property
     def cost_ratio(self) -> float:
@@ -192,20 +195,24 @@ def simulate(
     seed: int = 0,
     log: Callable[[str], None] | None = None,
     store: InMemoryTaskStore | TaskDatabase | None = None,
+    pool_preemption_rate_per_hour: float = 0.0,
 ) -> SimulationRun:
     """Simulate ``config``'s job on the memory provider (see the module docstring).
 
     Give ``tasks`` (their data is ignored; every task takes a duration drawn from
     ``duration``) or ``num_tasks``. The same arguments always give the same result.
     ``store`` replaces the default ``InMemoryTaskStore`` (e.g. a SQLite ``TaskDatabase``, to
-    keep every event of the simulated job).
+    keep every event of the simulated job). ``pool_preemption_rate_per_hour``: reclaim waves
+    per capacity pool (type and zone) per hour, each taking every spot instance of that pool.
 
     Raises:
         ConfigError: inconsistent limits, a bad catalog, no tasks.
         SelectionError: no instance type meets the constraints.
     """
-    if preemption_rate_per_hour < 0 or boot_time_s < 0:
-        raise ConfigError("--preemption-rate and --boot-time must be non-negative")
+    if min(preemption_rate_per_hour, boot_time_s, pool_preemption_rate_per_hour) < 0:
+        raise ConfigError(
+            "--preemption-rate, --pool-preemption-rate and --boot-time must be non-negative"
+        )
     job_tasks = list(tasks) if tasks is not None else synthetic_tasks(num_tasks or 0)
     if not job_tasks:
         raise ConfigError("nothing to simulate: give --tasks FILE or --num-tasks N (> 0)")
@@ -224,6 +231,7 @@ def simulate(
         boot_delay_s=boot_time_s,
         preemption_rate_per_hour=preemption_rate_per_hour,
         seed=seed,
+        pool_preemption_rate_per_hour=pool_preemption_rate_per_hour,
     )
     region_zones: tuple[str, ...] = ()
     for listed in compute.list_regions():
@@ -267,6 +275,7 @@ def simulate(
         event_poll_interval_s=min(1.0, max(run.scaling_check_interval, 0.05)),
         offload=False,
         on_demand_after_preemptions=run.on_demand_after_preemptions if best.use_spot else 0,
+        spot_spread_tolerance=run.spot_spread_tolerance,
     )
     lines: list[str] = []
 
@@ -348,6 +357,8 @@ def simulate(
         preemption_rate_per_hour=preemption_rate_per_hour,
         boot_time_s=boot_time_s,
         seed=seed,
+        pool_preemption_rate_per_hour=pool_preemption_rate_per_hour,
+        capacity_pools=len({(spec.instance_type, spec.zone) for spec in compute.launched}),
     )
     return SimulationRun(result, compute, store, manager, stats, tuple(lines))
 
@@ -400,6 +411,11 @@ def format_result(result: SimulationResult) -> str:
         f"Preemptions: {r.preemptions} ({r.preemption_rate_per_hour:g}/h per instance), "
         f"{r.preempted_runs} task runs lost, {r.retries} re-runs",
     ]
+    if r.capacity_pools > 1 or r.pool_preemption_rate_per_hour > 0:
+        lines.append(
+            f"Spread:      {r.capacity_pools} capacity pools; reclaim waves "
+            f"{r.pool_preemption_rate_per_hour:g}/h per pool"
+        )
     return "\n".join(lines)
 
 

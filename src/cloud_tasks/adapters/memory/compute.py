@@ -14,6 +14,7 @@ slowly here, as it would on a cloud, while batched, concurrent launches fill it 
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import random
 import re
@@ -116,8 +117,11 @@ class InMemoryCompute:
         seed: int = 0,
         api_latency_s: float = 0.0,
         api_concurrency: int = 8,
+        pool_preemption_rate_per_hour: float = 0.0,
     ) -> None:
-        if boot_delay_s < 0 or preemption_rate_per_hour < 0 or api_latency_s < 0:
+        if min(boot_delay_s, preemption_rate_per_hour, api_latency_s) < 0 or (
+            pool_preemption_rate_per_hour < 0
+        ):
             raise ValueError(
                 "boot_delay_s, preemption_rate_per_hour and api_latency_s must be non-negative"
             )
@@ -127,6 +131,12 @@ class InMemoryCompute:
         self.preemption_rate_per_hour = preemption_rate_per_hour
         self.capacity_rules: list[CapacityRule] = []
         self.launched: list[InstanceSpec] = []
+        self.pool_preemption_rate_per_hour = pool_preemption_rate_per_hour
+        self._seed = seed
+        #: (type, zone) -> the times spot reclaim waves hit that capacity pool, generated as
+        #: needed from a generator of its own: the same seed gives the same waves whatever
+        #: else the simulation does.
+        self._waves: dict[tuple[str, str], tuple[random.Random, list[float]]] = {}
         self.api_latency_s = api_latency_s
         #: When each of the simulated API's ``api_concurrency`` workers is free again.
         self._api_free_at = [0.0] * max(1, api_concurrency)
@@ -289,12 +299,28 @@ class InMemoryCompute:
                     preempt_at = served_at + self._random.expovariate(
                         self.preemption_rate_per_hour / 3600
                     )
+                if spec.use_spot and self.pool_preemption_rate_per_hour > 0:
+                    wave = self._next_wave((spec.instance_type, spec.zone), served_at)
+                    preempt_at = wave if preempt_at is None else min(preempt_at, wave)
                 vm = _Vm(instance, spec, served_at + self.boot_delay_s, preempt_at)
                 self._vms[instance.instance_id] = vm
                 self.launched.append(spec)
                 created.append(vm)
         self._notify([vm.change("created") for vm in created])
         return [self._current(vm, now) for vm in created]
+
+    def _next_wave(self, pool: tuple[str, str], after: float) -> float:
+        """The first reclaim wave of ``pool`` after ``after``: every spot instance of a
+        capacity pool is reclaimed at once (``pool_preemption_rate_per_hour`` waves per pool
+        per hour, Poisson)."""
+        if pool not in self._waves:
+            generator = random.Random(f"waves:{self._seed}:{pool[0]}:{pool[1]}")
+            self._waves[pool] = (generator, [])
+        generator, times = self._waves[pool]
+        rate_per_s = self.pool_preemption_rate_per_hour / 3600
+        while not times or times[-1] <= after:
+            times.append((times[-1] if times else 0.0) + generator.expovariate(rate_per_s))
+        return times[bisect.bisect_right(times, after)]
 
     def _admit(self, spec: InstanceSpec, count: int) -> int:
         """How many of ``count`` instances the injected rules let start; raises when none."""
