@@ -198,3 +198,28 @@ def test_run_stops_at_a_failed_check_before_creating_anything(
     sqs = boto3.client("sqs", region_name=REGION, endpoint_url=moto_server)
     assert sqs.list_queues().get("QueueUrls", []) == []
     assert not (tmp_path / f"{JOB}.db").exists()
+
+
+def test_manage_pool_stops_at_a_failed_check_before_creating_the_event_queue(
+    moto_server: str, pricing_api: FakePricingApi, quotas: FakeServiceQuotas, tmp_path: Path
+) -> None:
+    sqs = boto3.client("sqs", region_name=REGION, endpoint_url=moto_server)
+    sqs.create_queue(QueueName=JOB)
+    (tmp_path / "config.yml").write_text(
+        f"provider: aws\naws:\n  job_id: {JOB}\n  region: {REGION}\n  image: ami-00000000\n"
+        "  instance_types: ['^m7i\\.large$']\n  startup_script: python3 worker.py\n"
+    )
+    result = subprocess.run(
+        [*CLI, "manage_pool", "--config", "config.yml", "-q"],
+        cwd=tmp_path,
+        env=_env(tmp_path, pricing_api, quotas),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: preflight check failed: image")
+    urls = sqs.list_queues().get("QueueUrls", [])
+    assert [url.rsplit("/", 1)[-1] for url in urls] == [JOB]
+    assert not (tmp_path / f"{JOB}.db").exists()
