@@ -88,7 +88,16 @@ def make_compute(config: JobConfig, *, clock: Clock | None = None) -> Compute:
                 session.client("ec2", region_name=name, config=client_config())
             )
 
-        return Ec2Compute(ec2_for(region), region=region, ec2_for_region=ec2_for)
+        home = Ec2Compute(ec2_for(region), region=region, ec2_for_region=ec2_for)
+        if not config.provider_options.regions:
+            return home
+        from cloud_tasks.adapters.aws.regions import MultiRegionEc2Compute
+
+        return MultiRegionEc2Compute(
+            home,
+            lambda name: Ec2Compute(ec2_for(name), region=name, ec2_for_region=ec2_for),
+            config.provider_options.regions,
+        )
     if provider == "gcp":
         from cloud_tasks.adapters.gcp.compute import GceCompute
         from cloud_tasks.adapters.gcp.compute_clients import compute_clients

@@ -246,3 +246,32 @@ def test_service_account_names_the_instance_profile_of_the_workers(moto_server: 
     with pytest.raises(RejectedError) as caught:
         compute.create_instances(attrs.evolve(spec, service_account="no-such-profile"), 1)
     assert caught.value.setting == "service_account", caught.value
+
+
+def test_other_regions_get_the_copy_of_the_image_and_are_listed_and_stopped(
+    moto_server: str,
+) -> None:
+    from cloud_tasks.adapters.aws.regions import MultiRegionEc2Compute
+
+    east, west = _ec2(moto_server), _ec2(moto_server, "us-west-2")
+    name = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250101"
+    east_image = east.register_image(Name=name, Architecture="x86_64")["ImageId"]
+    west_image = west.register_image(Name=name, Architecture="x86_64")["ImageId"]
+    compute = MultiRegionEc2Compute(
+        Ec2Compute(east, region=REGION),
+        lambda region: Ec2Compute(_ec2(moto_server, region), region=region),
+        ["us-west-2", "eu-west-1"],
+    )
+    spec = InstanceSpec("job-r", "m7i.large", "us-west-2a", east_image, "#!/bin/bash\n", True, 10)
+    there = compute.create_instances(spec, 2)
+    here = compute.create_instances(attrs.evolve(spec, zone="us-east-1a"), 1)
+    raw = west.describe_instances(InstanceIds=[i.instance_id for i in there])["Reservations"]
+    assert {i["ImageId"] for r in raw for i in r["Instances"]} == {west_image}
+    listed = {i.instance_id: i.zone for i in compute.list_instances("job-r")}
+    assert set(listed) == {i.instance_id for i in (*there, *here)}
+    with pytest.raises(RejectedError) as caught:
+        compute.create_instances(attrs.evolve(spec, zone="eu-west-1a"), 1)
+    assert caught.value.setting == "image"
+    compute.terminate(list(listed))
+    states = {i.state for i in compute.list_instances("job-r")}
+    assert states <= {InstanceState.STOPPING, InstanceState.TERMINATED}

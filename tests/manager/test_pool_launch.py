@@ -3,13 +3,17 @@ retry can fix (which end the run at once, with one line, and leave nothing runni
 
 from __future__ import annotations
 
+import asyncio
 import math
+from pathlib import Path
 
+import attrs
 import pytest
 
 from cloud_tasks.domain.options import PoolLimits
+from cloud_tasks.domain.tasks import Task
 from cloud_tasks.exceptions import QueueNotFoundError, RejectedError
-from cloud_tasks.manager.pool import LAUNCH_BATCH
+from cloud_tasks.manager.pool import LAUNCH_BATCH, PoolManager
 from cloud_tasks.ports import InstanceSpec, InstanceState
 from tests.manager.test_pool_memory import START, make_job
 
@@ -154,3 +158,51 @@ def test_a_spread_pool_refills_around_a_pool_without_capacity() -> None:
     assert outcome.status == "completed", outcome.message
     launched = [(s.instance_type, s.zone) for s in job.compute.launched]
     assert best.key not in launched and len(launched) >= 12
+
+
+def test_new_instances_go_to_the_next_region_when_the_job_region_has_no_capacity(
+    tmp_path: Path,
+) -> None:
+    from cloud_tasks.adapters.memory.clock import VirtualClock
+    from cloud_tasks.config import load_config
+    from cloud_tasks.manager.session import build_adapters, make_plan, pool_settings
+    from cloud_tasks.manager.simworkers import run_on_virtual_time
+    from cloud_tasks.manager.taskdb import TaskDatabase
+
+    (tmp_path / "job.yml").write_text(
+        "provider: aws\naws:\n  job_id: job\n  region: us-east-1\n"
+        "  regions: [us-west-2, eu-west-1]\n  use_spot: true\n  min_cpu: 2\n  max_cpu: 2\n"
+        "  max_instances: 4\n  startup_script: python3 worker.py\n"
+    )
+    config = load_config(tmp_path / "job.yml", provider_override="memory", cli_overrides={})
+    clock = VirtualClock(START)
+    adapters = build_adapters(config, tmp_path / "job.db", clock)
+    plan = make_plan(config, adapters, 40)
+    regions = [o.candidate.offer.region for o in plan.options]
+    # The job's region first, then the others by price; never back and forth.
+    assert regions[0] == "us-east-1" and {"us-west-2", "eu-west-1"} <= set(regions)
+    assert regions == sorted(regions, key=regions.index)
+    for option in plan.options:
+        assert "export RMS_CLOUD_TASKS_REGION=us-east-1\n" in option.startup_script
+    compute = adapters.compute
+    for zone in ("us-east-1a", "us-east-1b", "us-east-1c"):
+        compute.inject_capacity_error(zone=zone)  # type: ignore[attr-defined]
+    adapters.task_queue.create()
+    adapters.event_queue.create()
+    db = TaskDatabase(tmp_path / "job.db")
+    manager = PoolManager(
+        compute=compute,
+        task_queue=adapters.task_queue,
+        event_queue=adapters.event_queue,
+        db=db,
+        clock=clock,
+        options=plan.options,
+        settings=attrs.evolve(pool_settings(config, plan), offload=False),
+        log=lambda line: None,
+    )
+    db.add_tasks([Task(f"t{i}", {}) for i in range(40)], START)
+    asyncio.run(run_on_virtual_time(clock, manager.check(START), tick_s=1.0, max_virtual_s=60))
+    zones = {i.zone for i in compute.list_instances("job")}
+    assert len(compute.list_instances("job")) == 4
+    assert zones and all(not z.startswith("us-east-1") for z in zones)
+    assert adapters.task_queue.exists()  # the queue stays where it is

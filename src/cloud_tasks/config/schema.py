@@ -132,6 +132,9 @@ _HELP: dict[str, str] = {
     "(default: the project's default compute service account, cloud-platform scope). AWS: an "
     "IAM instance profile name (default: none; the startup script must then give the worker "
     "AWS credentials).",
+    "regions": "Other regions new instances may go to, cheapest first, when every zone of the "
+    "job's region is out of capacity for every eligible type; the queue stays in the job's "
+    "region. A list of region names.",
     "catalog": "Instance catalog for the memory provider: aws, gcp, all, or a catalog file.",
 }
 

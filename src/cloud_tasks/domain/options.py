@@ -76,6 +76,8 @@ class ProviderOptions:
     """Provider options (SPEC §4). Credentials fields are never logged or printed.
 
     ``catalog`` (memory provider only): ``aws``, ``gcp``, ``all`` or the path of a catalog file.
+    ``regions``: other regions new instances may go to when the job's region has no capacity
+    for any eligible type (the queue stays in the job's region).
     """
 
     job_id: str | None = None
@@ -88,6 +90,7 @@ class ProviderOptions:
     project_id: str | None = None
     credentials_file: str | None = None
     service_account: str | None = None
+    regions: tuple[str, ...] = ()
     catalog: str | None = None
 
     @property

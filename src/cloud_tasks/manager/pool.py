@@ -821,8 +821,14 @@ class PoolManager:
         tolerance = self.settings.spot_spread_tolerance
         if tolerance <= 0 or not option.candidate.use_spot:
             return [(option, pool(option))]
+        region = option.candidate.offer.region
+        # Other regions are a fallback (``regions``), never part of the spread.
         usable = {
-            o.key: o for o in self.options if o.candidate.use_spot and o.key not in self.exhausted
+            o.key: o
+            for o in self.options
+            if o.candidate.use_spot
+            and o.key not in self.exhausted
+            and o.candidate.offer.region == region
         }
         usable.setdefault(option.key, option)
         chosen = eligible_pools(pool(option), [pool(o) for o in usable.values()], tolerance)

@@ -164,7 +164,48 @@ def make_plan(
     target = target_pool_size(best, config.run.limits, remaining_tasks)
     image = config.run.image or adapters.compute.default_image(best.offer.architecture)
     twins = on_demand_options(options, script_for) if config.run.on_demand_after_preemptions else []
+    options += _other_region_options(config, adapters, region, best, user_script, extra, refresh)
     return JobPlan(tuple(options), image, target.count, target.limited_by, region, tuple(twins))
+
+
+def _other_region_options(
+    config: JobConfig,
+    adapters: Adapters,
+    region: str,
+    best: Candidate,
+    user_script: str,
+    extra: Mapping[str, str],
+    refresh: bool,
+) -> list[LaunchOption]:
+    """Launch options in the allowed ``regions`` other than the job's, cheapest region first,
+    for types that run as many tasks per instance as ``best`` (so the pool size holds). Their
+    workers are told the queue's region."""
+    others = [r for r in config.provider_options.regions if r != region]
+    if not others:
+        return []
+    zones = {listed.name: tuple(listed.zones) for listed in adapters.compute.list_regions()}
+    per_region = []
+    for other in others:
+        ranked = [
+            c
+            for c in rank_offers_in_zone(
+                adapters.pricing.offers(other, refresh=refresh), config.run.constraints, None
+            )
+            if c.tasks_per_instance == best.tasks_per_instance
+            and c.offer.architecture == best.offer.architecture
+        ]
+        if not ranked:
+            continue
+
+        def script_for(candidate: Candidate, z: str) -> str:
+            return startup_script_for(config, user_script, candidate, z, extra, queue_region=region)
+
+        options = launch_options(ranked, ZoneChoice(None, zones.get(other, ())), script_for)
+        options = [o for o in options if o.zone]
+        if options:
+            per_region.append((ranked[0].price_per_task_slot_hour_usd, other, options))
+    per_region.sort(key=lambda item: (item[0], item[1]))
+    return [option for _price, _name, options in per_region for option in options]
 
 
 def pool_settings(config: JobConfig, plan: JobPlan, *, tasks_known: bool = True) -> PoolSettings:

@@ -136,6 +136,22 @@ class Ec2Compute:
             self._root_devices[image] = str(images[0].get("RootDeviceName") or "/dev/sda1")
         return self._root_devices[image]
 
+    def image_identity(self, image: str) -> tuple[str, str]:
+        """(name, owner) of an AMI of this region: what finds its copy in another region."""
+        with aws_errors("describe_images"):
+            images = self._ec2.describe_images(ImageIds=[image]).get("Images", [])
+        if not images:
+            raise RejectedError(f"image {image!r} does not exist in {self.region}", setting="image")
+        return str(images[0].get("Name", "")), str(images[0].get("OwnerId", ""))
+
+    def find_image(self, name: str, owner: str) -> str | None:
+        """The AMI of this region with ``name`` published by ``owner``, if there is one."""
+        with aws_errors("describe_images"):
+            images = self._ec2.describe_images(
+                Owners=[owner], Filters=[{"Name": "name", "Values": [name]}]
+            ).get("Images", [])
+        return str(images[0]["ImageId"]) if images else None
+
     def list_instances(self, job_id: str | None) -> list[Instance]:
         filters = [
             {"Name": f"tag:{MANAGED_TAG}", "Values": ["true"]},
