@@ -834,11 +834,6 @@ class PoolManager:
         chosen = eligible_pools(pool(option), [pool(o) for o in usable.values()], tolerance)
         return [(usable[p.key], p) for p in chosen]
 
-    def spread_options(self) -> list[LaunchOption]:
-        """The options new instances are spread over now (the best alone when not spreading)."""
-        option = self.current_option()
-        return [o for o, _pool in self._spread_pools(option)] if option else []
-
     async def _launch_batches(
         self, option: LaunchOption, count: int, gate: asyncio.Semaphore
     ) -> tuple[int, ProviderError | ConfigError | None]:

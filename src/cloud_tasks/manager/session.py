@@ -281,7 +281,9 @@ def plan_spread(plan: JobPlan, tolerance: float, instances: int) -> list[dict[st
     best = plan.options[0]
     if not best.candidate.use_spot:
         tolerance = 0.0
-    chosen = eligible_pools(pool(best), [pool(o) for o in plan.options], tolerance)
+    region = best.candidate.offer.region
+    same_region = [o for o in plan.options if o.candidate.offer.region == region]
+    chosen = eligible_pools(pool(best), [pool(o) for o in same_region], tolerance)
     counts = spread_launches(instances, chosen)
     return [
         {
