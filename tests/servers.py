@@ -47,7 +47,9 @@ def _moto_session() -> Iterator[str]:
 def moto_server(_moto_session: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """The endpoint of a moto server with fresh state; AWS_ENDPOINT_URL points at it."""
     request = urllib.request.Request(f"{_moto_session}/moto-api/reset", method="POST")
-    with urllib.request.urlopen(request, timeout=10):
+    # Resetting takes seconds once a test has touched every region's backends (listing
+    # regions and their zones does), and longer on a loaded machine.
+    with urllib.request.urlopen(request, timeout=60):
         pass
     monkeypatch.setenv("AWS_ENDPOINT_URL", _moto_session)
     return _moto_session
