@@ -56,4 +56,4 @@ lock-check: $(UV)
 
 clean:
 	rm -rf $(VENV) .venv-latest $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis
-	rm -rf demo-results demo.db demo.db-* examples/local/.cloud_tasks examples/local/events.log
+	rm -rf demo-results demo.db demo.db-* .cloud_tasks examples/local/.cloud_tasks examples/local/events.log src/*.egg-info

@@ -37,3 +37,9 @@ def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / ".state"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / ".cache"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Start the tests marked slow first, so that on several workers (pytest-xdist) no long test
+    begins last and leaves the other workers idle at the end of the run."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

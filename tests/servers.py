@@ -47,8 +47,7 @@ def _moto_session() -> Iterator[str]:
 def moto_server(_moto_session: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """The endpoint of a moto server with fresh state; AWS_ENDPOINT_URL points at it."""
     request = urllib.request.Request(f"{_moto_session}/moto-api/reset", method="POST")
-    # Resetting takes seconds once a test has touched every region's backends (listing
-    # regions and their zones does), and longer on a loaded machine.
+    # A generous bound: on a loaded machine the in-process server can be slow to answer.
     with urllib.request.urlopen(request, timeout=60):
         pass
     monkeypatch.setenv("AWS_ENDPOINT_URL", _moto_session)
@@ -65,8 +64,6 @@ _KNOWN_SDK_ROOTS = (
     "/snap/google-cloud-sdk/current",
     "~/google-cloud-sdk",
 )
-# What the terminal summary reports about the emulator: "ran", "skipped" or "not used".
-_EMULATOR_STATUS: dict[str, str] = {"state": "not used", "detail": ""}
 
 
 def find_pubsub_emulator() -> Path | None:
@@ -120,11 +117,9 @@ def _pubsub_emulator_session(tmp_path_factory: pytest.TempPathFactory) -> Iterat
             "(install it: gcloud components install pubsub-emulator, or the "
             "google-cloud-cli-pubsub-emulator package)"
         )
-        _EMULATOR_STATUS.update(state="skipped", detail=reason)
         pytest.skip(reason)
     if shutil.which("java") is None:
         reason = "Pub/Sub emulator needs Java (17 or newer) on PATH"
-        _EMULATOR_STATUS.update(state="skipped", detail=reason)
         pytest.skip(reason)
     port = free_port()
     log_path = tmp_path_factory.mktemp("pubsub-emulator") / "emulator.log"
@@ -143,9 +138,7 @@ def _pubsub_emulator_session(tmp_path_factory: pytest.TempPathFactory) -> Iterat
         if not _wait_for_port("127.0.0.1", port, process, timeout_s=90):
             tail = log_path.read_text(errors="replace")[-2000:]
             reason = f"Pub/Sub emulator at {launcher} did not start: {tail}"
-            _EMULATOR_STATUS.update(state="skipped", detail=reason)
             pytest.skip(reason)
-        _EMULATOR_STATUS.update(state="ran", detail=f"{launcher} on 127.0.0.1:{port}")
         yield f"127.0.0.1:{port}"
     finally:
         _stop_process_group(process)
@@ -172,21 +165,53 @@ class PubSubEmulator:
     project_id: str
 
 
+_EMULATOR_PROPERTY = "pubsub_emulator"
+
+
 @pytest.fixture
 def pubsub_emulator(
-    _pubsub_emulator_session: str, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> PubSubEmulator:
-    """The Pub/Sub emulator with a project id no other test uses; PUBSUB_EMULATOR_HOST is set."""
+    """The Pub/Sub emulator with a project id no other test uses; PUBSUB_EMULATOR_HOST is set.
+
+    Each test that asks for it records whether the emulator ran in its report's user
+    properties, which pytest-xdist carries from its workers to the summary below.
+    """
+    try:
+        host: str = request.getfixturevalue("_pubsub_emulator_session")
+    except pytest.skip.Exception:
+        request.node.user_properties.append((_EMULATOR_PROPERTY, "skipped"))
+        raise
+    request.node.user_properties.append((_EMULATOR_PROPERTY, "ran"))
     project_id = f"test-{uuid.uuid4().hex[:12]}"
-    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", _pubsub_emulator_session)
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", host)
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", project_id)
-    return PubSubEmulator(_pubsub_emulator_session, project_id)
+    return PubSubEmulator(host, project_id)
+
+
+_EMULATOR_TESTS: dict[str, set[str]] = {"ran": set(), "skipped": set()}
+_EMULATOR_SKIP_REASONS: set[str] = set()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for name, value in report.user_properties:
+        if name == _EMULATOR_PROPERTY and value in _EMULATOR_TESTS:
+            _EMULATOR_TESTS[value].add(report.nodeid)
+            if value == "skipped" and isinstance(report.longrepr, tuple):
+                _EMULATOR_SKIP_REASONS.add(str(report.longrepr[2]).removeprefix("Skipped: "))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Say whether the Pub/Sub emulator tests ran, so a green run cannot hide skipped ones."""
-    state = _EMULATOR_STATUS["state"]
-    detail = _EMULATOR_STATUS["detail"]
-    line = f"Pub/Sub emulator: {state}" + (f" ({detail})" if detail else "")
+    ran = len(_EMULATOR_TESTS["ran"])
+    skipped = len(_EMULATOR_TESTS["skipped"] - _EMULATOR_TESTS["ran"])
+    if ran:
+        line = f"Pub/Sub emulator: ran ({ran} tests used it"
+        line += f", {skipped} skipped)" if skipped else ")"
+    elif skipped:
+        reasons = "; ".join(sorted(_EMULATOR_SKIP_REASONS)) or "see the skip reasons above"
+        line = f"Pub/Sub emulator: skipped ({skipped} tests; {reasons})"
+    else:
+        line = "Pub/Sub emulator: not used"
     terminalreporter.write_sep("-", "emulators")
     terminalreporter.write_line(line)

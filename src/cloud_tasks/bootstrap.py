@@ -1,20 +1,78 @@
 """The composition root: builds concrete adapters from a resolved configuration.
 
-SDK-backed adapters are imported here lazily, only for the provider in use.
+SDK-backed adapters are imported here lazily, only for the provider in use; a cloud's client
+libraries that are not installed become one ``MissingLibraryError`` naming the pip extra.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from cloud_tasks.domain.options import JobConfig
-from cloud_tasks.exceptions import ConfigError
+from cloud_tasks.exceptions import ConfigError, MissingLibraryError
 from cloud_tasks.ports import Clock, Compute, EventQueue, Preflight, Pricing, TaskQueue
 
 #: Regions used when neither ``region`` nor ``zone`` is configured.
 DEFAULT_REGIONS: dict[str, str] = {"aws": "us-east-1", "gcp": "us-central1"}
+
+#: What each cloud's adapters need installed: how to name it, and its top-level modules.
+CLIENT_LIBRARIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "aws": ("the AWS client libraries (boto3)", ("boto3", "botocore")),
+    "gcp": ("the Google Cloud client libraries", ("google", "grpc")),
+}
+
+
+def missing_library_error(exc: ModuleNotFoundError) -> MissingLibraryError | None:
+    """Our one-line error for ``exc`` when the missing module is a cloud's client library."""
+    root = (exc.name or "").partition(".")[0]
+    for provider, (what, modules) in CLIENT_LIBRARIES.items():
+        if root in modules:
+            return MissingLibraryError(
+                f"provider {provider} needs {what}: pip install 'rms-cloud-tasks[{provider}]'",
+                provider=provider,
+            )
+    return None
+
+
+#: The SDK modules each cloud adapter imports, checked before the adapter is built.
+_SDK_MODULES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("aws", "compute"): ("boto3",),
+    ("aws", "pricing"): ("boto3",),
+    ("aws", "queue"): ("boto3",),
+    ("gcp", "compute"): ("google.auth", "google.cloud.compute_v1"),
+    ("gcp", "pricing"): ("google.auth", "google.cloud.compute_v1", "google.cloud.billing_v1"),
+    ("gcp", "queue"): ("google.auth", "google.cloud.pubsub_v1"),
+}
+
+
+def require_client_libraries(provider: str, port: str = "compute") -> None:
+    """Raise ``MissingLibraryError`` unless the SDK modules of ``provider``'s ``port`` adapter
+    (``compute``, ``pricing``, ``queue``) are installed; nothing to check for local and memory.
+
+    Modules are found, not imported (``google.cloud.compute_v1`` alone takes seconds to import).
+    """
+    import importlib.util
+
+    with client_libraries():
+        for module in _SDK_MODULES.get((provider, port), ()):
+            if importlib.util.find_spec(module) is None:
+                raise ModuleNotFoundError(f"No module named {module!r}", name=module)
+
+
+@contextmanager
+def client_libraries() -> Iterator[None]:
+    """Turn a cloud SDK module missing inside the block (or the decorated function) into a
+    ``MissingLibraryError``; any other missing module is a bug and keeps its traceback."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        error = missing_library_error(exc)
+        if error is None:
+            raise
+        raise error from None
 
 
 def _zone_region(provider: str, zone: str) -> str:
@@ -69,6 +127,96 @@ def _gcp_project(config: JobConfig) -> str:
     return project
 
 
+# --- Plans without an account --------------------------------------------------------------
+
+_LIVE_PRICES_FIX: dict[str, dict[str, str]] = {
+    "aws": {
+        "libraries": "pip install 'rms-cloud-tasks[aws]' and configure AWS credentials "
+        "(aws configure)",
+        "credentials": "configure AWS credentials (aws configure, AWS_PROFILE, or access_key/"
+        "secret_key in the config)",
+    },
+    "gcp": {
+        "libraries": "pip install 'rms-cloud-tasks[gcp]' and run 'gcloud auth "
+        "application-default login'",
+        "credentials": "run 'gcloud auth application-default login' (or set credentials_file)",
+        "project": "set project_id in the gcp section of the config or pass --project-id",
+    },
+}
+
+
+def _account_problem(config: JobConfig) -> tuple[str, str] | None:
+    """``(problem, kind)`` when ``config``'s cloud cannot be asked for prices from here.
+
+    Looks only at this machine (installed libraries, credentials in the environment and the
+    usual files, the GCP project); no API is called.
+    """
+    provider = config.provider
+    try:
+        require_client_libraries(provider, "pricing")
+        require_client_libraries(provider, "compute")
+    except MissingLibraryError:
+        what = CLIENT_LIBRARIES[provider][0]
+        return f"{what} are not installed", "libraries"
+    if provider == "aws":
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            found = _aws_session(config).get_credentials()
+        except BotoCoreError:
+            return None  # a broken profile: the live path reports it with its fix
+        return None if found is not None else ("no AWS credentials found", "credentials")
+    import os
+
+    from cloud_tasks.adapters.gcp.compute_clients import (
+        BILLING_OVERRIDE,
+        COMPUTE_OVERRIDE,
+        endpoint_override,
+    )
+
+    anonymous = all(endpoint_override(v)[1] for v in (COMPUTE_OVERRIDE, BILLING_OVERRIDE))
+    if not anonymous and not config.provider_options.credentials_file:
+        import google.auth
+        from google.auth.exceptions import DefaultCredentialsError
+
+        try:
+            google.auth.default()
+        except DefaultCredentialsError:
+            return "no Google Cloud credentials found", "credentials"
+    if not (config.provider_options.project_id or os.environ.get("GOOGLE_CLOUD_PROJECT")):
+        return "gcp.project_id is not set", "project"
+    return None
+
+
+def offline_plan_notice(config: JobConfig) -> str | None:
+    """Why a plan of ``config`` (``run --dry-run``, ``list_instance_types``) must come from the
+    bundled catalog, as one line with the catalog's date and the way to live prices; ``None``
+    when the provider is not a cloud or its account can be asked."""
+    if config.provider not in CLIENT_LIBRARIES:
+        return None
+    found = _account_problem(config)
+    if found is None:
+        return None
+    problem, kind = found
+    from cloud_tasks.adapters.memory.catalog import bundled_catalog
+
+    cloud = config.provider
+    date = bundled_catalog(cloud).snapshot_date or "unknown date"
+    return (
+        f"{problem}: prices are from the bundled {cloud} catalog of {date} (approximate list "
+        f"prices, not live); for live prices {_LIVE_PRICES_FIX[cloud][kind]}"
+    )
+
+
+def catalog_stand_in(config: JobConfig) -> JobConfig:
+    """``config`` with the ``memory`` provider standing in for its cloud (SPEC §9): same
+    section and options, that cloud's part of the bundled catalog."""
+    import attrs
+
+    return attrs.evolve(config, provider="memory", section=config.provider)
+
+
+@client_libraries()
 def make_compute(config: JobConfig, *, clock: Clock | None = None) -> Compute:
     """The ``Compute`` adapter of ``config.provider`` (``aws``, ``gcp`` or ``memory``)."""
     provider = config.provider
@@ -76,6 +224,7 @@ def make_compute(config: JobConfig, *, clock: Clock | None = None) -> Compute:
         from cloud_tasks.adapters.memory.compute import InMemoryCompute
 
         return InMemoryCompute(_catalog_of(config), clock=clock)
+    require_client_libraries(provider, "compute")
     if provider == "aws":
         from cloud_tasks.adapters.aws.ec2 import Ec2Compute
 
@@ -131,15 +280,35 @@ def make_local_compute(
     """
     from cloud_tasks.adapters.local.compute import LocalCompute
 
-    job_id = config.provider_options.job_id
-    if db_path is None and not config.run.db_file and not job_id:
-        raise ConfigError("job_id is not set; add it to the local section or pass --job-id")
-    path = Path(db_path or config.run.db_file or f"{job_id}.db")
-    state_dir = path.resolve().parent / ".cloud_tasks" / path.stem
+    state_dir = local_state_dir(config, db_path)
     workdir = Path(config.source).resolve().parent if config.source else Path.cwd()
     return LocalCompute(state_dir, workdir=workdir, environment=environment)
 
 
+def local_state_dir(config: JobConfig, db_path: str | Path | None = None) -> Path:
+    """Where the ``local`` provider keeps a job's state: ``.cloud_tasks/<db name>/`` beside its
+    task database (``db_path``, else ``db_file``, else ``<job_id>.db`` here), so two jobs of the
+    same id in different folders never share anything."""
+    options = config.provider_options
+    name = options.job_id or options.queue_name
+    if db_path is None and not config.run.db_file and not name:
+        raise ConfigError("job_id is not set; add it to the local section or pass --job-id")
+    path = Path(db_path or config.run.db_file or f"{name}.db")
+    return path.resolve().parent / ".cloud_tasks" / path.stem
+
+
+def local_queue_dir(config: JobConfig, db_path: str | Path | None = None) -> Path:
+    """The directory of the ``local`` provider's queue file: ``RMS_CLOUD_TASKS_QUEUE_DIR`` when
+    set (the manager gives it to every instance), else the job's ``local_state_dir``."""
+    import os
+
+    explicit = os.environ.get("RMS_CLOUD_TASKS_QUEUE_DIR")
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    return local_state_dir(config, db_path)
+
+
+@client_libraries()
 def make_pricing(config: JobConfig) -> Pricing:
     """The ``Pricing`` adapter of ``config.provider``; AWS and GCP prices are cached on disk."""
     provider = config.provider
@@ -153,6 +322,7 @@ def make_pricing(config: JobConfig) -> Pricing:
         return LocalPricing()
     from cloud_tasks.adapters.price_cache import PriceCache
 
+    require_client_libraries(provider, "pricing")
     if provider == "aws":
         from cloud_tasks.adapters.aws.clientconfig import client_config, tolerate_proxy_pages
         from cloud_tasks.adapters.aws.pricing import PRICING_REGION, AwsPricing
@@ -181,9 +351,12 @@ def make_pricing(config: JobConfig) -> Pricing:
     raise ConfigError(f"unknown provider {provider!r}")
 
 
+@client_libraries()
 def make_preflight(config: JobConfig, region: str) -> Preflight:
     """The ``Preflight`` adapter of ``config.provider`` (clients for ``region``)."""
     provider = config.provider
+    if provider in ("aws", "gcp"):
+        require_client_libraries(provider, "compute")
     if provider == "aws":
         from cloud_tasks.adapters.aws.clientconfig import client_config, tolerate_proxy_pages
         from cloud_tasks.adapters.aws.preflight import AwsPreflight
@@ -213,6 +386,7 @@ def make_preflight(config: JobConfig, region: str) -> Preflight:
     return OfflinePreflight(provider)
 
 
+@client_libraries()
 def pricing_region(config: JobConfig, pricing: Pricing) -> str:
     """The region whose offers apply: configured, else the provider's default."""
     region = configured_region(config)
@@ -259,6 +433,7 @@ def _queue_name(config: JobConfig, queue_name: str | None) -> str:
     return name
 
 
+@client_libraries()
 def make_task_queue(
     config: JobConfig,
     *,
@@ -269,7 +444,7 @@ def make_task_queue(
     """The ``TaskQueue`` of ``config.provider``, named ``queue_name`` or the configured one.
 
     ``clock`` drives the in-memory queue; ``queue_dir`` overrides where the ``local``
-    provider keeps its SQLite file (default ``sqlite_queue.default_queue_dir()``).
+    provider keeps its SQLite file (default ``local_queue_dir(config)``, with the job).
     """
     name = _queue_name(config, queue_name)
     options = config.provider_options
@@ -277,12 +452,16 @@ def make_task_queue(
     provider = config.provider
     if provider == "memory":
         from cloud_tasks.adapters.memory.queue import InMemoryTaskQueue
+        from cloud_tasks.domain.tasks import PUBSUB_MAX_MESSAGE_BYTES, SQS_MAX_MESSAGE_BYTES
 
-        return InMemoryTaskQueue(name, clock=clock)
+        # Standing in for a cloud, it takes the messages that cloud's queue takes.
+        limit = PUBSUB_MAX_MESSAGE_BYTES if config.section == "gcp" else SQS_MAX_MESSAGE_BYTES
+        return InMemoryTaskQueue(name, clock=clock, max_message_bytes=limit)
     if provider == "local":
         from cloud_tasks.adapters.local.sqlite_queue import SqliteTaskQueue, queue_file
 
-        return SqliteTaskQueue(queue_file(name, queue_dir), name)
+        return SqliteTaskQueue(queue_file(name, queue_dir or local_queue_dir(config)), name)
+    require_client_libraries(provider, "queue")
     if provider == "aws":
         from cloud_tasks.adapters.aws.sqs import SqsTaskQueue
 
@@ -307,6 +486,7 @@ def make_task_queue(
     raise ConfigError(f"unknown provider {provider!r}")
 
 
+@client_libraries()
 def make_event_queue(
     config: JobConfig,
     *,
@@ -326,7 +506,9 @@ def make_event_queue(
         from cloud_tasks.adapters.local.sqlite_queue import SqliteEventQueue, queue_file
 
         # The event queue lives in its task queue's file.
-        return SqliteEventQueue(queue_file(name.removesuffix("-events"), queue_dir), name)
+        directory = queue_dir or local_queue_dir(config)
+        return SqliteEventQueue(queue_file(name.removesuffix("-events"), directory), name)
+    require_client_libraries(provider, "queue")
     if provider == "aws":
         from cloud_tasks.adapters.aws.sqs import SqsEventQueue
 

@@ -8,12 +8,6 @@ and exit status 1.
 from __future__ import annotations
 
 
-def one_line(text: str) -> str:
-    """``text`` with every run of whitespace (line breaks included) made one space: provider
-    messages may hold line breaks, and every error we print is one line."""
-    return " ".join(text.split())
-
-
 class CloudTasksError(Exception):
     """Base of every error Cloud Tasks raises on purpose.
 
@@ -62,6 +56,14 @@ class RejectedError(ProviderError):
 
 class QueueNotFoundError(ProviderError):
     """The named queue does not exist."""
+
+
+class MissingLibraryError(CloudTasksError):
+    """A provider's client libraries are not installed; the message names the pip extra."""
+
+    def __init__(self, message: str, *, provider: str = "") -> None:
+        super().__init__(message)
+        self.provider = provider
 
 
 class SelectionError(CloudTasksError):

@@ -31,6 +31,7 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 from cloud_tasks.domain.tasks import Task, encoded_size
 from cloud_tasks.exceptions import TaskFileError
 from cloud_tasks.sources import open_location, parse_location
+from cloud_tasks.yaml_depth import TooDeep, check_yaml_depth
 
 TASK_FILE_SUFFIXES: tuple[str, ...] = (".json", ".yaml", ".yml")
 #: Values one YAML task may stand for once its aliases are expanded (a task message is at most
@@ -408,7 +409,13 @@ def _json_elements(source: _JsonStream) -> _Records:
 def _yaml_records(stream: IO[bytes], where: str) -> _Records:
     """Yield each element of the top-level YAML sequence with its line."""
     loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    loader = loader_class(stream)
+    data = stream.read()
+    try:
+        check_yaml_depth(data, loader_class)
+    except TooDeep as exc:
+        index = exc.item if exc.item is not None else 0
+        raise TaskFileError(_at(where, index, exc.line) + exc.describe()) from None
+    loader = loader_class(data)
     try:
         try:
             node = loader.get_single_node()

@@ -81,7 +81,7 @@ CONFIG_CASES: tuple[Case, ...] = (
     _c("billion_laughs.yml", "bombs", "unknown section"),
     _c("billion_laughs_in_value.yml", "local.instance_types[0]", "expected a string"),
     _c("binary_garbage.yml", "not UTF-8"),
-    _c("deeply_nested.yml", "nested too deeply"),
+    _c("deeply_nested.yml", "nested more than 100 levels deep", "line "),
     _c("missing_config.yml", "configuration file not found"),
     _c("too_large.yml", "larger than 1 MB"),
 )
@@ -89,6 +89,8 @@ CONFIG_CASES: tuple[Case, ...] = (
 TASK_CASES: tuple[Case, ...] = (
     _t("empty.json", "the task file is empty"),
     _t("whitespace_only.json", "the task file is empty"),
+    # A list without tasks: run and load_queue refuse it before creating any queue.
+    _t("empty_list.json", "holds no tasks", worker=False),
     _t("empty.yaml", "the task file is empty"),
     _t("top_level_object.json", "line 1, column 1", "expected a JSON list", "object"),
     _t("top_level_string.json", "line 1", "expected a JSON list"),
@@ -121,7 +123,7 @@ TASK_CASES: tuple[Case, ...] = (
     _t("binary_garbage.yaml", "not UTF-8"),
     _t("utf16.json", "not UTF-8"),
     _t("deeply_nested.json", "task index 0", "nested too deeply"),
-    _t("deeply_nested.yaml", "task index 0", "nested too deeply"),
+    _t("deeply_nested.yaml", "task index 0", "line 2", "nested more than 100 levels deep"),
     _t("missing_tasks.json", "not found"),
     _t("two_megabyte_task.json", "262144-byte message limit", "huge", worker=False),
 )

@@ -100,7 +100,13 @@ class _Runner:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.badinput.prefork"],
             cwd=REPO,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
+            # The caller's PYTHONPATH first (a source tree under test), as plain runs see it.
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(
+                    p for p in (os.environ.get("PYTHONPATH"), str(REPO)) if p
+                ),
+            },
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

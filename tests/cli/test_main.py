@@ -24,6 +24,8 @@ SPEC_COMMANDS = {
     "list_images",
     "list_regions",
     "simulate",
+    "dashboard",
+    "results",
     "check",
 }
 

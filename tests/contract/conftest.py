@@ -33,6 +33,10 @@ class QueueKit:
     # Pub/Sub has no backlog API offline: its depth counts visible messages only (see
     # docs/queues.md). Every other adapter counts leased messages too.
     depth_counts_leased: bool = True
+    # SQS standard queues and Pub/Sub deliver at least once: under concurrent receivers the same
+    # message may, rarely, be handed out twice. SQLite and memory lease each message to one
+    # receiver at a time.
+    exclusive_leases: bool = True
 
     def new_name(self) -> str:
         return f"q{uuid.uuid4().hex[:10]}"
@@ -72,6 +76,7 @@ def _sqs_kit() -> QueueKit:
         lambda name: SqsEventQueue(
             name, client=client, region="us-east-1", visibility_timeout_s=EVENT_VISIBILITY_S
         ),
+        exclusive_leases=False,
     )
 
 
@@ -96,6 +101,7 @@ def _pubsub_kit(project_id: str) -> QueueKit:
             visibility_timeout_s=EVENT_VISIBILITY_S,
         ),
         depth_counts_leased=False,
+        exclusive_leases=False,
     )
 
 

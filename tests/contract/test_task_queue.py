@@ -248,9 +248,10 @@ def test_concurrent_receivers_never_share_a_lease(
         thread.join(timeout=120)
     assert errors == []
     every = sorted(task_id for result in results for task_id in result)
-    duplicates = sorted({t for t in every if every.count(t) > 1})
-    assert duplicates == []
-    assert len(every) == 40
+    assert set(every) == {e.task.task_id for e in envelopes(40)}  # no task lost
+    if queue_kit.exclusive_leases:
+        duplicates = sorted({t for t in every if every.count(t) > 1})
+        assert duplicates == []
 
 
 def test_receive_waits_for_a_message_sent_meanwhile(

@@ -109,10 +109,11 @@ def _status(tmp_path: Path) -> dict[str, object]:
     return dict(json.loads(result.stdout))
 
 
-def _queue_exists(tmp_path: Path, name: str) -> bool:
+def _queue_exists(directory: Path, name: str) -> bool:
+    """Whether queue ``name`` exists in the queue file of job ``name`` run in ``directory``."""
     from cloud_tasks.adapters.local.sqlite_queue import SqliteTaskQueue, queue_file
 
-    path = queue_file(name, tmp_path / "state" / "cloud_tasks" / "queues")
+    path = queue_file(name, directory / ".cloud_tasks" / name)
     return path.exists() and SqliteTaskQueue(path, name).exists()
 
 
@@ -156,8 +157,8 @@ def test_readme_example_runs_end_to_end(tmp_path: Path) -> None:
         assert saved["sum"] == task["data"]["num1"] + task["data"]["num2"]
     assert f"All {len(tasks)} tasks completed." in result.stdout
     assert "0 failed" in result.stdout
-    assert not _queue_exists(tmp_path, "example-local")
-    assert not _queue_exists(tmp_path, "example-local-events")
+    # The job's queue file went with it.
+    assert not list((work / ".cloud_tasks" / "example-local").glob("*.sqlite3*"))
     registry = work / ".cloud_tasks" / "example-local" / "local-instances.json"
     assert json.loads(registry.read_text()) == {}
 
@@ -231,6 +232,7 @@ def test_continue_after_the_manager_was_killed(tmp_path: Path) -> None:
     assert _status(tmp_path)["tasks"]["completed"] == 12  # type: ignore[index]
     assert _alive_pids(tmp_path) == []
     assert not _queue_exists(tmp_path, "e2e-job")
+    assert not list((tmp_path / ".cloud_tasks" / "e2e-job").glob("*.sqlite3*"))
 
 
 def test_interrupt_leaves_instances_running_and_stop_ends_them(tmp_path: Path) -> None:
@@ -255,6 +257,7 @@ def test_interrupt_leaves_instances_running_and_stop_ends_them(tmp_path: Path) -
     assert "stopped 2 instances" in result.stdout
     _wait_for(lambda: _alive_pids(tmp_path) == [])
     assert not _queue_exists(tmp_path, "e2e-job")
+    assert not list((tmp_path / ".cloud_tasks" / "e2e-job").glob("*.sqlite3*"))
 
 
 def test_load_queue_then_manage_pool(tmp_path: Path) -> None:

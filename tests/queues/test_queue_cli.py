@@ -27,6 +27,10 @@ def _private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RMS_CLOUD_TASKS_QUEUE_DIR", raising=False)
 
 
+#: The local job's queue file lives with it: beside the task database job-a.db, here.
+JOB_DIR = Path(".cloud_tasks") / "job-a"
+
+
 def write_tasks(path: Path, count: int, *, pad: int = 0) -> Path:
     tasks = [{"task_id": f"t{i:05d}", "data": {"i": i, "pad": "x" * pad}} for i in range(count)]
     path.write_text(json.dumps(tasks), encoding="utf-8")
@@ -88,7 +92,7 @@ def test_start_task_and_limit_select_a_slice(
     args = ["load_queue", *LOCAL, "--tasks", str(tasks), "--start-task", "10", "--limit", "5"]
     status, _, err = run(args, capsys)
     assert status == 0, err
-    queue = SqliteTaskQueue(queue_file("job-a"), "job-a")
+    queue = SqliteTaskQueue(queue_file("job-a", JOB_DIR), "job-a")
     got = queue.receive(100, 60.0)
     assert sorted(m.task_id for m in got) == [f"t{i:05d}" for i in range(10, 15)]
 
@@ -166,7 +170,7 @@ def test_delete_asks_unless_forced_and_removes_both_queues(
 def test_queue_files_are_owner_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     tasks = write_tasks(tmp_path / "tasks.json", 3)
     assert run(["load_queue", *LOCAL, "--tasks", str(tasks)], capsys)[0] == 0
-    queue_dir = tmp_path / "state" / "queues"
+    queue_dir = tmp_path / JOB_DIR
     assert (queue_dir.stat().st_mode & 0o777) == 0o700
     for path in queue_dir.iterdir():
         assert (path.stat().st_mode & 0o777) == 0o600, path
@@ -201,7 +205,7 @@ def test_a_load_killed_midway_and_run_again_loads_each_task_once(
     tasks = write_tasks(tmp_path / "tasks.json", count)
     args = ["load_queue", *LOCAL, "--tasks", str(tasks)]
     process = _cli_process(args, dict(os.environ))
-    queue = SqliteTaskQueue(queue_file("job-a"), "job-a")
+    queue = SqliteTaskQueue(queue_file("job-a", JOB_DIR), "job-a")
     _wait_for_depth(queue.depth, 1, process)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)

@@ -23,7 +23,10 @@ from cloud_tasks.domain.options import JobConfig, ProviderOptions
 from cloud_tasks.domain.tasks import Envelope, Task
 from cloud_tasks.ports import EventQueue, TaskQueue
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*return_immediately:DeprecationWarning")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore:.*return_immediately:DeprecationWarning"),
+]
 
 SCRIPT = Path(__file__).parent / "scripts" / "queue_worker.py"
 NORMAL = 198

@@ -139,13 +139,11 @@ def test_a_local_job_keeps_its_secrets_and_its_files_private(tmp_path: Path) -> 
     for path in [*tmp_path.glob("secret-job.db*"), *state.rglob("*.log")]:
         assert TOKEN.encode() not in path.read_bytes(), path
 
-    # Owner-only: the task database, the queue files and everything of the local instances
-    # (their scripts hold the secret, necessarily).
+    # Owner-only: the task database and everything of the local instances (their scripts hold
+    # the secret, necessarily). The queue file lived in the same folder and went with the job
+    # (its modes: tests/queues/test_queue_cli.py::test_queue_files_are_owner_only).
     assert _mode(tmp_path / "secret-job.db") == 0o600
-    queues = tmp_path / ".state" / "cloud_tasks" / "queues"
-    assert _mode(queues) == 0o700
-    queue_files = list(queues.glob("secret-job.sqlite3*"))
-    assert queue_files and all(_mode(p) == 0o600 for p in queue_files)
+    assert not list(state.glob("secret-job.sqlite3*"))
     assert _mode(state) == 0o700 and _mode(state / "local-instances") == 0o700
     scripts = list((state / "local-instances").glob("*.sh"))
     assert scripts and TOKEN in scripts[0].read_text()

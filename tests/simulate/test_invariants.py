@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cloud_tasks.domain.durations import ConstantDuration, LogNormalDuration, UniformDuration
 from tests.simulate.helpers import config, run
+
+pytestmark = pytest.mark.slow
 
 durations = st.one_of(
     st.floats(1, 900).map(ConstantDuration),

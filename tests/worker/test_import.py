@@ -14,7 +14,7 @@ def test_worker_import_loads_no_cloud_sdk() -> None:
         "import sys, cloud_tasks.worker\n"
         "from cloud_tasks.worker import Worker, WorkerData\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore', "
-        "'google', 'yaml', 'grpc'))\n"
+        "'google', 'yaml', 'grpc', 'rich', 'asyncio'))\n"
         "print(','.join(bad))\n"
     )
     proc = subprocess.run(

@@ -14,6 +14,7 @@ from typing import Any
 import cattrs
 
 from cloud_tasks.config.schema import Kind, OptionSpec
+from cloud_tasks.domain.options import Notify
 
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = 60
@@ -86,6 +87,37 @@ def _str_tuple(value: Any, _type: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+_NOTIFY_KEYS = ("webhook", "command", "failure_rate")
+
+
+def _notify(value: Any, _type: Any) -> Notify:
+    """A webhook URL, or a mapping with ``webhook`` and/or ``command`` (and ``failure_rate``)."""
+    if isinstance(value, Notify):
+        return value
+    if isinstance(value, str):
+        return Notify(webhook=value)
+    if not isinstance(value, dict):
+        # The value is not shown: it may hold the webhook's token.
+        raise ValueProblem(
+            "expected a webhook URL or a mapping with webhook and/or command, "
+            f"got a {type(value).__name__}"
+        )
+    fields: dict[str, Any] = {}
+    for key, item in value.items():
+        name = key.replace("-", "_") if isinstance(key, str) else key
+        if name not in _NOTIFY_KEYS:
+            raise ValueProblem(
+                f"unknown key {describe(key)}; use {', '.join(_NOTIFY_KEYS)}", f".{key}"
+            )
+        try:
+            fields[name] = (
+                _strict_float(item, float) if name == "failure_rate" else _strict_str(item, str)
+            )
+        except ValueProblem as exc:
+            raise ValueProblem(str(exc), f".{name}") from None
+    return Notify(**fields)
+
+
 def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=True)
     converter.register_structure_hook(int, _strict_int)
@@ -93,6 +125,7 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(bool, _strict_bool)
     converter.register_structure_hook(str, _strict_str)
     converter.register_structure_hook_func(lambda t: t == tuple[str, ...], _str_tuple)
+    converter.register_structure_hook(Notify, _notify)
     return converter
 
 
@@ -105,6 +138,7 @@ _TYPES: dict[Kind, Any] = {
     "bool": bool,
     "str": str,
     "str_list": tuple[str, ...],
+    "notify": Notify,
 }
 
 
@@ -127,4 +161,5 @@ _WHAT: dict[Kind, str] = {
     "bool": "true or false",
     "str": "a string",
     "str_list": "a string or a list of strings",
+    "notify": "a webhook URL or a mapping with webhook and/or command",
 }

@@ -274,6 +274,8 @@ def _value_problem(spec: OptionSpec, value: Any) -> tuple[str | None, str]:
         return validation.queue_name_problem(value), ""
     if spec.name == "architecture":
         return validation.choice_problem(value, validation.ARCHITECTURES), ""
+    if spec.name == "notify":
+        return validation.notify_problem(value.webhook, value.command, value.failure_rate)
     if spec.name == "instance_types":
         for index, pattern in enumerate(value):
             problem = validation.regex_problem(pattern)

@@ -15,9 +15,9 @@ from typing import Any, Literal
 import attrs
 
 from cloud_tasks.domain.constraints import InstanceConstraints
-from cloud_tasks.domain.options import PoolLimits, ProviderOptions, RetryPolicy, RunOptions
+from cloud_tasks.domain.options import Notify, PoolLimits, ProviderOptions, RetryPolicy, RunOptions
 
-Kind = Literal["int", "float", "bool", "str", "str_list"]
+Kind = Literal["int", "float", "bool", "str", "str_list", "notify"]
 Group = Literal["constraints", "limits", "retry", "run", "provider"]
 
 #: The run option that has no command-line flag (a script does not fit on a command line).
@@ -117,6 +117,11 @@ _HELP: dict[str, str] = {
     "before it is replaced; 0 = off.",
     "keepalive_timeout": "Seconds an instance may stay silent before it is replaced; 0 = off.",
     "db_file": "SQLite task database (default: <job_id>.db).",
+    "notify": "Notifications on job done, job failed or stopped, failure rate above a "
+    "threshold and spend at 50/80/100 % of max_total_cost, each at most once per job: a "
+    "webhook URL, or a mapping with webhook (URL, gets a JSON POST with a Slack-compatible "
+    "text), command (run with the JSON on its standard input) and failure_rate (default 0.1). "
+    "The flag takes a webhook URL.",
     # provider options (SPEC §4)
     "job_id": "Job name: lowercase letters, digits and '-', starting with a letter, at most "
     "24 characters. Names the queues and tags the instances.",
@@ -174,7 +179,13 @@ def _kind_of(annotation: Any) -> tuple[Kind, bool]:
         return kind, True
     if typing.get_origin(annotation) is tuple and args in ((str, Ellipsis),):
         return "str_list", False
-    simple: dict[Any, Kind] = {int: "int", float: "float", bool: "bool", str: "str"}
+    simple: dict[Any, Kind] = {
+        int: "int",
+        float: "float",
+        bool: "bool",
+        str: "str",
+        Notify: "notify",
+    }
     if annotation in simple:
         return simple[annotation], False
     raise TypeError(f"unsupported option type {annotation!r}")
@@ -226,6 +237,8 @@ def format_value(value: Any) -> str:
     """A value as a user would write it in YAML (``true``, ``null``, ``[n2-, e2-]``)."""
     if value is None:
         return "null"
+    if isinstance(value, Notify):
+        return f"<{value.describe()}>"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, tuple | list):

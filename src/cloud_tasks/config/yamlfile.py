@@ -17,6 +17,7 @@ from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode
 
 from cloud_tasks.exceptions import ConfigError
+from cloud_tasks.yaml_depth import TooDeep, check_yaml_depth
 
 MAX_CONFIG_BYTES = 1024 * 1024
 
@@ -71,6 +72,10 @@ def parse_config_yaml(text: str, where: str) -> Any:
     Raises:
         ConfigError: the text is not valid YAML (with file, line and column).
     """
+    try:
+        check_yaml_depth(text, _ConfigLoader)
+    except TooDeep as exc:
+        raise ConfigError(f"{where}: invalid YAML: {exc.describe()}") from None
     try:
         return yaml.load(text, Loader=_ConfigLoader)
     except yaml.YAMLError as exc:

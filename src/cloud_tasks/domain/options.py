@@ -44,6 +44,26 @@ class RetryPolicy:
 
 
 @attrs.frozen
+class Notify:
+    """Where a job's notifications go (run option ``notify``): a webhook, a command, or both.
+
+    ``webhook`` gets each notification as a JSON POST (a Slack-compatible ``text`` field and
+    the details); ``command`` runs with the same JSON on its standard input. A failure rate
+    above ``failure_rate`` (failed / finished tasks) is notified once. The webhook URL often
+    holds a token: it is never printed.
+    """
+
+    webhook: str | None = attrs.field(default=None, repr=False)
+    command: str | None = None
+    failure_rate: float = 0.1
+
+    def describe(self) -> str:
+        """What is configured, without the URL (which may hold a token)."""
+        parts = (["a webhook"] if self.webhook else []) + (["a command"] if self.command else [])
+        return " and ".join(parts) or "nothing"
+
+
+@attrs.frozen
 class RunOptions:
     """Everything that shapes one run of a job, grouped by the part of the domain that uses it.
 
@@ -69,6 +89,7 @@ class RunOptions:
     keepalive_startup_timeout: float = 600.0
     keepalive_timeout: float = 300.0
     db_file: str | None = None
+    notify: Notify | None = None
 
 
 @attrs.frozen

@@ -127,6 +127,23 @@ def regex_problem(pattern: str) -> str | None:
     return None
 
 
+def notify_problem(
+    webhook: str | None, command: str | None, failure_rate: float
+) -> tuple[str | None, str]:
+    """Why a ``notify`` setting is unusable, or ``(None, "")``; the second item locates it."""
+    if webhook is None and command is None:
+        return "give a webhook URL, a command, or both", ""
+    if webhook is not None:
+        scheme, _, rest = webhook.partition("://")
+        if scheme.lower() not in ("http", "https") or not rest or any(c.isspace() for c in rest):
+            return "expected an http:// or https:// URL", ".webhook"
+    if command is not None and not command.strip():
+        return "must not be empty", ".command"
+    if not 0 < failure_rate <= 1:
+        return f"must be more than 0 and at most 1, got {failure_rate:g}", ".failure_rate"
+    return None, ""
+
+
 def choice_problem(value: str, choices: Sequence[str]) -> str | None:
     """Why ``value`` is not one of ``choices``, or ``None``."""
     if value in choices:

@@ -14,12 +14,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Final
 
 from cloud_tasks.domain.tasks import Task
+from cloud_tasks.domain.text import shown
 from cloud_tasks.exceptions import CloudTasksError, ConfigError
 from cloud_tasks.manager.taskdb import COMPLETED, STATES, TaskDatabase
 
@@ -52,6 +54,7 @@ class EventExport:
             and self.path.stat().st_size > 0
         ):
             self.last_id = int(previous.get("last_id", 0))
+        _check_event_file(self.path)
         try:
             self._file: IO[str] = self.path.open("a", encoding="utf-8")
         except OSError as exc:
@@ -91,6 +94,34 @@ class EventExport:
         self.close()
 
 
+def _check_event_file(path: Path) -> None:
+    """Events are appended only to a new file, an empty one, or one this export wrote (its
+    first line is an event): never to the task file, the configuration, the task database or
+    anything else that happens to be named, and never to a FIFO (opening one blocks)."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return
+    except OSError:
+        return  # the open below names the problem
+    problem = None
+    if not stat.S_ISREG(info.st_mode):
+        problem = "not a regular file"
+    elif info.st_size:
+        try:
+            with path.open("rb") as stream:
+                first = json.loads(stream.readline(1 << 20))
+        except (OSError, ValueError):
+            first = None
+        if not (isinstance(first, dict) and "event_type" in first):
+            problem = "its first line is not an event"
+    if problem is not None:
+        raise ConfigError(
+            f"{shown(path, 200)}: exists and is not an event file written by --output-file "
+            f"({problem}); it was left untouched. Choose a new file"
+        )
+
+
 def dump_states(choice: str) -> tuple[str, ...]:
     """The states a ``--dump`` choice stands for."""
     if choice == "unfinished":
@@ -114,10 +145,11 @@ def dump_tasks(db: TaskDatabase, states: Sequence[str], output: str | Path | Non
     """
     missing = [task_id for task_id, data in db.iter_task_data(states) if data is None]
     if missing:
-        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        ids = ", ".join(shown(task_id) for task_id in missing[:5])
+        ids += " ..." if len(missing) > 5 else ""
         raise CloudTasksError(
             f"{db.path}: {len(missing)} of these tasks have no data in the task database "
-            f"({shown}); they were loaded with load_queue, so take them from the original "
+            f"({ids}); they were loaded with load_queue, so take them from the original "
             "task file with --skip-completed instead"
         )
     tasks = (Task(task_id, data) for task_id, data in db.iter_task_data(states))
@@ -131,6 +163,10 @@ def dump_tasks(db: TaskDatabase, states: Sequence[str], output: str | Path | Non
         raise ConfigError(
             f"{target}: a task file must end in .json, .yaml or .yml (so run can read it)"
         )
+    if os.path.lexists(target):
+        raise ConfigError(
+            f"{shown(target, 200)}: already exists; it is never overwritten. Choose a new file"
+        )
     directory = target.parent
     try:
         handle, temp_name = tempfile.mkstemp(
@@ -141,7 +177,16 @@ def dump_tasks(db: TaskDatabase, states: Sequence[str], output: str | Path | Non
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             count = _write_yaml(tasks, stream) if as_yaml else _write_json(tasks, stream)
-        os.replace(temp_name, target)
+        try:
+            os.link(temp_name, target)  # never over a file made meanwhile
+        except FileExistsError:
+            raise ConfigError(
+                f"{shown(target, 200)}: already exists; it is never overwritten. Choose a new file"
+            ) from None
+        except OSError:
+            os.replace(temp_name, target)  # no hard links here: checked just above
+        with contextlib.suppress(OSError):
+            os.unlink(temp_name)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp_name)

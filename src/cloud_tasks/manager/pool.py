@@ -48,6 +48,7 @@ from cloud_tasks.exceptions import (
     QuotaError,
     RejectedError,
 )
+from cloud_tasks.manager.insight import DecisionRecorder
 from cloud_tasks.manager.taskdb import InstanceRecord, TaskCounts
 from cloud_tasks.manager.taskstore import TaskStore
 from cloud_tasks.ports import (
@@ -194,9 +195,16 @@ class PoolManager:
         on_update: Callable[[PoolSnapshot], None] | None = None,
         log: Callable[[str], None] | None = None,
         on_demand_options: Sequence[LaunchOption] = (),
+        recorder: DecisionRecorder | None = None,
+        stop_requested: Callable[[], str | None] | None = None,
     ) -> None:
         """``on_demand_options`` are on-demand twins of spot ``options`` (same type and zone,
-        their own startup script), used by ``PoolSettings.on_demand_after_preemptions``."""
+        their own startup script), used by ``PoolSettings.on_demand_after_preemptions``;
+        ``recorder`` is told every scaling decision (the dashboard shows them).
+
+        ``stop_requested`` is asked at every scaling check; when it returns a message (someone
+        ran ``cloud_tasks stop``) the run ends with status ``stopped`` and that message,
+        replacing no instance."""
         if not options:
             raise CloudTasksError("the pool manager needs at least one instance type to launch")
         self.compute = compute
@@ -207,7 +215,9 @@ class PoolManager:
         self.options = list(options)
         self.settings = settings
         self.on_update = on_update
+        self.recorder = recorder
         self.log = log or logger.info
+        self.stop_requested = stop_requested
         self.tracked: dict[str, _Tracked] = {}
         self.exhausted: set[tuple[str, str]] = set()
         self.ever_alive = False
@@ -257,6 +267,7 @@ class PoolManager:
                 if self._tasks_done():
                     break
                 if now >= self._next_check:
+                    self._check_stop()
                     await self._tolerant("check", self.check(now))
                     self._next_check = now + self.settings.scaling_check_interval_s
                     if self._queue_drained():
@@ -301,6 +312,12 @@ class PoolManager:
             return "no instance was left running"
         return f"stopped the job's {len(stopped)} instance{'s' if len(stopped) > 1 else ''}"
 
+    def _check_stop(self) -> None:
+        """End the run when ``cloud_tasks stop`` was run for this job (see ``__init__``)."""
+        stopped = self.stop_requested() if self.stop_requested is not None else None
+        if stopped:
+            raise _Abort("stopped", stopped)
+
     async def _tolerant(self, name: str, step: Awaitable[object]) -> bool:
         """Run one step of the loop; a provider failure that outlived the adapters' retries
         is logged and the step runs again later, while it has failed for less than
@@ -313,6 +330,7 @@ class PoolManager:
         try:
             await step
         except (CredentialsError, QueueNotFoundError, RejectedError):
+            self._check_stop()  # 'stop --delete-queues' ran: the run ends as stopped
             raise
         except ProviderError as exc:
             now = self._now()
@@ -390,6 +408,14 @@ class PoolManager:
             result = self.db.ingest(events, now)
             await self._call(self.event_queue.ack, [received.receipt for received in batch])
             total += len(batch)
+            if result.rejected:
+                # Forged or malformed: acknowledged (never redelivered) but not applied.
+                first = next(iter(result.rejected.values()))
+                self.log(
+                    f"dropped {len(result.rejected)} invalid event(s) from the event queue "
+                    f"(first: {first})"
+                )
+                events = [e for i, e in enumerate(events) if i not in result.rejected]
             for instance_id, seen in result.alive.items():
                 tracked = self.tracked.get(instance_id)
                 if tracked is None:
@@ -650,7 +676,8 @@ class PoolManager:
             self.log("every instance type and zone hit a capacity error; retrying all of them")
             self.exhausted.clear()
             option = self.options[0]
-        target = target_pool_size(option.candidate, self.settings.limits, remaining).count
+        pool_target = target_pool_size(option.candidate, self.settings.limits, remaining)
+        target = pool_target.count
         limits = self.settings.limits
         # Busy instances first, so the cost cap keeps those that are working.
         active = sorted(self.tracked.values(), key=lambda t: -t.last_busy)
@@ -663,6 +690,17 @@ class PoolManager:
             max_total_cost_usd=limits.max_total_cost,
             horizon_s=cost_horizon_s(self.settings.scaling_check_interval_s),
         )
+        if self.recorder is not None:
+            self.recorder.record_decision(
+                now,
+                candidate=option.candidate,
+                target=pool_target,
+                decision=decision,
+                running=len(active),
+                remaining_tasks=remaining,
+                spent_usd=spent,
+                limits=limits,
+            )
         if decision.stop:
             ids = [active[index].instance_id for index in decision.stop]
             self.log(
@@ -694,6 +732,7 @@ class PoolManager:
                 self.log(f"work is running out: stopping {len(idle)} idle instances")
                 await self._terminate(list(idle), now, "idle")
         if decision.start > 0 and remaining > 0:
+            self._check_stop()  # 'stop' may have run during this check: replace nothing
             await self._launch(decision.start, now, on_demand=self._on_demand_wanted())
 
     def _on_demand_wanted(self) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from cloud_tasks.domain.text import shown
 from cloud_tasks.manager.taskdb import InstanceRecord, TaskCounts, TaskDatabase
 
 THROUGHPUT_WINDOW_S = 300.0
@@ -180,7 +181,7 @@ def format_report(report: JobReport) -> str:
     """The human form of ``status`` and of the final report."""
     c = report.counts
     lines = [
-        f"Job {report.job_id}: {c.completed} completed, {c.failed} failed, "
+        f"Job {shown(report.job_id)}: {c.completed} completed, {c.failed} failed, "
         f"{c.running} running, {c.pending} pending ({c.total} tasks)",
         f"Elapsed {_duration(report.elapsed_s)}, throughput {report.throughput_per_s:.2f} "
         f"tasks/s, ETA {_duration(report.eta_s)}, spend ${report.spend_usd:.4f}",
@@ -198,14 +199,16 @@ def format_report(report: JobReport) -> str:
         )
     if report.top_errors:
         lines.append("Top errors:")
-        lines.extend(f"  {count:>6}  {error}" for error, count in report.top_errors)
+        lines.extend(f"  {count:>6}  {shown(error, 200)}" for error, count in report.top_errors)
     if report.failures:
         lines.append("Failed tasks (first ones):")
-        lines.extend(f"  {task_id}: {error}" for task_id, error in report.failures)
+        lines.extend(
+            f"  {shown(task_id)}: {shown(error, 200)}" for task_id, error in report.failures
+        )
     if report.instances:
         lines.append(f"Instances ({len(report.instances)}):")
         lines.extend(
-            f"  {v.instance_id}  {v.instance_type}  {v.zone}  {v.state}  "
+            f"  {shown(v.instance_id)}  {v.instance_type}  {v.zone}  {v.state}  "
             f"{'spot' if v.is_spot else 'on-demand'}  ${v.price_per_hour_usd:.4f}/h  "
             f"up {_duration(v.age_s)}"
             for v in report.instances

@@ -73,11 +73,9 @@ def build_adapters(config: JobConfig, db_path: Path, clock: Clock | None = None)
 
     provider = config.provider
     if provider == "local":
-        from cloud_tasks.adapters.local.sqlite_queue import default_queue_dir
-
-        # Instances get the queue directory explicitly, so they find the same file whatever
-        # their environment.
-        queue_dir = default_queue_dir().resolve()
+        # The queue file lives with the job; instances get its directory explicitly, so they
+        # find the same file whatever their working directory.
+        queue_dir = bootstrap.local_queue_dir(config, db_path)
         environment = {"RMS_CLOUD_TASKS_QUEUE_DIR": str(queue_dir)}
         return Adapters(
             bootstrap.make_task_queue(config, queue_dir=queue_dir),
@@ -92,6 +90,20 @@ def build_adapters(config: JobConfig, db_path: Path, clock: Clock | None = None)
         bootstrap.make_compute(config, clock=clock),
         bootstrap.make_pricing(config),
     )
+
+
+def plan_adapters(
+    config: JobConfig, db_path: Path, clock: Clock | None = None
+) -> tuple[Adapters, str | None]:
+    """Adapters for a plan that changes nothing (``run --dry-run``): the provider's own when
+    its account can be asked, else the bundled catalog standing in for that cloud, with the
+    one-line notice that says so (``None`` for live prices)."""
+    from cloud_tasks import bootstrap
+
+    notice = bootstrap.offline_plan_notice(config)
+    if notice is None:
+        return build_adapters(config, db_path, clock), None
+    return build_adapters(bootstrap.catalog_stand_in(config), db_path, clock), notice
 
 
 @attrs.frozen
@@ -336,6 +348,7 @@ __all__ = [
     "job_id_of",
     "load_tasks",
     "make_plan",
+    "plan_adapters",
     "plan_spread",
     "pool_settings",
     "queue_name_of",

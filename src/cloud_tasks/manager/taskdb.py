@@ -10,22 +10,33 @@ a retry goes back to ``pending`` (not terminal). ``completed`` is final: a secon
 the same task (a duplicate delivery) is recorded in the event table and counted in
 ``duplicate_completions``, never counted twice. ``failed`` may still become ``completed`` when a
 late delivery of the same task succeeds.
+
+Integrity: a file is a task database when its SQLite ``application_id`` is ``APPLICATION_ID``
+(``identify``); nothing is written to, or deleted from, any other file. ``run`` records a task
+file in one transaction and marks it ``recorded`` in the same one, so a manager killed while
+recording leaves no part of it. Every event passes ``domain.events.event_problem`` before it
+touches a row; one that fails is dropped (``IngestResult.rejected``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
+import secrets
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import stat
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import attrs
 
+from cloud_tasks.domain.events import OUTCOME_EVENTS, event_problem
 from cloud_tasks.domain.tasks import Task
+from cloud_tasks.domain.text import shown
 from cloud_tasks.exceptions import CloudTasksError
 
 PENDING = "pending"
@@ -35,10 +46,14 @@ FAILED = "failed"
 STATES: tuple[str, ...] = (PENDING, RUNNING, COMPLETED, FAILED)
 TERMINAL_STATES: frozenset[str] = frozenset({COMPLETED, FAILED})
 
-_OUTCOME_EVENTS = frozenset(
-    {"task_completed", "task_exception", "task_exited", "task_timed_out", "task_dead_lettered"}
-)
+_OUTCOME_EVENTS = OUTCOME_EVENTS
 _INSERT_CHUNK = 5000
+#: ``PRAGMA application_id`` of every task database ("ClTs"): how a file is recognised as ours.
+APPLICATION_ID = 0x436C5473
+#: The tables that make a database without our ``application_id`` (created before it was set)
+#: one of ours.
+_LEGACY_TABLES = frozenset({"meta", "tasks", "events", "instances"})
+_SQLITE_HEADER = b"SQLite format 3\x00"
 #: ``task_released`` reasons that count as a preemption of the task.
 PREEMPTION_REASONS = frozenset({"preempted", "spot_termination", "spot termination"})
 
@@ -133,6 +148,8 @@ class IngestResult:
     transitions: int = 0
     alive: Mapping[str, float] = attrs.field(factory=dict)
     worked: Mapping[str, float] = attrs.field(factory=dict)
+    #: Events refused by ``domain.events.event_problem`` (their index → why); not recorded.
+    rejected: Mapping[int, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -194,30 +211,144 @@ def _error_text(event: Mapping[str, Any]) -> str | None:
     return None
 
 
+def identify(path: str | Path) -> str | None:
+    """``None`` when ``path`` is a task database of Cloud Tasks, else what it is instead.
+
+    A task database is recognised by its SQLite ``application_id`` (``APPLICATION_ID``), set
+    when it is created; a database made before that was set is recognised by its tables. The
+    file is only read (through SQLite, without locks, journals or ``-shm`` files), so asking
+    changes nothing, whatever the file is.
+    """
+    target = Path(path)
+    try:
+        info = target.stat()
+    except FileNotFoundError:
+        return "a link to a missing file" if target.is_symlink() else "missing"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    if stat.S_ISDIR(info.st_mode):
+        return "a folder"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if info.st_size == 0:
+        return "an empty file"
+    try:
+        uri = f"{target.resolve().as_uri()}?immutable=1"
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+            if db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID:
+                return None
+            tables = {
+                name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+    except sqlite3.DatabaseError:
+        return "not a SQLite database"
+    except (sqlite3.Error, OSError, ValueError) as exc:
+        return f"unreadable ({exc})"
+    if tables >= _LEGACY_TABLES:
+        return None
+    return "another program's SQLite database"
+
+
+_SIDECARS = ("-wal", "-shm", "-journal")
+
+
+def _check_no_sidecars(path: Path) -> None:
+    """SQLite would take a ``-wal``, ``-shm`` or ``-journal`` file beside a new database as its
+    own (and overwrite it): refuse one that is there without its database."""
+    for suffix in _SIDECARS:
+        sidecar = Path(f"{path}{suffix}")
+        if os.path.lexists(sidecar):
+            raise CloudTasksError(
+                f"{shown(sidecar, 200)} is there but {shown(path.name, 100)} is not; it was "
+                "left untouched. Move it away (or choose another db_file) so that a new task "
+                "database can be made"
+            )
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _writes(
+    method: Callable[Concatenate[TaskDatabase, _P], _R],
+) -> Callable[Concatenate[TaskDatabase, _P], _R]:
+    """A write that SQLite refuses (disk full, read-only file, locked for too long by another
+    program) becomes one ``CloudTasksError`` line instead of a traceback."""
+
+    @functools.wraps(method)
+    def write(self: TaskDatabase, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            raise CloudTasksError(
+                f"{shown(self.path, 200)}: cannot write the task database ({exc}); check the "
+                "free disk space and that no other program holds it, then resume with "
+                "'cloud_tasks run --continue'"
+            ) from exc
+
+    return write
+
+
+def _not_ours(path: Path, what: str) -> CloudTasksError:
+    return CloudTasksError(
+        f"{shown(path, 200)}: not a Cloud Tasks task database ({what}); it was left untouched. "
+        "Point db_file (or --db-file) at the job's task database, or at a new file"
+    )
+
+
 class TaskDatabase:
     """The SQLite task database of one job. Not thread-safe: use it from one thread."""
 
-    def __init__(self, path: str | Path) -> None:
-        """Open (creating when missing) the database at ``path``; ``":memory:"`` keeps it in
-        memory (simulations)."""
+    def __init__(self, path: str | Path, *, job_id: str | None = None, create: bool = True) -> None:
+        """Open the database at ``path``, creating it when missing (unless ``create=False``);
+        ``":memory:"`` keeps it in memory (simulations).
+
+        An existing file is opened only when it is a task database (see ``identify``) and,
+        when ``job_id`` is given, one of that job: nothing is ever written into another file.
+
+        Raises:
+            CloudTasksError: the file is not a task database, or one of another job, or it
+                cannot be created or opened.
+        """
         self.path = Path(path)
         in_memory = str(path) == ":memory:"
+        if not in_memory:
+            problem = identify(self.path)
+            if problem == "missing":
+                if not create:
+                    raise CloudTasksError(
+                        f"{shown(self.path, 200)}: no task database here; run 'cloud_tasks run' "
+                        "first or pass --db-file"
+                    )
+                self._create_file(job_id)
+            elif problem is not None:
+                raise _not_ours(self.path, problem)
         try:
-            if not in_memory:
-                # Only a file created here is opened and closed: closing a descriptor of a
-                # database open in this process drops its SQLite locks (sqlite.org/howtocorrupt).
-                with contextlib.suppress(FileExistsError):
-                    os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
-                os.chmod(self.path, 0o600)
             self._db = sqlite3.connect(":memory:" if in_memory else self.path, isolation_level=None)
+            if in_memory:
+                self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise CloudTasksError(
-                f"{self.path}: cannot open the task database: {exc}; check the path of db_file"
+                f"{shown(self.path, 200)}: cannot open the task database: {exc}; check the path "
+                "of db_file"
             ) from exc
+        recorded_job = self.meta().get("job_id")
+        if job_id is not None and recorded_job is not None and recorded_job != job_id:
+            self._db.close()
+            raise CloudTasksError(
+                f"{shown(self.path, 200)}: this is the task database of job "
+                f"'{shown(recorded_job, 40)}', not of job '{job_id}'; it was left untouched. "
+                "Point db_file (or --db-file) at this job's task database"
+            )
+        meta = self.meta()
+        #: Every task of the job is recorded (``run``): events naming other tasks are refused.
+        self.tasks_known = bool(meta.get("recorded")) or bool(
+            meta.get("loaded") and meta.get("tasks_file")
+        )
         self._counts = self._load_counts()
         # Preemptions per unfinished task (from task_released events), for the on-demand
         # fallback of the pool manager; kept in memory only, so it restarts from zero.
@@ -236,14 +367,103 @@ class TaskDatabase:
             else:
                 self._ended_cost_usd += record.cost_usd(record.ended_at)
 
-    @classmethod
-    def open_existing(cls, path: str | Path) -> TaskDatabase:
-        """Open a database that must already exist (``status``, ``--continue``)."""
-        if not Path(path).is_file():
+    def _create_file(self, job_id: str | None) -> None:
+        """Create the database file whole: built under a temporary name beside it (with its
+        job id), then linked into place, so ``path`` is never a half-made database and an
+        existing file (one made meanwhile by someone else) is never replaced."""
+        target = self.path
+        _check_no_sidecars(target)
+        staged = target.parent / f".{target.name}.{secrets.token_hex(6)}.new"
+        try:
+            os.close(os.open(staged, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+            os.chmod(staged, 0o600)
+            with contextlib.closing(sqlite3.connect(staged)) as db:
+                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                db.executescript(_SCHEMA)
+                if job_id is not None:
+                    with db:
+                        db.execute(
+                            "INSERT INTO meta (key, value) VALUES ('job_id', ?)",
+                            (json.dumps(job_id),),
+                        )
+            try:
+                os.link(staged, target)
+            except FileExistsError:
+                pass  # made meanwhile: it is checked below like any existing file
+            except OSError:
+                # A file system without hard links: the check narrows, not closes, the race.
+                if not os.path.lexists(target):
+                    os.rename(staged, target)
+        except (OSError, sqlite3.Error) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise CloudTasksError(
-                f"{path}: no task database here; run 'cloud_tasks run' first or pass --db-file"
-            )
-        return cls(path)
+                f"{shown(target, 200)}: cannot create the task database ({reason}); db_file "
+                "must name a file in an existing folder you can write to"
+            ) from exc
+        finally:
+            with contextlib.suppress(OSError):
+                staged.unlink()
+        problem = identify(target)
+        if problem is not None:
+            raise _not_ours(target, problem)
+
+    @classmethod
+    def open_existing(cls, path: str | Path, *, job_id: str | None = None) -> TaskDatabase:
+        """Open a database that must already exist (``status``, ``--continue``)."""
+        return cls(path, job_id=job_id, create=False)
+
+    @staticmethod
+    def check_new(path: str | Path, job_id: str) -> bool:
+        """Before anything is created: can ``run`` put this job's task database at ``path``?
+
+        True when a task database of this job is already there (``--force`` may replace it,
+        ``--continue`` resume it), False when there is none and one can be created.
+
+        Raises:
+            CloudTasksError: ``path`` is a folder, a file that is not a task database, the
+                task database of another job, or in a folder that is missing or read-only.
+        """
+        target = Path(path)
+        problem = identify(target)
+        if problem is None:
+            with TaskDatabase.open_existing(target, job_id=job_id):
+                pass
+            if not os.access(target, os.W_OK):
+                raise CloudTasksError(
+                    f"{shown(target, 200)}: the task database is read-only; make it writable "
+                    "or point db_file at another file"
+                )
+        elif problem != "missing":
+            raise _not_ours(target, problem)
+        else:
+            _check_no_sidecars(target)
+        parent = target.parent
+        try:
+            probe = parent / f".{target.name}.{secrets.token_hex(6)}.probe"
+            os.close(os.open(probe, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+            probe.unlink()
+        except OSError as exc:
+            raise CloudTasksError(
+                f"{shown(target, 200)}: cannot create the task database there "
+                f"({exc.strerror or exc}); db_file must name a file in an existing folder "
+                "you can write to"
+            ) from exc
+        return problem is None
+
+    @staticmethod
+    def remove(path: str | Path, job_id: str) -> None:
+        """Delete this job's task database at ``path`` (``run --force``), after checking that
+        it is one; any other file is refused and left as it is."""
+        target = Path(path)
+        problem = identify(target)
+        if problem == "missing":
+            return
+        if problem is not None:
+            raise _not_ours(target, problem)
+        with TaskDatabase.open_existing(target, job_id=job_id):
+            pass
+        for suffix in ("", *_SIDECARS):
+            Path(str(target) + suffix).unlink(missing_ok=True)
 
     def close(self) -> None:
         self._db.close()
@@ -256,7 +476,8 @@ class TaskDatabase:
 
     # -- metadata -------------------------------------------------------------------------
 
-    def set_meta(self, **values: Any) -> None:
+    @_writes
+    def set_meta(self, /, **values: Any) -> None:
         self._db.executemany(
             "INSERT INTO meta (key, value) VALUES (?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -277,33 +498,54 @@ class TaskDatabase:
     def counts(self) -> TaskCounts:
         return TaskCounts(**{state: self._counts.get(state, 0) for state in STATES})
 
-    def add_tasks(self, tasks: Iterable[Task], now: float) -> int:
+    @_writes
+    def add_tasks(self, tasks: Iterable[Task], now: float, *, complete: bool = False) -> int:
         """Record tasks as pending; tasks already recorded are left as they are.
+
+        All or nothing: the rows are written in one transaction, so a manager killed while it
+        records a large file leaves none of them, never a part. ``complete=True`` says these
+        are every task of the job (``run``), in the same transaction: from then on events
+        naming another task are refused (``tasks_known``), and ``recorded`` in the metadata
+        tells ``run --continue`` that the recording finished.
 
         Returns the number of new rows.
         """
-        added = 0
-        chunk: list[tuple[str, str, str, float]] = []
-
-        def flush() -> int:
-            before = self._db.total_changes
-            self._db.execute("BEGIN")
-            self._db.executemany(
+        db = self._db
+        before = db.total_changes
+        db.execute("BEGIN")
+        try:
+            chunk: list[tuple[str, str, str, float]] = []
+            for task in tasks:
+                chunk.append((task.task_id, json.dumps(task.data), PENDING, now))
+                if len(chunk) >= _INSERT_CHUNK:
+                    db.executemany(
+                        "INSERT OR IGNORE INTO tasks (task_id, data, state, created_at) "
+                        "VALUES (?,?,?,?)",
+                        chunk,
+                    )
+                    chunk.clear()
+            db.executemany(
                 "INSERT OR IGNORE INTO tasks (task_id, data, state, created_at) VALUES (?,?,?,?)",
                 chunk,
             )
-            self._db.execute("COMMIT")
-            return self._db.total_changes - before
-
-        for task in tasks:
-            chunk.append((task.task_id, json.dumps(task.data), PENDING, now))
-            if len(chunk) >= _INSERT_CHUNK:
-                added += flush()
-                chunk.clear()
-        if chunk:
-            added += flush()
+            added = db.total_changes - before
+            if complete:
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('recorded', 'true') "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
         self._counts[PENDING] += added
+        if complete:
+            self.tasks_known = True
         return added
+
+    def recorded(self) -> bool:
+        """Whether ``add_tasks(..., complete=True)`` finished: every task of the job is here."""
+        return bool(self.meta().get("recorded"))
 
     def task(self, task_id: str) -> TaskRow | None:
         row = self._db.execute(
@@ -340,6 +582,7 @@ class TaskDatabase:
             )
         ]
 
+    @_writes
     def mark_resent(self, task_ids: Iterable[str]) -> None:
         """Count one more re-send of each task (its outcome was lost; it runs again)."""
         self._db.execute("BEGIN")
@@ -348,6 +591,7 @@ class TaskDatabase:
         )
         self._db.execute("COMMIT")
 
+    @_writes
     def fail_tasks(self, task_ids: Iterable[str], now: float, reason: str) -> int:
         """Mark these non-terminal tasks failed with ``reason``; returns how many changed."""
         self._db.execute("BEGIN")
@@ -365,16 +609,23 @@ class TaskDatabase:
 
     # -- events ---------------------------------------------------------------------------
 
+    @_writes
     def ingest(self, events: Sequence[Mapping[str, Any]], now: float) -> IngestResult:
         """Record a batch of worker events and apply them to the task rows, atomically."""
         new = duplicates = transitions = 0
         alive: dict[str, float] = {}
         worked: dict[str, float] = {}
         busy: dict[str, int] = {}
+        rejected: dict[int, str] = {}
         db = self._db
+        known = self._is_task if self.tasks_known else None
         db.execute("BEGIN")
         try:
-            for event in events:
+            for index, event in enumerate(events):
+                problem = event_problem(event, known)
+                if problem is not None:
+                    rejected[index] = problem
+                    continue
                 body = json.dumps(event, sort_keys=True, separators=(",", ":"), default=str)
                 digest = hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
                 kind = str(event.get("event_type", ""))
@@ -431,7 +682,11 @@ class TaskDatabase:
             db.execute("ROLLBACK")
             self._counts = self._load_counts()
             raise
-        return IngestResult(new, duplicates, transitions, alive, worked)
+        return IngestResult(new, duplicates, transitions, alive, worked, rejected)
+
+    def _is_task(self, task_id: str) -> bool:
+        query = "SELECT 1 FROM tasks WHERE task_id = ?"
+        return self._db.execute(query, (task_id,)).fetchone() is not None
 
     def _apply(self, task_id: str, kind: str, event: Mapping[str, Any], now: float) -> bool:
         """Apply one new event to its task row; True when the state changed."""
@@ -475,7 +730,7 @@ class TaskDatabase:
             return False
         self._preempted.pop(task_id, None)
 
-        success = kind == "task_completed" and bool(event.get("success"))
+        success = kind == "task_completed" and event.get("success") is True
         elapsed = event.get("elapsed_time")
         elapsed_s = float(elapsed) if isinstance(elapsed, int | float) else None
         if state == COMPLETED:
@@ -548,6 +803,7 @@ class TaskDatabase:
 
     # -- instances ------------------------------------------------------------------------
 
+    @_writes
     def record_instance(self, record: InstanceRecord) -> None:
         cursor = self._db.execute(
             "INSERT INTO instances (instance_id, name, instance_type, zone, is_spot, "
@@ -566,6 +822,7 @@ class TaskDatabase:
         if cursor.rowcount:
             self._active[record.instance_id] = [record.price_per_hour_usd, record.launched_at, 0.0]
 
+    @_writes
     def end_instance(self, instance_id: str, ended_at: float, reason: str) -> None:
         cursor = self._db.execute(
             "UPDATE instances SET ended_at = ?, end_reason = ?, running_tasks = 0 "
@@ -688,6 +945,7 @@ class TaskDatabase:
 
 
 __all__ = [
+    "APPLICATION_ID",
     "COMPLETED",
     "FAILED",
     "PENDING",
@@ -701,4 +959,5 @@ __all__ = [
     "TaskDatabase",
     "TaskRow",
     "error_text",
+    "identify",
 ]

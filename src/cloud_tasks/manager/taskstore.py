@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from cloud_tasks.domain.events import OUTCOME_EVENTS, event_problem
 from cloud_tasks.domain.tasks import Task
 from cloud_tasks.manager.taskdb import (
     COMPLETED,
@@ -30,9 +31,7 @@ from cloud_tasks.manager.taskdb import (
     error_text,
 )
 
-_OUTCOME_EVENTS = frozenset(
-    {"task_completed", "task_exception", "task_exited", "task_timed_out", "task_dead_lettered"}
-)
+_OUTCOME_EVENTS = OUTCOME_EVENTS
 _STATES = (PENDING, RUNNING, COMPLETED, FAILED)
 _P, _R, _C, _F = range(4)
 
@@ -76,7 +75,11 @@ class InMemoryTaskStore:
     success is counted in ``duplicate_completions``, never twice).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, tasks_known: bool = False) -> None:
+        """``tasks_known``: every task is added before any event, so an event naming another
+        task is refused (as the ``TaskDatabase`` of ``run`` does); otherwise tasks are learnt
+        from their events (``manage_pool``)."""
+        self.tasks_known = tasks_known
         self._state: dict[str, int] = {}
         self._data: dict[str, Mapping[str, Any]] = {}
         self._counts = [0, 0, 0, 0]
@@ -173,9 +176,15 @@ class InMemoryTaskStore:
         transitions = 0
         alive: dict[str, float] = {}
         worked: dict[str, float] = {}
+        rejected: dict[int, str] = {}
         active = self._active
         apply = self._apply
-        for event in events:
+        known = self._state.__contains__ if self.tasks_known else None
+        for index, event in enumerate(events):
+            problem = event_problem(event, known)
+            if problem is not None:
+                rejected[index] = problem
+                continue
             get = event.get
             instance_id = get("instance_id")
             kind = get("event_type")
@@ -200,8 +209,9 @@ class InMemoryTaskStore:
                 times[1] = seen
                 if instance in worked:
                     times[2] = worked[instance]
-        self.events_applied += len(events)
-        return IngestResult(len(events), 0, transitions, alive, worked)
+        applied = len(events) - len(rejected)
+        self.events_applied += applied
+        return IngestResult(applied, 0, transitions, alive, worked, rejected)
 
     def _apply(self, task_id: str, kind: str, event: Mapping[str, Any]) -> bool:
         code = self._state.get(task_id)
@@ -219,7 +229,7 @@ class InMemoryTaskStore:
             return False
         # A run that reached an outcome was not preempted: count consecutive losses only.
         self._preempted.pop(task_id, None)
-        success = kind == "task_completed" and bool(event.get("success"))
+        success = kind == "task_completed" and event.get("success") is True
         if code == _C:
             if success:
                 self.duplicate_completions += 1

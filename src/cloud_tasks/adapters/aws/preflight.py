@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from cloud_tasks.adapters.aws.translate import CREDENTIALS_HINT, rejected_setting
-from cloud_tasks.exceptions import one_line
+from cloud_tasks.domain.text import collapse_whitespace
 from cloud_tasks.ports import CheckResult, PreflightRequest
 
 #: Service Quotas codes of the vCPU limits for the standard families (A, C, D, H, I, M, R, T,
@@ -44,7 +44,7 @@ def _code(exc: ClientError) -> str:
 
 
 def _message(exc: ClientError) -> str:
-    return one_line(str(exc.response.get("Error", {}).get("Message", "")))
+    return collapse_whitespace(str(exc.response.get("Error", {}).get("Message", "")))
 
 
 class AwsPreflight:
@@ -83,7 +83,7 @@ class AwsPreflight:
                 )
             return CheckResult(name, "warn", f"could not verify ({_code(exc)}: {_message(exc)})")
         except BotoCoreError as exc:
-            return CheckResult(name, "warn", one_line(f"could not verify ({exc})"))
+            return CheckResult(name, "warn", collapse_whitespace(f"could not verify ({exc})"))
         return CheckResult(name, "ok", f"account {identity.get('Account', '?')}")
 
     def _dry_run(self, action: str, call: Callable[[], Any]) -> CheckResult:
@@ -108,7 +108,7 @@ class AwsPreflight:
                 return CheckResult(name, "ok", "granted")
             return CheckResult(name, "warn", f"could not verify ({code}: {_message(exc)})")
         except BotoCoreError as exc:
-            return CheckResult(name, "warn", one_line(f"could not verify ({exc})"))
+            return CheckResult(name, "warn", collapse_whitespace(f"could not verify ({exc})"))
         return CheckResult(name, "warn", "could not verify (the dry run was not refused)")
 
     def _permissions(self, request: PreflightRequest) -> list[CheckResult]:
@@ -152,7 +152,7 @@ class AwsPreflight:
                 )
             return CheckResult(name, "warn", f"could not verify ({_code(exc)}: {_message(exc)})")
         except BotoCoreError as exc:
-            return CheckResult(name, "warn", one_line(f"could not verify ({exc})"))
+            return CheckResult(name, "warn", collapse_whitespace(f"could not verify ({exc})"))
         if not images:
             return CheckResult(
                 name, "fail", f"{request.image} does not exist in {request.region}", fix
@@ -184,7 +184,7 @@ class AwsPreflight:
         except ClientError as exc:
             return CheckResult(name, "warn", f"could not verify ({_code(exc)}: {_message(exc)})")
         except (BotoCoreError, KeyError, TypeError, ValueError) as exc:
-            return CheckResult(name, "warn", one_line(f"could not verify ({exc})"))
+            return CheckResult(name, "warn", collapse_whitespace(f"could not verify ({exc})"))
         return quota_result(
             name,
             limit,
@@ -213,7 +213,7 @@ class AwsPreflight:
                 )
             return CheckResult(name, "warn", f"could not verify ({_code(exc)}: {_message(exc)})")
         except BotoCoreError as exc:
-            return CheckResult(name, "warn", one_line(f"could not verify ({exc})"))
+            return CheckResult(name, "warn", collapse_whitespace(f"could not verify ({exc})"))
         return CheckResult(name, "ok", f"instance profile {request.service_account}")
 
 

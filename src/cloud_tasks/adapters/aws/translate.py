@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from cloud_tasks.domain.offers import BootDiskOption, InstanceOffer
+from cloud_tasks.domain.text import collapse_whitespace
 from cloud_tasks.exceptions import (
     CapacityError,
     CloudTasksError,
@@ -22,7 +23,6 @@ from cloud_tasks.exceptions import (
     ProviderError,
     QuotaError,
     RejectedError,
-    one_line,
 )
 from cloud_tasks.ports import Instance, InstanceState
 
@@ -326,7 +326,7 @@ def translate_error(
 ) -> CloudTasksError:
     """Our exception for an AWS error ``code`` raised by ``operation``; the message is one
     line (AWS messages may hold line breaks)."""
-    message = one_line(message)
+    message = collapse_whitespace(message)
     where = f" for {instance_type} in {zone}" if instance_type or zone else ""
     if code in _CAPACITY_CODES:
         return CapacityError(

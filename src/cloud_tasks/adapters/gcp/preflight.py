@@ -16,7 +16,8 @@ from cloud_tasks.adapters.aws.preflight import quota_result
 from cloud_tasks.adapters.gcp.compute_clients import as_dict
 from cloud_tasks.adapters.gcp.errors import gcp_errors
 from cloud_tasks.adapters.gcp.translate import CREDENTIALS_HINT, family_of
-from cloud_tasks.exceptions import CloudTasksError, CredentialsError, RejectedError, one_line
+from cloud_tasks.domain.text import collapse_whitespace
+from cloud_tasks.exceptions import CloudTasksError, CredentialsError, RejectedError
 from cloud_tasks.ports import CheckResult, PreflightRequest
 
 RESOURCE_MANAGER_OVERRIDE = "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDRESOURCEMANAGER"
@@ -107,7 +108,7 @@ class GcpPreflight:
                 credentials, _project = google.auth.default(scopes=_SCOPES)
                 who = str(getattr(credentials, "service_account_email", "") or "ADC")
         except (auth_exceptions.GoogleAuthError, OSError, ValueError) as exc:
-            return None, CheckResult(name, "fail", one_line(str(exc)), CREDENTIALS_HINT)
+            return None, CheckResult(name, "fail", collapse_whitespace(str(exc)), CREDENTIALS_HINT)
         return AuthorizedSession(credentials), CheckResult(name, "ok", who)  # type: ignore[no-untyped-call]
 
     def _permissions(self, session: Any) -> CheckResult:
@@ -119,7 +120,7 @@ class GcpPreflight:
         try:
             answer = session.post(url, json={"permissions": list(PERMISSIONS)}, timeout=30)
         except (requests.RequestException, OSError) as exc:
-            return CheckResult(name, "warn", one_line(f"could not verify ({exc})"))
+            return CheckResult(name, "warn", collapse_whitespace(f"could not verify ({exc})"))
         if answer.status_code in (401, 403):
             return CheckResult(
                 name,

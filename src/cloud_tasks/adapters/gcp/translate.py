@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from cloud_tasks.domain.offers import BootDiskOption, InstanceOffer
+from cloud_tasks.domain.text import collapse_whitespace
 from cloud_tasks.exceptions import (
     CapacityError,
     CloudTasksError,
@@ -21,7 +22,6 @@ from cloud_tasks.exceptions import (
     ProviderError,
     QuotaError,
     RejectedError,
-    one_line,
 )
 from cloud_tasks.ports import Instance, InstanceState
 
@@ -307,7 +307,7 @@ def translate_error(
 ) -> CloudTasksError:
     """Our exception for a Compute Engine error whose codes/messages are in ``text`` (made
     one line)."""
-    text = one_line(text)
+    text = collapse_whitespace(text)
     where = f" for {instance_type} in {zone}" if instance_type or zone else ""
     if any(code in text for code in _CAPACITY):
         return CapacityError(

@@ -86,7 +86,11 @@ class SqliteDatabase:
 
     def _open(self) -> sqlite3.Connection:
         if self._conn is not None and self._pid == os.getpid():
-            return self._conn
+            if self.path.exists():
+                return self._conn
+            # The file was removed (its last queue deleted): never write to the orphan.
+            self._conn.close()
+            self._conn = None
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             create_owner_only(self.path)
@@ -129,6 +133,23 @@ class SqliteDatabase:
             if self._conn is not None and self._pid == os.getpid():
                 self._conn.close()
             self._conn = None
+
+    def remove_if_unused(self) -> bool:
+        """Remove the file (and its -wal/-shm) when it holds no queue and no load record; a
+        job's queue file goes with its last queue. True when removed."""
+        with self._lock:
+            if not self.file_exists():
+                return False
+            with self.transaction() as conn:
+                row = conn.execute(
+                    "SELECT (SELECT COUNT(*) FROM queues) + (SELECT COUNT(*) FROM loaded)"
+                ).fetchone()
+            if int(row[0]):
+                return False
+            self.close()
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            return True
 
 
 class _SqliteQueueBase:
@@ -183,13 +204,15 @@ class _SqliteQueueBase:
             return row is not None
 
     def delete(self) -> None:
-        """Delete the queue, its messages and its load record (idempotent)."""
+        """Delete the queue, its messages and its load record (idempotent); the file goes
+        with the last queue in it."""
         if not self.db.file_exists():
             return
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM messages WHERE queue = ?", (self.name,))
             conn.execute("DELETE FROM loaded WHERE queue = ?", (self.name,))
             conn.execute("DELETE FROM queues WHERE name = ?", (self.name,))
+        self.db.remove_if_unused()
 
     def depth(self) -> int:
         """Messages not yet acknowledged: visible plus leased (exact)."""
@@ -399,22 +422,10 @@ def default_state_dir() -> Path:
     return Path(state) / "cloud_tasks"
 
 
-def default_queue_dir() -> Path:
-    """Where the ``local`` provider keeps queue files.
-
-    ``RMS_CLOUD_TASKS_QUEUE_DIR`` if set, else ``queues`` in ``default_state_dir()``: every
-    process of a job, whatever its working directory, must find the same file.
-    """
-    explicit = os.environ.get("RMS_CLOUD_TASKS_QUEUE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    return default_state_dir() / "queues"
-
-
-def queue_file(queue_name: str, directory: str | os.PathLike[str] | None = None) -> Path:
-    """The SQLite file holding ``queue_name`` and its event queue."""
-    base = Path(directory) if directory is not None else default_queue_dir()
-    return base / f"{queue_name}.sqlite3"
+def queue_file(queue_name: str, directory: str | os.PathLike[str]) -> Path:
+    """The SQLite file holding ``queue_name`` and its event queue, in the job's ``directory``
+    (see ``bootstrap.local_queue_dir``)."""
+    return Path(directory) / f"{queue_name}.sqlite3"
 
 
 class LoadJournal:
@@ -478,7 +489,6 @@ __all__ = [
     "SqliteDatabase",
     "SqliteEventQueue",
     "SqliteTaskQueue",
-    "default_queue_dir",
     "default_state_dir",
     "queue_file",
 ]

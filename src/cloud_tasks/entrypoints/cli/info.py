@@ -87,10 +87,19 @@ def list_instance_types(
     Constraints come from the configuration file and from flags (--min-cpu, --instance-types,
     --use-spot, ...).
     """
-    from cloud_tasks.bootstrap import make_pricing, pricing_region
+    from cloud_tasks.bootstrap import (
+        catalog_stand_in,
+        make_pricing,
+        offline_plan_notice,
+        pricing_region,
+    )
 
     config = resolve_config(**params)
-    pricing = make_pricing(config)
+    # Without an account (or its libraries) the offers come from the bundled catalog.
+    notice = offline_plan_notice(config)
+    if notice is not None:
+        click.echo(notice, err=True)
+    pricing = make_pricing(config if notice is None else catalog_stand_in(config))
     region = pricing_region(config, pricing)
     constraints = config.run.constraints
     candidates = rank_offers_in_zone(
@@ -132,7 +141,8 @@ def list_instance_types(
             row += [_money(c.price_per_hour_usd), o.cpu_family, str(o.cpu_rank)]
         rows.append(row)
     pricing_kind = "spot" if constraints.use_spot else "on-demand"
-    title = f"{len(rows)} instance types in {region} ({provider}, {pricing_kind} prices)"
+    source = "" if notice is None else ", bundled catalog"
+    title = f"{len(rows)} instance types in {region} ({provider}, {pricing_kind} prices{source})"
     if spread:
         title += (
             f"; a spot pool spreads over the {len(spread)} within "

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 import click
@@ -18,6 +19,7 @@ from cloud_tasks.adapters.memory.clock import SystemClock
 from cloud_tasks.domain.cost import estimate_job
 from cloud_tasks.domain.options import JobConfig
 from cloud_tasks.domain.tasks import Task
+from cloud_tasks.domain.text import one_line, shown
 from cloud_tasks.entrypoints.cli.options import (
     common_options,
     format_option,
@@ -27,6 +29,9 @@ from cloud_tasks.entrypoints.cli.options import (
 )
 from cloud_tasks.exceptions import CloudTasksError, ConfigError, QueueNotFoundError, TaskFileError
 from cloud_tasks.manager.exports import DUMP_CHOICES, EventExport
+from cloud_tasks.manager.insight import PoolRecorder
+from cloud_tasks.manager.joblock import JobLock, lock_holder
+from cloud_tasks.manager.notify import JobNotifier
 from cloud_tasks.manager.pool import JobOutcome, PoolManager, PoolSnapshot
 from cloud_tasks.manager.preflight import require_checks, run_checks
 from cloud_tasks.manager.report import build_report, format_report
@@ -40,10 +45,11 @@ from cloud_tasks.manager.session import (
     job_id_of,
     load_tasks,
     make_plan,
+    plan_adapters,
     pool_settings,
     worker_credentials_notice,
 )
-from cloud_tasks.manager.taskdb import TaskDatabase
+from cloud_tasks.manager.taskdb import TaskDatabase, identify
 from cloud_tasks.redact import redact, redact_startup_script
 
 
@@ -94,10 +100,11 @@ def _validate_tasks(path: str, max_message_bytes: int) -> int:
     if count == 0:
         raise TaskFileError(f"{path}: the task file holds no tasks; nothing to run")
     if oversized:
-        shown = ", ".join(oversized[:5]) + (" ..." if len(oversized) > 5 else "")
+        ids = ", ".join(f"'{shown(task_id)}'" for task_id in oversized[:5])
+        ids += " ..." if len(oversized) > 5 else ""
         raise TaskFileError(
             f"{path}: {len(oversized)} tasks are larger than the queue's {max_message_bytes}-byte "
-            f"message limit ({shown}); keep large inputs in files and pass their paths"
+            f"message limit ({ids}); keep large inputs in files and pass their paths"
         )
     return count
 
@@ -133,7 +140,11 @@ class _LiveDisplay:
 
     def log(self, message: str) -> None:
         if not self.quiet:
-            self.progress.console.print(redact(message), markup=False, highlight=False)
+            # soft_wrap: a line is never broken at the console's width (80 columns when stderr
+            # is not a terminal); one_line: an untrusted part cannot start a new line.
+            self.progress.console.print(
+                one_line(redact(message)), markup=False, highlight=False, soft_wrap=True
+            )
 
     def update(self, snapshot: PoolSnapshot) -> None:
         c = snapshot.counts
@@ -148,7 +159,12 @@ class _LiveDisplay:
             now = time.monotonic()
             if now - self._last_line >= 10.0:
                 self._last_line = now
-                self.console.print(f"{c.completed + c.failed}/{c.total} tasks: {detail}")
+                self.console.print(
+                    f"{c.completed + c.failed}/{c.total} tasks: {detail}",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
 
 
 def _final(outcome: JobOutcome, db: TaskDatabase, *, strict: bool, quiet: bool) -> None:
@@ -178,14 +194,27 @@ def _supervise(
     strict: bool,
     resume_hint: str,
     output_file: str | None = None,
+    dashboard_port: int | None = None,
 ) -> None:
-    """Run the pool manager with a live display; Ctrl-C asks what to do."""
+    """Run the pool manager with a live display; Ctrl-C asks what to do.
+
+    ``dashboard_port`` (``run --dashboard``): also serve the dashboard on loopback.
+    """
     counts = db.counts()
     plan = make_plan(config, adapters, max(counts.remaining, 1))
     settings = pool_settings(config, plan, tasks_known=tasks_known)
     display = _LiveDisplay(counts.total, quiet)
     export = EventExport(db, output_file) if output_file else None
-    with display, export or contextlib.nullcontext():
+    clock = SystemClock()
+    with (
+        display,
+        export or contextlib.nullcontext(),
+        PoolRecorder(db.path, clock) as recorder,
+        _dashboard(db.path, dashboard_port) as dashboard_url,
+        _notifier(config, recorder, recorder.logged(display.log)) as notifier,
+    ):
+        if dashboard_url:
+            click.echo(f"dashboard: {dashboard_url}", err=True)
         display.log(
             f"instance type {plan.best.name} ({plan.best.tasks_per_instance} tasks each, "
             f"${plan.best.price_per_hour_usd:.4f}/h), up to {plan.initial_count} instances"
@@ -195,25 +224,34 @@ def _supervise(
             display.log(notice)
         while True:
             manager = PoolManager(
-                compute=adapters.compute,
+                compute=recorder.watch(adapters.compute),
                 task_queue=adapters.task_queue,
                 event_queue=adapters.event_queue,
                 db=db,
-                clock=SystemClock(),
+                clock=clock,
                 options=plan.options,
                 settings=settings,
-                on_update=_with_export(display.update, export),
-                log=display.log,
+                on_update=_with_notifier(_with_export(display.update, export), notifier),
+                log=recorder.logged(display.log),
                 on_demand_options=plan.on_demand_options,
+                recorder=recorder,
+                stop_requested=_stop_request(db, resume_hint),
             )
             try:
-                outcome = asyncio.run(manager.run())
+                outcome = asyncio.run(_until_signal(manager.run()))
                 break
+            except _Terminated as terminated:
+                _notify_end(notifier, db, "stopped", f"the manager got {terminated}")
+                _stop_after_signal(manager, display, terminated, resume_hint)
+            except CloudTasksError as exc:
+                _notify_end(notifier, db, "failed", str(exc))
+                raise
             except KeyboardInterrupt:
                 choice = _ask_after_interrupt(display)
                 if choice == "c":
                     display.log("continuing")
                     continue
+                _notify_end(notifier, db, "stopped", "interrupted (Ctrl-C)")
                 if choice == "t":
                     display.log("stopping every instance and deleting the queues")
                     asyncio.run(manager.stop_all("interrupted"))
@@ -226,7 +264,128 @@ def _supervise(
                     + (f" --config {config.source}" if config.source else "")
                 )
                 sys.exit(130)
+        if notifier is not None:
+            notifier.finish(outcome.status, outcome.message, outcome.counts, outcome.spend_usd)
     _final(outcome, db, strict=strict, quiet=quiet)
+
+
+@contextlib.contextmanager
+def _notifier(
+    config: JobConfig, recorder: PoolRecorder, log: Callable[[str], None]
+) -> Iterator[JobNotifier | None]:
+    """The job's notifier when ``notify`` is set; waits for its last deliveries on exit."""
+    if config.run.notify is None:
+        yield None
+        return
+    with JobNotifier(
+        config.run.notify,
+        recorder,
+        job_id=job_id_of(config),
+        max_total_cost_usd=config.run.limits.max_total_cost,
+        log=log,
+    ) as notifier:
+        yield notifier
+
+
+def _with_notifier(
+    update: Callable[[PoolSnapshot], None], notifier: JobNotifier | None
+) -> Callable[[PoolSnapshot], None]:
+    if notifier is None:
+        return update
+
+    def update_and_notify(snapshot: PoolSnapshot) -> None:
+        update(snapshot)
+        notifier.update(snapshot)
+
+    return update_and_notify
+
+
+def _notify_end(notifier: JobNotifier | None, db: TaskDatabase, status: str, why: str) -> None:
+    if notifier is not None:
+        notifier.finish(status, why, db.counts(), db.spend_usd(time.time()))
+
+
+@contextlib.contextmanager
+def _dashboard(db_path: Path, port: int | None) -> Iterator[str | None]:
+    """Serve the dashboard on loopback while the block runs; yields its address."""
+    if port is None:
+        yield None
+        return
+    from cloud_tasks.entrypoints.dashboard import DashboardServer
+
+    try:
+        server = DashboardServer(db_path, port=port)
+    except CloudTasksError:
+        if port == 0:
+            raise
+        server = DashboardServer(db_path, port=0)  # the port is taken: any free one
+    server.start_background()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+class _Terminated(Exception):
+    """The manager got SIGTERM or SIGHUP."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+async def _until_signal(run: Coroutine[Any, Any, JobOutcome]) -> JobOutcome:
+    """Await the pool manager's ``run``; SIGTERM or SIGHUP cancel it (at an ``await``, so
+    never inside a write to the task database) and raise ``_Terminated``."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        if not received and task is not None:
+            received.append(signum)
+            task.cancel()
+
+    signals = (signal.SIGTERM, signal.SIGHUP)
+    for signum in signals:
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        return await run
+    except asyncio.CancelledError:
+        if received:
+            raise _Terminated(received[0]) from None
+        raise
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+
+
+def _stop_after_signal(
+    manager: PoolManager, display: _LiveDisplay, terminated: _Terminated, resume_hint: str
+) -> NoReturn:
+    """SIGTERM/SIGHUP: stop every instance (none is left running unsupervised), keep the
+    queues and the task database for ``run --continue``, say so, exit 130."""
+    display.log(
+        f"received {terminated}: stopping every instance; the queues and the task database are kept"
+    )
+    asyncio.run(manager.stop_all(f"manager got {terminated}"))
+    display.log(f"stopped. Resume with: {resume_hint}")
+    sys.exit(130)
+
+
+def _stop_request(db: TaskDatabase, resume_hint: str) -> Callable[[], str | None]:
+    """What the pool manager asks at each check: did 'cloud_tasks stop' run for this job?"""
+
+    def stop_requested() -> str | None:
+        if not db.meta().get("stop_requested"):
+            return None
+        remaining = db.counts().remaining
+        return (
+            f"the job was stopped with 'cloud_tasks stop' ({remaining} tasks unfinished, kept "
+            f"in {db.path}); resume it with: {resume_hint}"
+        )
+
+    return stop_requested
 
 
 def _with_export(
@@ -323,6 +482,20 @@ def _delete_queues(adapters: Adapters) -> None:
     default=None,
     help="Load only the tasks that are not completed in this earlier job's task database.",
 )
+@click.option(
+    "--dashboard",
+    "dashboard",
+    is_flag=True,
+    help="Also serve the dashboard (see 'cloud_tasks dashboard') on 127.0.0.1 while the job "
+    "runs, and print its address.",
+)
+@click.option(
+    "--dashboard-port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="With --dashboard: the port (a free one when it is taken; 0 = any free port).",
+)
 @format_option
 def run_command(**params: Any) -> None:
     """Load tasks, start and supervise instances until every task is done.
@@ -344,12 +517,22 @@ def run_command(**params: Any) -> None:
     if params["resume"]:
         _require_runnable(config)
         _resume(
-            config, db_path, quiet=quiet, strict=params["strict"], output_file=params["output_file"]
+            config,
+            db_path,
+            quiet=quiet,
+            strict=params["strict"],
+            output_file=params["output_file"],
+            dashboard_port=params["dashboard_port"] if params["dashboard"] else None,
         )
         return
     if tasks_file is None:
         raise click.UsageError("give the task file with --tasks FILE (or resume with --continue)")
-    adapters = build_adapters(config, db_path)
+    offline_notice: str | None = None
+    if params["dry_run"]:
+        # Without an account (or its libraries) the plan comes from the bundled catalog.
+        adapters, offline_notice = plan_adapters(config, db_path)
+    else:
+        adapters = build_adapters(config, db_path)
     n_tasks = _validate_tasks(tasks_file, adapters.task_queue.max_message_bytes)
     skip_db: str | None = params["skip_completed_db"]
     if skip_db is not None:
@@ -363,61 +546,74 @@ def run_command(**params: Any) -> None:
             return
     plan = make_plan(config, adapters, n_tasks)
     if params["dry_run"]:
-        _print_dry_run(config, plan, n_tasks, params["task_duration"], params["output_format"])
+        if offline_notice is not None:
+            _echo_err(offline_notice)
+        _print_dry_run(
+            config,
+            plan,
+            n_tasks,
+            params["task_duration"],
+            params["output_format"],
+            prices="catalog" if offline_notice is not None else "live",
+        )
         return
     _require_runnable(config)
     _preflight(config, adapters, plan, skip=params["no_check"], quiet=quiet)
-    if db_path.exists():
-        if not params["force"]:
-            raise ConfigError(
-                f"{db_path}: a task database for job {job_id!r} already exists; resume it with "
-                "--continue, or start over with --force"
-            )
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(db_path) + suffix).unlink(missing_ok=True)
-    adapters.task_queue.create()
-    adapters.event_queue.create()
-    depth = adapters.task_queue.depth()
-    if depth > 0:
-        if not params["force"] and not (
-            sys.stdin.isatty()
-            and click.confirm(
-                f"Queue {adapters.task_queue.name!r} already holds about {depth} messages. "
-                "Purge them and start over?"
-            )
-        ):
-            raise ConfigError(
-                f"queue {adapters.task_queue.name!r} is not empty ({depth} messages); "
-                "resume with --continue, or purge it with --force"
-            )
-        adapters.task_queue.purge()
-    with TaskDatabase(db_path) as db:
-        now = time.time()
-        db.set_meta(
-            job_id=job_id,
-            provider=config.provider,
-            queue=adapters.task_queue.name,
-            config=config.source,
-            tasks_file=tasks_file if "://" in tasks_file else str(Path(tasks_file).resolve()),
-            started_at=now,
-            loaded=False,
-            skip_completed=skip_db,
+    # Before anything is created: db_file must be this job's task database or a new file in
+    # a folder we can write to; never another file (which --force must not delete either).
+    if TaskDatabase.check_new(db_path, job_id) and not params["force"]:
+        raise ConfigError(
+            f"{db_path}: a task database for job {job_id!r} already exists; resume it with "
+            "--continue, or start over with --force"
         )
-        db.add_tasks(_tasks_to_load(tasks_file, skip_db), now)
-        if not quiet:
-            _echo_err(f"loading {n_tasks} tasks into queue {adapters.task_queue.name!r}")
-        load_tasks(adapters.task_queue, _tasks_to_load(tasks_file, skip_db))
-        db.set_meta(loaded=True)
-        _supervise(
-            config,
-            adapters,
-            db,
-            tasks_known=True,
-            quiet=quiet,
-            strict=params["strict"],
-            resume_hint=_resume_hint(config),
-            output_file=params["output_file"],
-        )
+    with JobLock(db_path, job_id):
+        adapters.task_queue.create()
+        adapters.event_queue.create()
+        depth = adapters.task_queue.depth()
+        if depth > 0:
+            if not params["force"] and not (
+                sys.stdin.isatty()
+                and click.confirm(
+                    f"Queue {adapters.task_queue.name!r} already holds about {depth} messages. "
+                    "Purge them and start over?"
+                )
+            ):
+                raise ConfigError(
+                    f"queue {adapters.task_queue.name!r} is not empty ({depth} messages); "
+                    "resume with --continue, or purge it with --force"
+                )
+            adapters.task_queue.purge()
+        TaskDatabase.remove(db_path, job_id)
+        with TaskDatabase(db_path, job_id=job_id) as db:
+            now = time.time()
+            db.set_meta(
+                job_id=job_id,
+                provider=config.provider,
+                queue=adapters.task_queue.name,
+                config=config.source,
+                tasks_file=tasks_file if "://" in tasks_file else str(Path(tasks_file).resolve()),
+                started_at=now,
+                loaded=False,
+                skip_completed=skip_db,
+            )
+            # One transaction: a manager killed while recording leaves no task rows, and
+            # 'recorded' tells --continue to record them again.
+            db.add_tasks(_tasks_to_load(tasks_file, skip_db), now, complete=True)
+            if not quiet:
+                _echo_err(f"loading {n_tasks} tasks into queue {adapters.task_queue.name!r}")
+            load_tasks(adapters.task_queue, _tasks_to_load(tasks_file, skip_db))
+            db.set_meta(loaded=True)
+            _supervise(
+                config,
+                adapters,
+                db,
+                tasks_known=True,
+                quiet=quiet,
+                strict=params["strict"],
+                resume_hint=_resume_hint(config),
+                output_file=params["output_file"],
+                dashboard_port=params["dashboard_port"] if params["dashboard"] else None,
+            )
 
 
 def _preflight(
@@ -446,10 +642,25 @@ def _resume(
     quiet: bool,
     strict: bool,
     output_file: str | None = None,
+    dashboard_port: int | None = None,
 ) -> None:
-    with TaskDatabase.open_existing(db_path) as db:
+    job_id = job_id_of(config)
+    with TaskDatabase.open_existing(db_path, job_id=job_id) as db, JobLock(db_path, job_id):
+        db.set_meta(stop_requested=None)  # a 'stop' of an earlier run is not for this one
         adapters = build_adapters(config, db_path)
         meta = db.meta()
+        if not db.recorded() and not meta.get("loaded") and meta.get("tasks_file"):
+            # The first run stopped while it recorded the tasks: record them all before the
+            # database is trusted (tasks already recorded are left as they are).
+            tasks = _tasks_to_load(meta["tasks_file"], meta.get("skip_completed"))
+            added = db.add_tasks(tasks, time.time(), complete=True)
+            if not quiet:
+                _echo_err(f"recorded {added} tasks the interrupted run had not recorded")
+        elif not db.recorded() and not meta.get("loaded") and db.counts().total == 0:
+            raise ConfigError(
+                f"{db_path}: the run that made this task database stopped before it recorded "
+                "any task (and which task file); start the job again with --force"
+            )
         if not adapters.task_queue.exists():
             if db.counts().remaining:
                 raise ConfigError(
@@ -464,7 +675,7 @@ def _resume(
             load_tasks(adapters.task_queue, tasks)
             db.set_meta(loaded=True)
         if not quiet:
-            _echo_err(f"resuming job {job_id_of(config)}: {db.counts().remaining} tasks left")
+            _echo_err(f"resuming job {job_id}: {db.counts().remaining} tasks left")
         _supervise(
             config,
             adapters,
@@ -474,13 +685,23 @@ def _resume(
             strict=strict,
             resume_hint=_resume_hint(config),
             output_file=output_file,
+            dashboard_port=dashboard_port,
         )
 
 
 def _print_dry_run(
-    config: JobConfig, plan: Any, n_tasks: int, task_duration: float | None, output_format: str
+    config: JobConfig,
+    plan: Any,
+    n_tasks: int,
+    task_duration: float | None,
+    output_format: str,
+    *,
+    prices: str = "live",
 ) -> None:
     data = describe_plan(plan, config, n_tasks)
+    if config.provider in ("aws", "gcp"):
+        # "catalog": planned offline from the bundled snapshot (the notice on stderr says why).
+        data["prices"] = prices
     # The instances get the real script; what is printed hides its secret values.
     data["startup_script"] = redact_startup_script(data["startup_script"])
     if task_duration is not None:
@@ -560,6 +781,7 @@ def manage_pool_command(**params: Any) -> None:
     _require_runnable(config)
     quiet = verbosity(params) < 0
     db_path = db_path_of(config)
+    job_id = job_id_of(config)
     adapters = build_adapters(config, db_path)
     if not adapters.task_queue.exists():
         raise ConfigError(
@@ -569,18 +791,21 @@ def manage_pool_command(**params: Any) -> None:
     if not params["no_check"]:
         checked = make_plan(config, adapters, max(adapters.task_queue.depth(), 1))
         _preflight(config, adapters, checked, skip=False, quiet=quiet)
-    adapters.event_queue.create()
-    with TaskDatabase(db_path) as db:
+    TaskDatabase.check_new(db_path, job_id)  # before the event queue is created
+    with JobLock(db_path, job_id), TaskDatabase(db_path, job_id=job_id) as db:
+        adapters.event_queue.create()
         if "started_at" not in db.meta():
-            db.set_meta(job_id=job_id_of(config), provider=config.provider, started_at=time.time())
+            db.set_meta(job_id=job_id, provider=config.provider, started_at=time.time())
         counts = db.counts()
         plan = make_plan(config, adapters, max(adapters.task_queue.depth(), counts.remaining, 1))
         settings = pool_settings(config, plan, tasks_known=False)
         settings = attrs.evolve(settings, delete_queues=False)
+        hint = "cloud_tasks manage_pool" + (f" --config {config.source}" if config.source else "")
+        db.set_meta(stop_requested=None)
         display = _LiveDisplay(0, quiet)
-        with display:
+        with display, PoolRecorder(db.path, SystemClock()) as recorder:
             manager = PoolManager(
-                compute=adapters.compute,
+                compute=recorder.watch(adapters.compute),
                 task_queue=adapters.task_queue,
                 event_queue=adapters.event_queue,
                 db=db,
@@ -588,11 +813,15 @@ def manage_pool_command(**params: Any) -> None:
                 options=plan.options,
                 settings=settings,
                 on_update=display.update,
-                log=display.log,
+                log=recorder.logged(display.log),
                 on_demand_options=plan.on_demand_options,
+                recorder=recorder,
+                stop_requested=_stop_request(db, hint),
             )
             try:
-                outcome = asyncio.run(manager.run())
+                outcome = asyncio.run(_until_signal(manager.run()))
+            except _Terminated as terminated:
+                _stop_after_signal(manager, display, terminated, hint)
             except KeyboardInterrupt:
                 display.log(
                     "interrupted; instances left running (stop them with 'cloud_tasks stop')"
@@ -633,11 +862,11 @@ def status_command(**params: Any) -> None:
     db_path = db_path_of(config)
     job_id = job_id_of(config)
     if params["dump_state"] is not None:
-        _dump(db_path, params["dump_state"], params["dump_output"])
+        _dump(db_path, params["dump_state"], params["dump_output"], job_id)
         return
     if params["dump_output"] is not None:
         raise click.UsageError("--output goes with --dump STATE")
-    with TaskDatabase.open_existing(db_path) as db:
+    with TaskDatabase.open_existing(db_path, job_id=job_id) as db:
         states = None
         if config.provider in RUNNABLE_PROVIDERS:
             try:
@@ -651,10 +880,10 @@ def status_command(**params: Any) -> None:
         click.echo(format_report(report))
 
 
-def _dump(db_path: Path, choice: str, output: str | None) -> None:
+def _dump(db_path: Path, choice: str, output: str | None, job_id: str) -> None:
     from cloud_tasks.manager.exports import dump_states, dump_tasks
 
-    with TaskDatabase.open_existing(db_path) as db:
+    with TaskDatabase.open_existing(db_path, job_id=job_id) as db:
         count = dump_tasks(db, dump_states(choice), output)
     if output is not None:
         _echo_err(f"wrote {count} {choice} task(s) to {output}")
@@ -671,19 +900,57 @@ def stop_command(**params: Any) -> None:
     db_path = db_path_of(config)
     job_id = job_id_of(config)
     adapters = build_adapters(config, db_path)
-    instances = adapters.compute.list_instances(job_id)
-    ids = [i.instance_id for i in instances]
-    if ids:
-        adapters.compute.terminate(ids)
-    if db_path.exists():
-        with TaskDatabase(db_path) as db:
+    # Tell a running manager first, so that it replaces none of the instances stopped here.
+    holder = lock_holder(db_path)  # before it is told: it may end at once
+    db = _own_database(db_path, job_id)
+    told = db is not None and _noted(lambda: db.set_meta(stop_requested=time.time()))
+    try:
+        instances = adapters.compute.list_instances(job_id)
+        ids = [i.instance_id for i in instances]
+        if ids:
+            adapters.compute.terminate(ids)
+        if db is not None:
             now = time.time()
-            for record in db.instances(active_only=True):
-                db.end_instance(record.instance_id, now, "stopped")
+            ended = [record.instance_id for record in db.instances(active_only=True)]
+            _noted(lambda: [db.end_instance(i, now, "stopped") for i in ended])
+    finally:
+        if db is not None:
+            db.close()
     click.echo(f"stopped {len(ids)} instances of job {job_id}")
+    if holder is not None and told:
+        who = f"process {holder}" if holder > 0 else "its process"
+        click.echo(
+            f"the manager of job {job_id} ({who}) was told to stop; it ends at its next check"
+        )
     if params["delete_queues"]:
         _delete_queues(adapters)
         click.echo(f"deleted queues {adapters.task_queue.name!r} and {adapters.event_queue.name!r}")
+
+
+def _noted(write: Callable[[], object]) -> bool:
+    """Run a write to the task database for ``stop``; a refusal is a note, not the end: the
+    instances are stopped whatever the database says."""
+    try:
+        write()
+    except CloudTasksError as exc:
+        _echo_err(f"note: {exc}")
+        return False
+    return True
+
+
+def _own_database(db_path: Path, job_id: str) -> TaskDatabase | None:
+    """The job's task database for ``stop``; None (with a note) when there is none, or when
+    the file is not one of this job's (it is left untouched)."""
+    problem = identify(db_path)
+    if problem == "missing":
+        return None
+    try:
+        if problem is not None:
+            raise CloudTasksError(f"{db_path}: not a Cloud Tasks task database ({problem})")
+        return TaskDatabase.open_existing(db_path, job_id=job_id)
+    except CloudTasksError as exc:
+        _echo_err(f"note: {exc}; it is left untouched")
+        return None
 
 
 @click.command("monitor_event_queue")
@@ -712,7 +979,8 @@ def monitor_event_queue_command(**params: Any) -> None:
             f"event queue {adapters.event_queue.name!r} does not exist; create it with "
             "'cloud_tasks load_queue' or 'cloud_tasks run'"
         )
-    with TaskDatabase(db_path) as db:
+    TaskDatabase.check_new(db_path, job_id)
+    with JobLock(db_path, job_id), TaskDatabase(db_path, job_id=job_id) as db:
         if "started_at" not in db.meta():
             db.set_meta(job_id=job_id, provider=config.provider, started_at=time.time())
         total = 0
@@ -720,8 +988,14 @@ def monitor_event_queue_command(**params: Any) -> None:
             while True:
                 received = 0
                 while batch := adapters.event_queue.receive(500, 0.0):
-                    db.ingest([r.event for r in batch], time.time())
+                    result = db.ingest([r.event for r in batch], time.time())
                     adapters.event_queue.ack([r.receipt for r in batch])
+                    if result.rejected:
+                        first = next(iter(result.rejected.values()))
+                        _echo_err(
+                            f"dropped {len(result.rejected)} invalid event(s) from the event "
+                            f"queue (first: {first})"
+                        )
                     received += len(batch)
                 total += received
                 c = db.counts()

@@ -8,7 +8,9 @@ from typing import Any
 import click
 
 from cloud_tasks import __version__
-from cloud_tasks.entrypoints.cli import check, info, job, queue, simulate
+from cloud_tasks.bootstrap import missing_library_error
+from cloud_tasks.domain.text import one_line
+from cloud_tasks.entrypoints.cli import check, info, job, look, queue, simulate
 from cloud_tasks.exceptions import CloudTasksError
 from cloud_tasks.redact import redact
 
@@ -35,7 +37,7 @@ def cli() -> None:
     """
 
 
-for _module in (job, queue, info, simulate, check):
+for _module in (job, queue, info, simulate, look, check):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 
@@ -56,5 +58,13 @@ def main(argv: list[str] | None = None) -> Any:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
     except CloudTasksError as exc:
-        click.echo(f"Error: {redact(str(exc))}", err=True)
+        # One line whatever the message holds (a task id with newlines, 300 KB of text).
+        click.echo(f"Error: {one_line(redact(str(exc)))}", err=True)
+        sys.exit(1)
+    except ModuleNotFoundError as exc:
+        # A cloud SDK imported outside the composition root: still one line, not a traceback.
+        error = missing_library_error(exc)
+        if error is None:
+            raise
+        click.echo(f"Error: {error}", err=True)
         sys.exit(1)

@@ -33,7 +33,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: The run options that ``run_options`` offers as flags, in documentation order.
 RUN_FLAGS: tuple[str, ...] = tuple(name for name, spec in RUN_OPTIONS.items() if spec.flag)
 
-_CLICK_TYPES: dict[str, Any] = {"int": click.INT, "float": click.FLOAT, "str": click.STRING}
+_CLICK_TYPES: dict[str, Any] = {
+    "int": click.INT,
+    "float": click.FLOAT,
+    "str": click.STRING,
+    "notify": click.STRING,
+}
 
 
 def _option_for(spec: OptionSpec) -> Callable[[F], F]:
@@ -133,6 +138,8 @@ def resolve_config(**params: Any) -> JobConfig:
     redact.register_secret(config.provider_options.access_key)
     redact.register_secret(config.provider_options.secret_key)
     redact.register_startup_script(config.run.startup_script)
+    if config.run.notify is not None:
+        redact.register_secret(config.run.notify.webhook)
     return config
 
 

@@ -13,6 +13,7 @@ import click
 
 from cloud_tasks.domain.options import JobConfig
 from cloud_tasks.domain.tasks import Envelope, Task, encoded_size
+from cloud_tasks.domain.text import shown as shown_value
 from cloud_tasks.entrypoints.cli.options import (
     common_options,
     format_option,
@@ -65,7 +66,7 @@ def _chunks(tasks: Iterator[Task], size: int) -> Iterator[list[Task]]:
 
 
 def _too_large(path: str, oversized: Sequence[str], limit: int, provider: str) -> TaskFileError:
-    shown = ", ".join(repr(task_id) for task_id in oversized[:5])
+    shown = ", ".join(f"'{shown_value(task_id)}'" for task_id in oversized[:5])
     more = f" and {len(oversized) - 5} more" if len(oversized) > 5 else ""
     return TaskFileError(
         f"{path}: {len(oversized)} task(s) exceed the {provider} queue's {limit}-byte message "
@@ -174,6 +175,15 @@ def load_queue(
         raise _too_large(tasks_path, oversized, queue.max_message_bytes, config.provider)
     stop = total_in_file if end is None else min(total_in_file, end)
     to_load = max(0, stop - start_task)
+    # Nothing half-done: a file or a slice without tasks creates no queue.
+    if total_in_file == 0:
+        raise TaskFileError(f"{tasks_path}: the task file holds no tasks; nothing to load")
+    if to_load == 0:
+        raise TaskFileError(
+            f"{tasks_path}: --start-task {start_task}"
+            + (f" --limit {limit}" if limit is not None else "")
+            + f" selects none of its {total_in_file} tasks (the first is 0); nothing to load"
+        )
 
     def selected() -> Iterator[Task]:
         tasks = taskfile.select_tasks(
@@ -185,6 +195,9 @@ def load_queue(
 
     if skip_completed_db is not None:
         to_load = sum(1 for _task in selected())
+        if to_load == 0:
+            click.echo(f"every selected task is completed in {skip_completed_db}; nothing to load")
+            return
 
     existed = queue.exists()
     queue.create()

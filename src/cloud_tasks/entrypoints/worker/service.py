@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import os
 import signal
+import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -39,6 +41,7 @@ from cloud_tasks.entrypoints.worker.forkserver import (
     ForkServer,
 )
 from cloud_tasks.entrypoints.worker.options import WorkerOptions
+from cloud_tasks.entrypoints.worker.summary import RunSummary
 from cloud_tasks.exceptions import CloudTasksError, ConfigError
 from cloud_tasks.ports import Clock, EventQueue, InstanceMetadata, ReceivedTask, TaskQueue
 
@@ -144,6 +147,7 @@ class WorkerService:
         self._exit_code = 0
         self._background: list[asyncio.Task[None]] = []
         self._task_failure: BaseException | None = None
+        self._summary: RunSummary | None = None
 
     async def serve(self) -> int:
         """Run until done and return the exit status; raises ``CloudTasksError`` on bad input.
@@ -400,7 +404,9 @@ class WorkerService:
     async def _keepalive(self) -> None:
         while True:
             await self._clock.sleep(self.options.keepalive_interval)
-            self._emit(ev.KEEP_ALIVE, running_tasks=len(self._running))
+            # The oldest running tasks first (the dashboard lists the slowest).
+            oldest = [running.task_id for running in itertools.islice(self._running.values(), 10)]
+            self._emit(ev.KEEP_ALIVE, running_tasks=len(self._running), running_task_ids=oldest)
 
     # ------------------------------------------------------------------ dispatch
 
@@ -527,6 +533,9 @@ class WorkerService:
         if server is None:
             raise RuntimeError("the fork server is not running")
         limit = 2 * (self.options.num_simultaneous_tasks or 1)
+        events_path = self.options.event_log_file if self.options.event_log_to_file else None
+        self._summary = RunSummary(sys.stderr, events_path)
+        self._summary.show_progress_later(asyncio.get_running_loop())
         for task in tasks:
             if self._active >= limit:
                 await self._wait_for_slot(limit)
@@ -538,6 +547,7 @@ class WorkerService:
             self._active += 1
             future.add_done_callback(functools.partial(self._file_task_done, token, running))
         await self._drain()
+        self._summary.finish()
 
     def _file_task_done(
         self, token: int, running: _Running, future: asyncio.Future[ChildReport]
@@ -553,6 +563,9 @@ class WorkerService:
             decision = decide_outcome(attempt.kind, self.options.retry_policy, failures=0)
             event_type, fields = self._attempt_event(running.task_id, 1, attempt, decision)
             self._emit(event_type, **fields)
+            if self._summary is not None:
+                error = None if attempt.kind is OutcomeKind.SUCCESS else attempt.exception
+                self._summary.record(running.task_id, attempt.kind.value, error or attempt.error)
         except BaseException as exc:
             if self._task_failure is None:
                 self._task_failure = exc
