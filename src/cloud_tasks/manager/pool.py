@@ -282,9 +282,9 @@ class PoolManager:
             done = await self._stop_after_error()
             if not isinstance(exc, QueueNotFoundError):
                 done += (
-                    "; fix it, then resume with 'cloud_tasks run --continue' (the queue and the "
+                    "; fix it, then resume with 'cloud_tasks run --continue' (the queue and "
+                    "the task database are kept)"
                 )
-                done += "task database are kept)"
             exc.args = (f"{exc}; {done}",)
             raise
         await self._until_done("stop", lambda: self.stop_all(reason="job done"))
