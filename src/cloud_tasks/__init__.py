@@ -9,6 +9,7 @@ from cloud_tasks.exceptions import (
     ProviderError,
     QueueNotFoundError,
     QuotaError,
+    RejectedError,
     SelectionError,
     TaskFileError,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "ProviderError",
     "QueueNotFoundError",
     "QuotaError",
+    "RejectedError",
     "SelectionError",
     "TaskFileError",
     "__version__",

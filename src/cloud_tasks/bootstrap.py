@@ -13,7 +13,7 @@ from typing import Any
 
 from cloud_tasks.domain.options import JobConfig
 from cloud_tasks.exceptions import ConfigError, MissingLibraryError
-from cloud_tasks.ports import Clock, Compute, EventQueue, Pricing, TaskQueue
+from cloud_tasks.ports import Clock, Compute, EventQueue, Preflight, Pricing, TaskQueue
 
 #: Regions used when neither ``region`` nor ``zone`` is configured.
 DEFAULT_REGIONS: dict[str, str] = {"aws": "us-east-1", "gcp": "us-central1"}
@@ -230,14 +230,22 @@ def make_compute(config: JobConfig, *, clock: Clock | None = None) -> Compute:
 
         session = _aws_session(config)
         region = _aws_region(config, session)
-        from cloud_tasks.adapters.aws.clientconfig import client_config
+        from cloud_tasks.adapters.aws.clientconfig import client_config, tolerate_proxy_pages
 
-        return Ec2Compute(
-            session.client("ec2", region_name=region, config=client_config()),
-            region=region,
-            ec2_for_region=lambda name: session.client(
-                "ec2", region_name=name, config=client_config()
-            ),
+        def ec2_for(name: str) -> Any:
+            return tolerate_proxy_pages(
+                session.client("ec2", region_name=name, config=client_config())
+            )
+
+        home = Ec2Compute(ec2_for(region), region=region, ec2_for_region=ec2_for)
+        if not config.provider_options.regions:
+            return home
+        from cloud_tasks.adapters.aws.regions import MultiRegionEc2Compute
+
+        return MultiRegionEc2Compute(
+            home,
+            lambda name: Ec2Compute(ec2_for(name), region=name, ec2_for_region=ec2_for),
+            config.provider_options.regions,
         )
     if provider == "gcp":
         from cloud_tasks.adapters.gcp.compute import GceCompute
@@ -316,13 +324,17 @@ def make_pricing(config: JobConfig) -> Pricing:
 
     require_client_libraries(provider, "pricing")
     if provider == "aws":
-        from cloud_tasks.adapters.aws.clientconfig import client_config
+        from cloud_tasks.adapters.aws.clientconfig import client_config, tolerate_proxy_pages
         from cloud_tasks.adapters.aws.pricing import PRICING_REGION, AwsPricing
 
         session = _aws_session(config)
         return AwsPricing(
-            lambda name: session.client("ec2", region_name=name, config=client_config()),
-            session.client("pricing", region_name=PRICING_REGION, config=client_config()),
+            lambda name: tolerate_proxy_pages(
+                session.client("ec2", region_name=name, config=client_config())
+            ),
+            tolerate_proxy_pages(
+                session.client("pricing", region_name=PRICING_REGION, config=client_config())
+            ),
             cache=PriceCache(),
         )
     if provider == "gcp":
@@ -337,6 +349,41 @@ def make_pricing(config: JobConfig) -> Pricing:
             cache=PriceCache(),
         )
     raise ConfigError(f"unknown provider {provider!r}")
+
+
+@client_libraries()
+def make_preflight(config: JobConfig, region: str) -> Preflight:
+    """The ``Preflight`` adapter of ``config.provider`` (clients for ``region``)."""
+    provider = config.provider
+    if provider in ("aws", "gcp"):
+        require_client_libraries(provider, "compute")
+    if provider == "aws":
+        from cloud_tasks.adapters.aws.clientconfig import client_config, tolerate_proxy_pages
+        from cloud_tasks.adapters.aws.preflight import AwsPreflight
+
+        session = _aws_session(config)
+
+        def client(service: str) -> Any:
+            return tolerate_proxy_pages(
+                session.client(service, region_name=region, config=client_config())
+            )
+
+        return AwsPreflight(client)
+    if provider == "gcp":
+        from cloud_tasks.adapters.gcp.compute_clients import compute_clients
+        from cloud_tasks.adapters.gcp.preflight import GcpPreflight
+
+        credentials = config.provider_options.credentials_file
+        clients = compute_clients(credentials)
+        return GcpPreflight(
+            images=clients["images"],
+            regions=clients["regions"],
+            project=_gcp_project(config),
+            credentials_file=credentials,
+        )
+    from cloud_tasks.adapters.memory.preflight import OfflinePreflight
+
+    return OfflinePreflight(provider)
 
 
 @client_libraries()

@@ -44,6 +44,16 @@ class QuotaError(CapacityError):
     """A quota (vCPUs, instances, IPs) forbids more instances in this region."""
 
 
+class RejectedError(ProviderError):
+    """The provider refused a request for a reason another try cannot fix (an unknown image or
+    instance type, an invalid network, a limit too small for one instance). The message names
+    the setting to change; the pool manager stops what it started and ends the run."""
+
+    def __init__(self, message: str, *, setting: str = "") -> None:
+        super().__init__(message)
+        self.setting = setting
+
+
 class QueueNotFoundError(ProviderError):
     """The named queue does not exist."""
 

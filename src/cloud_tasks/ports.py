@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
@@ -198,13 +198,23 @@ class Image:
 class Compute(Protocol):
     """Starts, lists and stops a job's instances; every query is scoped by job tags/labels.
 
-    ``create_instance`` raises ``CapacityError`` (try another zone or type) or ``QuotaError``.
-    ``terminate`` is idempotent and also deletes preempted or failed instances.
+    ``create_instance(s)`` raise ``CapacityError`` (try another zone or type), ``QuotaError``,
+    or ``RejectedError`` when the request can never succeed (an unknown image or type, an
+    invalid network...; the message names the setting to fix). ``terminate`` is idempotent
+    and also deletes preempted or failed instances.
     """
 
     provider: str
 
     def create_instance(self, spec: InstanceSpec) -> Instance: ...
+
+    def create_instances(self, spec: InstanceSpec, count: int) -> list[Instance]:
+        """Start up to ``count`` instances of ``spec`` in as few API calls as the provider
+        allows (one ``RunInstances`` on EC2, one ``bulkInsert`` on Compute Engine).
+
+        Returns the instances started: fewer than ``count`` (never none) when the provider had
+        capacity for fewer. Raises like ``create_instance`` when none started.
+        """
 
     def list_instances(self, job_id: str | None) -> list[Instance]:
         """This job's instances, or every managed instance when ``job_id`` is None."""
@@ -216,6 +226,43 @@ class Compute(Protocol):
     def list_images(self, architecture: str | None = None) -> list[Image]: ...
 
     def default_image(self, architecture: str) -> str: ...
+
+
+CheckStatus = Literal["ok", "fail", "warn"]
+
+
+@attrs.frozen
+class CheckResult:
+    """One preflight check: ``ok``, ``fail`` (the job cannot work as configured; ``fix``
+    says what to change) or ``warn`` (it could not be verified, or may limit the job)."""
+
+    name: str
+    status: CheckStatus
+    detail: str
+    fix: str = ""
+
+
+@attrs.frozen
+class PreflightRequest:
+    """What a job will ask of its provider, for ``Preflight.checks``."""
+
+    region: str
+    zone: str
+    image: str
+    architecture: str
+    instance_type: str
+    vcpus_per_instance: int
+    instances: int
+    use_spot: bool
+    service_account: str | None = None
+
+
+class Preflight(Protocol):
+    """Checks, before anything is created, that the provider will accept the job: credentials,
+    permissions, image, quotas, the workers' credentials. Never raises for a check that fails
+    or cannot be verified: that is a ``fail`` or ``warn`` result."""
+
+    def checks(self, request: PreflightRequest) -> list[CheckResult]: ...
 
 
 class Pricing(Protocol):
@@ -262,6 +309,8 @@ class CheckpointStore(Protocol):
 
 
 __all__ = [
+    "CheckResult",
+    "CheckStatus",
     "CheckpointStore",
     "Clock",
     "Compute",
@@ -271,6 +320,8 @@ __all__ = [
     "InstanceMetadata",
     "InstanceSpec",
     "InstanceState",
+    "Preflight",
+    "PreflightRequest",
     "Pricing",
     "ReceivedEvent",
     "ReceivedTask",

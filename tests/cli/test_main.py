@@ -26,6 +26,7 @@ SPEC_COMMANDS = {
     "simulate",
     "dashboard",
     "results",
+    "check",
 }
 
 

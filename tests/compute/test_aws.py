@@ -7,13 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import boto3
 import pytest
 
 from cloud_tasks.adapters.aws.ec2 import MAX_USER_DATA_BYTES, Ec2Compute
 from cloud_tasks.adapters.aws.pricing import AwsPricing
 from cloud_tasks.adapters.price_cache import PriceCache
-from cloud_tasks.exceptions import ConfigError, CredentialsError
+from cloud_tasks.exceptions import ConfigError, CredentialsError, RejectedError
 from cloud_tasks.ports import InstanceSpec, InstanceState
 from tests.fakes.aws_pricing import FakePricingApi, compute_product, storage_product
 
@@ -224,3 +225,80 @@ def test_gpu_types_carry_their_gpus_from_describe_instance_types(
     assert (p4d.gpu_type, p4d.gpus, p4d.gpu_memory_gib) == ("nvidia-a100", 8, 40.0)
     assert (m7i.gpu_type, m7i.gpus) == ("", 0)
     assert not g4dn.attach_gpus  # built in: nothing to attach at launch
+
+
+def test_a_batch_is_one_run_instances_call_and_a_missing_image_is_rejected(
+    moto_server: str,
+) -> None:
+    from tests.faults.proxy import FaultProxy
+
+    proxy = FaultProxy(moto_server, lambda request: None).start()
+    try:
+        ec2 = _ec2(proxy.url)
+        image = _ubuntu_image(ec2, "x86_64", "20250101")
+        compute = Ec2Compute(ec2, region=REGION, image_owner=MOTO_ACCOUNT)
+        spec = InstanceSpec("job-a", "m7i.large", "us-east-1a", image, "#!/bin/bash\n", True, 10)
+        created = compute.create_instances(spec, 7)
+        calls = proxy.actions["RunInstances"]
+        with pytest.raises(RejectedError) as caught:
+            compute.create_instances(attrs.evolve(spec, image="ami-00000000"), 3)
+    finally:
+        proxy.stop()
+    assert len({i.instance_id for i in created}) == 7 and calls == 1
+    assert {i.job_id for i in created} == {"job-a"} and all(i.is_spot for i in created)
+    assert caught.value.setting == "image" and "\n" not in str(caught.value)
+
+
+def test_service_account_names_the_instance_profile_of_the_workers(moto_server: str) -> None:
+    ec2 = _ec2(moto_server)
+    iam = boto3.client("iam", region_name=REGION, endpoint_url=moto_server)
+    iam.create_instance_profile(InstanceProfileName="cloud-tasks-worker")
+    image = _ubuntu_image(ec2, "x86_64", "20250101")
+    compute = Ec2Compute(ec2, region=REGION, image_owner=MOTO_ACCOUNT)
+    spec = InstanceSpec(
+        "job-a",
+        "m7i.large",
+        "us-east-1a",
+        image,
+        "#!/bin/bash\n",
+        False,
+        10,
+        service_account="cloud-tasks-worker",
+    )
+    created = compute.create_instances(spec, 2)
+    raw = ec2.describe_instances(InstanceIds=[i.instance_id for i in created])["Reservations"]
+    # moto associates the profile with the first instance of a reservation only.
+    profiles = {i["IamInstanceProfile"]["Arn"] for r in raw for i in r["Instances"][:1]}
+    assert profiles == {f"arn:aws:iam::{MOTO_ACCOUNT}:instance-profile/cloud-tasks-worker"}
+    with pytest.raises(RejectedError) as caught:
+        compute.create_instances(attrs.evolve(spec, service_account="no-such-profile"), 1)
+    assert caught.value.setting == "service_account", caught.value
+
+
+def test_other_regions_get_the_copy_of_the_image_and_are_listed_and_stopped(
+    moto_server: str,
+) -> None:
+    from cloud_tasks.adapters.aws.regions import MultiRegionEc2Compute
+
+    east, west = _ec2(moto_server), _ec2(moto_server, "us-west-2")
+    name = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250101"
+    east_image = east.register_image(Name=name, Architecture="x86_64")["ImageId"]
+    west_image = west.register_image(Name=name, Architecture="x86_64")["ImageId"]
+    compute = MultiRegionEc2Compute(
+        Ec2Compute(east, region=REGION),
+        lambda region: Ec2Compute(_ec2(moto_server, region), region=region),
+        ["us-west-2", "eu-west-1"],
+    )
+    spec = InstanceSpec("job-r", "m7i.large", "us-west-2a", east_image, "#!/bin/bash\n", True, 10)
+    there = compute.create_instances(spec, 2)
+    here = compute.create_instances(attrs.evolve(spec, zone="us-east-1a"), 1)
+    raw = west.describe_instances(InstanceIds=[i.instance_id for i in there])["Reservations"]
+    assert {i["ImageId"] for r in raw for i in r["Instances"]} == {west_image}
+    listed = {i.instance_id: i.zone for i in compute.list_instances("job-r")}
+    assert set(listed) == {i.instance_id for i in (*there, *here)}
+    with pytest.raises(RejectedError) as caught:
+        compute.create_instances(attrs.evolve(spec, zone="eu-west-1a"), 1)
+    assert caught.value.setting == "image"
+    compute.terminate(list(listed))
+    states = {i.state for i in compute.list_instances("job-r")}
+    assert states <= {InstanceState.STOPPING, InstanceState.TERMINATED}

@@ -26,3 +26,12 @@ def test_yaml_examples_load() -> None:
     assert len(blocks) >= 2
     for block in blocks:
         assert isinstance(yaml.safe_load(block), dict)
+
+
+def test_the_permissions_check_verifies_are_listed() -> None:
+    from cloud_tasks.adapters.aws.preflight import EC2_ACTIONS
+    from cloud_tasks.adapters.gcp.preflight import PERMISSIONS
+
+    text = DOC.read_text()
+    for permission in (*EC2_ACTIONS, *PERMISSIONS):
+        assert f"`{permission}`" in text, permission

@@ -9,14 +9,26 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import attrs
 import pytest
 
 from cloud_tasks.adapters.gcp.billing import GcpPricing
 from cloud_tasks.adapters.gcp.compute import GceCompute
 from cloud_tasks.adapters.gcp.compute_clients import catalog_client, compute_clients
-from cloud_tasks.exceptions import CapacityError, QuotaError
-from cloud_tasks.ports import InstanceSpec, InstanceState
-from tests.fakes.gce import FakeBilling, FakeComputeEngine, machine_type, sku
+from cloud_tasks.adapters.gcp.preflight import (
+    PERMISSIONS,
+    RESOURCE_MANAGER_OVERRIDE,
+    GcpPreflight,
+)
+from cloud_tasks.exceptions import CapacityError, QuotaError, RejectedError
+from cloud_tasks.ports import InstanceSpec, InstanceState, PreflightRequest
+from tests.fakes.gce import (
+    FakeBilling,
+    FakeComputeEngine,
+    FakeResourceManager,
+    machine_type,
+    sku,
+)
 
 PROJECT = "test-project"
 AMERICAS = ["us-central1", "us-east1"]
@@ -345,3 +357,130 @@ def test_gpu_offers_add_the_gpus_own_skus_to_the_machine_price(
     assert g2.price_per_hour_usd == pytest.approx(8 * 0.024769 + 32 * 0.002902 + 0.56)
     assert g2.spot_price_per_hour_usd is None  # no spot SKUs for G2 here
     assert not [o for o in offers if o.name == "a2-highgpu-1g"]
+
+
+def _bulk_spec(**changes: Any) -> InstanceSpec:
+    spec = InstanceSpec(
+        "job-a",
+        "n2-standard-4",
+        "us-central1-a",
+        "projects/ubuntu-os-cloud/global/images/ubuntu-2404-noble-amd64-v20250501",
+        "#!/bin/bash\necho hi\n",
+        True,
+        20,
+        price_per_hour_usd=0.05,
+    )
+    return attrs.evolve(spec, **changes)
+
+
+def test_a_batch_is_one_bulk_insert_run_as_the_default_service_account(
+    gce: FakeComputeEngine,
+) -> None:
+    compute = _compute(compute_clients())
+    created = compute.create_instances(_bulk_spec(), 5)
+    bulk = [r for r in gce.server.requests if r[1].endswith("/instances/bulkInsert")]
+    assert len(bulk) == 1
+    assert len({i.name for i in created}) == 5 and all(i.job_id == "job-a" for i in created)
+    assert all(i.zone == "us-central1-a" and i.is_spot for i in created)
+    sent = gce.instances[("us-central1-a", created[0].name)]
+    assert sent["labels"] == {"rms-cloud-tasks-job-id": "job-a", "rms-cloud-tasks-managed": "true"}
+    # Without service_account the VMs run as the project's default compute account, with a
+    # scope that covers Pub/Sub and logging, so the worker can reach its queue.
+    assert sent["serviceAccounts"] == [
+        {"email": "default", "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}
+    ]
+
+
+def test_a_batch_takes_what_the_zone_has_and_refusals_name_the_setting(
+    gce: FakeComputeEngine,
+) -> None:
+    compute = _compute(compute_clients())
+    gce.zone_capacity["us-central1-a"] = 2
+    assert len(compute.create_instances(_bulk_spec(), 4)) == 2
+    with pytest.raises(CapacityError):
+        compute.create_instances(_bulk_spec(), 4)
+    with pytest.raises(RejectedError) as image:
+        compute.create_instances(
+            _bulk_spec(zone="us-central1-b", image=_bulk_spec().image + "-gone"), 2
+        )
+    assert image.value.setting == "image" and "\n" not in str(image.value)
+    with pytest.raises(RejectedError) as machine:
+        compute.create_instances(_bulk_spec(zone="us-central1-b", instance_type="n9-huge-4"), 2)
+    assert machine.value.setting == "instance_types"
+
+
+@pytest.fixture
+def resource_manager(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeResourceManager]:
+    fake = FakeResourceManager(PROJECT, set(PERMISSIONS))
+    fake.server.start()
+    monkeypatch.setenv(RESOURCE_MANAGER_OVERRIDE, f"{fake.server.url}/")
+    yield fake
+    fake.server.stop()
+
+
+def _preflight() -> GcpPreflight:
+    clients = compute_clients()
+    return GcpPreflight(images=clients["images"], regions=clients["regions"], project=PROJECT)
+
+
+def _request(**changes: Any) -> PreflightRequest:
+    request = PreflightRequest(
+        region="us-central1",
+        zone="us-central1-a",
+        image="projects/ubuntu-os-cloud/global/images/ubuntu-2404-noble-amd64-v20250501",
+        architecture="x86_64",
+        instance_type="n2-standard-4",
+        vcpus_per_instance=4,
+        instances=10,
+        use_spot=True,
+    )
+    return attrs.evolve(request, **changes)
+
+
+def test_preflight_passes_when_permissions_image_and_quota_are_there(
+    gce: FakeComputeEngine, resource_manager: FakeResourceManager
+) -> None:
+    gce.region_quotas["us-central1"] = [
+        {"metric": "CPUS", "limit": 24.0, "usage": 0.0},
+        {"metric": "PREEMPTIBLE_CPUS", "limit": 100.0, "usage": 20.0},
+    ]
+    results = {r.name: r for r in _preflight().checks(_request())}
+    assert {name: r.status for name, r in results.items()} == {
+        "credentials": "ok",
+        "permissions": "ok",
+        "image": "ok",
+        "spot vCPU quota": "ok",
+        "worker credentials": "ok",
+    }
+    assert "default compute service account" in results["worker credentials"].detail
+
+
+def test_preflight_names_missing_permissions_images_and_quota(
+    gce: FakeComputeEngine, resource_manager: FakeResourceManager
+) -> None:
+    resource_manager.granted -= {"compute.instances.create", "iam.serviceAccounts.actAs"}
+    gce.region_quotas["us-central1"] = [
+        {"metric": "CPUS", "limit": 24.0, "usage": 22.0},
+        {"metric": "N2_CPUS", "limit": 100.0, "usage": 0.0},
+    ]
+    request = _request(use_spot=False, image=_request().image + "-gone")
+    results = {r.name: r for r in _preflight().checks(request)}
+    assert results["permissions"].status == "fail"
+    assert "compute.instances.create" in results["permissions"].detail
+    assert "iam.serviceAccounts.actAs" in results["permissions"].detail
+    assert results["image"].status == "fail" and "list_images" in results["image"].fix
+    quota = results["on-demand vCPU quota"]
+    assert quota.status == "fail" and "CPUS" in quota.fix  # 2 free, one instance needs 4
+
+
+def test_preflight_warns_when_the_quota_covers_part_of_the_pool_or_cannot_be_read(
+    gce: FakeComputeEngine, resource_manager: FakeResourceManager
+) -> None:
+    gce.region_quotas["us-central1"] = [{"metric": "CPUS", "limit": 24.0, "usage": 0.0}]
+    results = {r.name: r for r in _preflight().checks(_request())}
+    assert results["spot vCPU quota"].status == "warn"
+    assert "stop at 6 instances" in results["spot vCPU quota"].detail
+    resource_manager.server.stop()
+    results = {r.name: r for r in _preflight().checks(_request(region="nowhere-1"))}
+    assert results["permissions"].status == "warn"
+    assert results["spot vCPU quota"].status == "warn"

@@ -9,7 +9,13 @@ import pytest
 
 from cloud_tasks.adapters.aws import translate as aws
 from cloud_tasks.adapters.gcp import translate as gcp
-from cloud_tasks.exceptions import CapacityError, CredentialsError, ProviderError, QuotaError
+from cloud_tasks.exceptions import (
+    CapacityError,
+    CredentialsError,
+    ProviderError,
+    QuotaError,
+    RejectedError,
+)
 from cloud_tasks.ports import InstanceState
 from tests.fakes.aws_pricing import compute_product, storage_product
 from tests.fakes.gce import machine_type, sku
@@ -112,9 +118,62 @@ def test_aws_instances_and_errors() -> None:
     assert type(capacity) is CapacityError and capacity.zone == "us-east-1a"
     assert isinstance(aws.translate_error("VcpuLimitExceeded", "x", "run_instances"), QuotaError)
     assert isinstance(aws.translate_error("AuthFailure", "x", "run_instances"), CredentialsError)
-    assert (
-        type(aws.translate_error("InvalidAMIID.Malformed", "x", "run_instances")) is ProviderError
-    )
+    assert type(aws.translate_error("InternalError", "x", "run_instances")) is ProviderError
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "setting"),
+    [
+        ("InvalidAMIID.NotFound", "The image id '[ami-00000000]' does not exist", "image"),
+        ("InvalidAMIID.Malformed", 'Invalid id: "ami-x"', "image"),
+        ("InvalidParameterValue", "Invalid value 'm9.huge' for InstanceType.", "instance_types"),
+        (
+            "InvalidParameterValue",
+            "Value (nope) for parameter iamInstanceProfile.name is invalid. Invalid IAM "
+            "Instance Profile name",
+            "service_account",
+        ),
+        ("InvalidSubnetID.NotFound", "The subnet ID 'subnet-1' does not exist", "subnet"),
+        ("InvalidGroup.NotFound", "The security group 'sg-1' does not exist", "security group"),
+        ("InvalidUserData.Malformed", "Invalid BASE64 encoding of user data.", "startup_script"),
+    ],
+)
+def test_aws_errors_no_retry_can_fix_name_the_setting_on_one_line(
+    code: str, message: str, setting: str
+) -> None:
+    error = aws.translate_error(code, "\n" + message + "\n", "run_instances")
+    assert isinstance(error, RejectedError) and error.setting == setting
+    assert "\n" not in str(error) and code in str(error)
+
+
+@pytest.mark.parametrize(
+    ("text", "status", "setting"),
+    [
+        ("The resource 'projects/ubuntu-os-cloud/global/images/nope' was not found", 404, "image"),
+        (
+            "Invalid value for field 'resource.machineType': 'zones/z/machineTypes/x'. Machine "
+            "type with name 'x' does not exist in zone 'z'.",
+            400,
+            "instance_types",
+        ),
+        (
+            "RESOURCE_NOT_FOUND: The resource 'projects/p/global/networks/n' was not found",
+            0,
+            "network",
+        ),
+        (
+            "Invalid value for field 'resource.serviceAccounts[0].email': 'x'.",
+            400,
+            "service_account",
+        ),
+    ],
+)
+def test_gcp_errors_no_retry_can_fix_name_the_setting_on_one_line(
+    text: str, status: int, setting: str
+) -> None:
+    error = gcp.translate_error(text.replace(" ", "\n", 1), "creating an instance", status=status)
+    assert isinstance(error, RejectedError) and error.setting == setting
+    assert "\n" not in str(error)
 
 
 def test_gcp_money_counts_units_and_nanos() -> None:

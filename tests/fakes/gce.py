@@ -2,13 +2,17 @@
 
 They serve the paths google-cloud-compute and google-cloud-billing call with the REST
 transport, with recorded-shape payloads, and keep just enough state (instances, operations)
-to check what the adapters send. Capacity and quota failures can be injected.
+to check what the adapters send. Capacity and quota failures can be injected, and operations
+can take time (``operation_latency_s``: ``wait`` blocks until the operation is done, or for
+at most two minutes, as the real ``zoneOperations.wait`` does).
 """
 
 from __future__ import annotations
 
 import itertools
 import re
+import threading
+import time
 from typing import Any
 
 from tests.fakes.http import LoopbackServer
@@ -133,7 +137,14 @@ class FakeComputeEngine:
         #: zone -> error code an insert there fails with (operation error)
         self.insert_failures: dict[str, str] = {}
         self.quota_exceeded = False
+        #: Seconds every operation takes to finish.
+        self.operation_latency_s = 0.0
+        #: zone -> instances it can still create (no entry: no limit)
+        self.zone_capacity: dict[str, int] = {}
+        #: region -> its quotas as ``regions.get`` lists them (metric, limit, usage)
+        self.region_quotas: dict[str, list[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
+        self._lock = threading.Lock()
         self.server = LoopbackServer(self._handle)
 
     # -- helpers for tests ---------------------------------------------------------------
@@ -158,6 +169,7 @@ class FakeComputeEngine:
             "progress": 0,
             "selfLink": f"{BASE}/projects/{self.project}/zones/{zone}/operations/{name}",
         }
+        op["_done_at"] = time.monotonic() + self.operation_latency_s
         self.operations[name] = op
         if error:
             op["_error"] = {
@@ -195,8 +207,41 @@ class FakeComputeEngine:
                     for r, zones in self.regions.items()
                 ]
             }
+        match = re.fullmatch(prefix + r"/regions/([^/]+)", path)
+        if match and method == "GET":
+            region = match.group(1)
+            if region not in self.regions:
+                return 404, {
+                    "error": {
+                        "code": 404,
+                        "message": f"The resource '{path}' was not found",
+                        "errors": [{"reason": "notFound"}],
+                    }
+                }
+            return 200, {
+                "kind": "compute#region",
+                "name": region,
+                "status": "UP",
+                "zones": [
+                    f"{BASE}/projects/{self.project}/zones/{z}" for z in self.regions[region]
+                ],
+                "quotas": self.region_quotas.get(region, []),
+            }
         if path == ubuntu and method == "GET":
             return 200, {"items": self.images}
+        match = re.fullmatch(ubuntu + r"/([^/]+)", path)
+        if match and method == "GET" and match.group(1) != "family":
+            found = [i for i in self.images if i["name"] == match.group(1)]
+            if not found:
+                return 404, {
+                    "error": {
+                        "code": 404,
+                        "message": f"The resource 'projects/ubuntu-os-cloud/global/images/"
+                        f"{match.group(1)}' was not found",
+                        "errors": [{"reason": "notFound"}],
+                    }
+                }
+            return 200, found[0]
         match = re.fullmatch(ubuntu + r"/family/([^/]+)", path)
         if match:
             candidates = [
@@ -228,11 +273,20 @@ class FakeComputeEngine:
             op = self.operations.get(match.group(2))
             if op is None:
                 return 404, {"error": {"code": 404, "message": "no such operation"}}
+            left = op["_done_at"] - time.monotonic()
+            if left > 0:
+                time.sleep(min(left, 120.0))
+            if time.monotonic() < op["_done_at"]:
+                return 200, {k: v for k, v in op.items() if not k.startswith("_")}
             op["status"] = "DONE"
             op["progress"] = 100
             if "_error" in op:
                 op["error"] = op["_error"]
             return 200, {k: v for k, v in op.items() if not k.startswith("_")}
+        match = re.fullmatch(prefix + r"/zones/([^/]+)/instances/bulkInsert", path)
+        if match and method == "POST":
+            with self._lock:
+                return self._bulk_insert(match.group(1), body)
         match = re.fullmatch(prefix + r"/zones/([^/]+)/instances", path)
         if match and method == "POST":
             zone = match.group(1)
@@ -250,6 +304,9 @@ class FakeComputeEngine:
                         ],
                     }
                 }
+            refused = self._refuse(zone, body["machineType"].rsplit("/", 1)[-1], body)
+            if refused is not None:
+                return refused
             error = self.insert_failures.get(zone)
             target = f"{BASE}/projects/{self.project}/zones/{zone}/instances/{body['name']}"
             if error is None:
@@ -282,3 +339,134 @@ class FakeComputeEngine:
                 del self.instances[key]
                 return 200, self._operation(key[0], "delete", path)
         return 404, {"error": {"code": 404, "message": f"no route {method} {path}"}}
+
+    # -- validation and bulk insert, as the real API answers them ---------------------------
+
+    @staticmethod
+    def _bad_request(message: str, reason: str = "invalid") -> tuple[int, Any]:
+        return 400, {
+            "error": {
+                "code": 400,
+                "message": message,
+                "errors": [{"message": message, "domain": "global", "reason": reason}],
+            }
+        }
+
+    def _refuse(self, zone: str, machine: str, body: dict[str, Any]) -> tuple[int, Any] | None:
+        """The synchronous refusals of an insert: an unknown machine type or public image."""
+        known = self.machine_types.get(zone)
+        if known is not None and machine not in {m["name"] for m in known}:
+            return self._bad_request(
+                f"Invalid value for field 'resource.machineType': "
+                f"'zones/{zone}/machineTypes/{machine}'. Machine type with name '{machine}' "
+                f"does not exist in zone '{zone}'."
+            )
+        for disk in body.get("disks", []):
+            image = str((disk.get("initializeParams") or {}).get("sourceImage", ""))
+            public = "projects/ubuntu-os-cloud/global/images/"
+            if image.startswith(public) and image[len(public) :] not in {
+                i["name"] for i in self.images
+            }:
+                return 404, {
+                    "error": {
+                        "code": 404,
+                        "message": f"The resource '{image}' was not found",
+                        "errors": [
+                            {
+                                "message": f"The resource '{image}' was not found",
+                                "domain": "global",
+                                "reason": "notFound",
+                            }
+                        ],
+                    }
+                }
+        return None
+
+    def _bulk_insert(self, zone: str, body: dict[str, Any]) -> tuple[int, Any]:
+        properties = body.get("instanceProperties") or {}
+        machine = str(properties.get("machineType", ""))
+        if "/" in machine:
+            return self._bad_request(
+                "Invalid value for field 'resource.instanceProperties.machineType': "
+                f"'{machine}'. Machine type name must not be a URL."
+            )
+        disk_type = str(
+            ((properties.get("disks") or [{}])[0].get("initializeParams") or {}).get("diskType", "")
+        )
+        if "/" in disk_type:
+            return self._bad_request(
+                "Invalid value for field 'resource.instanceProperties.disks[0]."
+                f"initializeParams.diskType': '{disk_type}'. Disk type name must not be a URL."
+            )
+        refused = self._refuse(zone, machine, properties)
+        if refused is not None:
+            return refused
+        count = int(body.get("count") or 0)
+        minimum = int(body.get("minCount") or count)
+        names = list((body.get("perInstanceProperties") or {}).keys())
+        if count < 1 or len(names) != count:
+            return self._bad_request("count must equal the number of perInstanceProperties")
+        target = f"{BASE}/projects/{self.project}/zones/{zone}/instances"
+        error = self.insert_failures.get(zone)
+        room = self.zone_capacity.get(zone, count)
+        if error is None and room < minimum:
+            error = "ZONE_RESOURCE_POOL_EXHAUSTED"
+        if self.quota_exceeded:
+            error = "QUOTA_EXCEEDED"
+        made = 0 if error else min(count, room)
+        for name in names[:made]:
+            item = dict(properties)
+            item.update(
+                name=name,
+                kind="compute#instance",
+                id=str(next(self._ids)),
+                status="PROVISIONING",
+                zone=f"{BASE}/projects/{self.project}/zones/{zone}",
+                creationTimestamp="2025-06-01T12:00:00.000-07:00",
+                selfLink=f"{target}/{name}",
+                machineType=f"{BASE}/projects/{self.project}/zones/{zone}/machineTypes/{machine}",
+            )
+            self.instances[(zone, name)] = item
+        if zone in self.zone_capacity:
+            self.zone_capacity[zone] -= made
+        op = self._operation(zone, "bulkInsert", target, error)
+        stored = self.operations[op["name"]]
+        stored["instancesBulkInsertOperationMetadata"] = {
+            "perLocationStatus": {
+                f"zones/{zone}": {
+                    "status": "CREATED" if made else "FAILED",
+                    "targetVmCount": count,
+                    "createdVmCount": made,
+                    "failedToCreateVmCount": count - made,
+                }
+            }
+        }
+        return 200, op
+
+
+class FakeResourceManager:
+    """``POST /v1/projects/{project}:testIamPermissions``: the asked permissions the caller
+    holds (the key is left out when it holds none, as the real API does); 403 for any other
+    project."""
+
+    def __init__(self, project: str, granted: set[str]) -> None:
+        self.project = project
+        self.granted = granted
+        self.server = LoopbackServer(self._handle)
+
+    def _handle(
+        self, method: str, path: str, query: Any, body: Any, headers: Any
+    ) -> tuple[int, Any]:
+        match = re.fullmatch(r"/v1/projects/([^/:]+):testIamPermissions", path)
+        if method != "POST" or not match:
+            return 404, {"error": {"code": 404, "message": f"no route {path}"}}
+        if match.group(1) != self.project:
+            return 403, {
+                "error": {
+                    "code": 403,
+                    "message": "The caller does not have permission",
+                    "status": "PERMISSION_DENIED",
+                }
+            }
+        held = [p for p in body.get("permissions", []) if p in self.granted]
+        return 200, ({"permissions": held} if held else {})

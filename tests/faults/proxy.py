@@ -9,6 +9,7 @@ them as they would in production:
   query protocol); Google ``429 RESOURCE_EXHAUSTED``;
 - ``500``, ``503``, ``504``: server errors (an empty or service-shaped body);
 - ``reset``: the connection is reset before any answer;
+- ``html502``: a 502 whose body is a proxy's HTML error page, not the service's format;
 - ``deny``: a non-retryable ``AccessDenied``/``UnauthorizedOperation``/``403 PERMISSION_DENIED``;
 - ``signature``: AWS ``SignatureDoesNotMatch`` whose message quotes the access key id, as AWS
   does (for the test that credentials never reach our output).
@@ -29,7 +30,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import attrs
 
-FAULTS = ("throttle", "500", "503", "504", "reset", "deny", "signature")
+FAULTS = ("throttle", "500", "503", "504", "reset", "deny", "signature", "html502")
+_HTML_502 = (
+    b'<!DOCTYPE html>\n<html lang="en">\n<head><title>502 Bad Gateway</title></head>\n'
+    b"<body><h1>502 Bad Gateway</h1><p>The proxy server received an invalid response from an "
+    b"upstream server.</p></body>\n</html>\n"
+)
 _HOP_BY_HOP = {
     "connection",
     "keep-alive",
@@ -113,6 +119,8 @@ def fault_response(fault: str, request: Request) -> tuple[int, str, bytes]:
             names = {500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
             return _google_error(status, names[status], "backend error")
         return status, "text/plain", b""
+    if fault == "html502":
+        return 502, "text/html; charset=utf-8", _HTML_502
     if fault == "deny":
         if google:
             return _google_error(403, "PERMISSION_DENIED", "Required permission is missing")

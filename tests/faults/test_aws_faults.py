@@ -321,3 +321,52 @@ def test_run_survives_random_faults_and_an_ec2_outage(
     assert (counts.completed, counts.total) == (30, 30)
     assert sum(proxy.injected.values()) >= 10, proxy.injected
     print(f"\ninjected: {dict(proxy.injected)}, forwarded {proxy.forwarded}")
+
+
+def test_an_html_error_page_from_a_proxy_is_retried_on_ec2_pricing_and_sqs(
+    moto_server: str, pricing_api: FakePricingApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 502 whose body is a proxy's HTML page is a transient failure on every AWS client."""
+    image = _image(moto_server)
+    ec2_proxy = _proxy(moto_server, every_other(("html502",), limit=3))
+    pricing_proxy = _proxy(pricing_api.url, every_other(("html502",), limit=2))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_PRICING", pricing_proxy.url)
+    try:
+        config = load_config(_config(tmp_path))
+        offers = bootstrap.make_pricing(config).offers(REGION, refresh=True)
+        monkeypatch.setenv("AWS_ENDPOINT_URL", ec2_proxy.url)
+        compute = bootstrap.make_compute(config)
+        spec = InstanceSpec(
+            "fault-job", "m7i.large", f"{REGION}a", image, "#!/bin/bash\n", True, 10
+        )
+        created = compute.create_instances(spec, 3)
+        listed = compute.list_instances("fault-job")
+        queue = bootstrap.make_task_queue(config)
+        queue.create()
+        queue.delete()
+    finally:
+        ec2_proxy.stop()
+        pricing_proxy.stop()
+    assert {o.name for o in offers} >= {"m7i.large"}
+    assert len(created) == 3 and {i.instance_id for i in listed} == {i.instance_id for i in created}
+    assert ec2_proxy.injected["html502"] == 3 and pricing_proxy.injected["html502"] == 2
+
+
+def test_an_html_error_page_that_persists_is_one_line(moto_server: str, tmp_path: Path) -> None:
+    proxy = _proxy(moto_server, lambda request: "html502")
+    env = {**os.environ, "AWS_ENDPOINT_URL": proxy.url, "AWS_MAX_ATTEMPTS": "3"}
+    try:
+        result = _cli(
+            tmp_path,
+            "list_running_instances",
+            "--config",
+            str(_config(tmp_path)),
+            env=env,
+        )
+    finally:
+        proxy.stop()
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "502" in lines[0] and "<html" not in lines[0].lower(), lines[0]
+    assert proxy.injected["html502"] == 3, proxy.injected

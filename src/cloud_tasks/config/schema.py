@@ -42,7 +42,6 @@ PROVIDER_ONLY: dict[str, str] = {
     "secret_key": "aws",
     "project_id": "gcp",
     "credentials_file": "gcp",
-    "service_account": "gcp",
     "catalog": "memory",
 }
 
@@ -116,6 +115,9 @@ _HELP: dict[str, str] = {
     "instance_termination_delay": "Seconds an instance may sit idle before it is terminated.",
     "on_demand_after_preemptions": "With use_spot: once a task has lost this many runs to "
     "preemption, new instances are started on-demand until no such task is left; 0 = never.",
+    "spot_spread_tolerance": "With use_spot: spread the pool over every instance type and zone "
+    "whose price per task slot is within this fraction of the best (0.1 = 10 %), so that one "
+    "spot reclaim wave cannot take the whole pool; 0 = every instance in the best pool.",
     "max_runtime": "Seconds one task may run before it is killed.",
     "max_memory_allowed_per_task": "Memory limit of one task process, GB (unset = no limit).",
     "keepalive_interval": "Seconds between worker keep-alive messages; 0 = off.",
@@ -144,7 +146,13 @@ _HELP: dict[str, str] = {
     "secret_key": "AWS secret access key (default: the boto3 credential chain).",
     "project_id": "GCP project id.",
     "credentials_file": "GCP service-account key file (default: Application Default Credentials).",
-    "service_account": "GCP service account the instances run as.",
+    "service_account": "Who the instances' worker acts as. GCP: a service account email "
+    "(default: the project's default compute service account, cloud-platform scope). AWS: an "
+    "IAM instance profile name (default: none; the startup script must then give the worker "
+    "AWS credentials).",
+    "regions": "Other regions new instances may go to, cheapest first, when every zone of the "
+    "job's region is out of capacity for every eligible type; the queue stays in the job's "
+    "region. A list of region names.",
     "catalog": "Instance catalog for the memory provider: aws, gcp, all, or a catalog file.",
 }
 

@@ -70,7 +70,8 @@ class RunOptions:
 
     Times are in seconds, ``max_memory_allowed_per_task`` in GB. ``on_demand_after_preemptions``
     (0 = never): once a task has lost that many runs to spot preemption, the pool's new
-    instances are on-demand until no such task is left.
+    instances are on-demand until no such task is left. ``spot_spread_tolerance``: spot pools
+    spread over every type and zone whose price per task slot is within this fraction of the best.
     """
 
     constraints: InstanceConstraints = attrs.Factory(InstanceConstraints)
@@ -82,6 +83,7 @@ class RunOptions:
     scaling_check_interval: float = 60.0
     instance_termination_delay: float = 60.0
     on_demand_after_preemptions: int = 3
+    spot_spread_tolerance: float = 0.1
     max_runtime: float = 3600.0
     max_memory_allowed_per_task: float | None = None
     keepalive_interval: float = 60.0
@@ -105,6 +107,8 @@ class ProviderOptions:
     """Provider options (SPEC §4). Credentials fields are never logged or printed.
 
     ``catalog`` (memory provider only): ``aws``, ``gcp``, ``all`` or the path of a catalog file.
+    ``regions``: other regions new instances may go to when the job's region has no capacity
+    for any eligible type (the queue stays in the job's region).
     """
 
     job_id: str | None = None
@@ -117,6 +121,7 @@ class ProviderOptions:
     project_id: str | None = None
     credentials_file: str | None = None
     service_account: str | None = None
+    regions: tuple[str, ...] = ()
     catalog: str | None = None
 
     @property

@@ -164,6 +164,7 @@ RANGES: dict[str, Range] = {
     "task_duration": _seconds(MAX_TASK_S),
     "num_tasks": Range(1, 10_000_000),
     "preemption_rate": Range(0, 3600, "per instance per hour"),
+    "pool_preemption_rate": Range(0, 3600, "per capacity pool per hour"),
     "boot_time": _DELAY,
 }
 

@@ -54,4 +54,18 @@ def one_line(message: str, limit: int = LINE_LIMIT) -> str:
     return f"{head}{ELLIPSIS}{tail}"
 
 
-__all__ = ["ELLIPSIS", "LINE_LIMIT", "SHOWN_LIMIT", "escaped", "one_line", "shown"]
+def collapse_whitespace(text: str) -> str:
+    """``text`` with every run of whitespace (line breaks included) made one space, for
+    provider messages that hold line breaks."""
+    return " ".join(text.split())
+
+
+__all__ = [
+    "ELLIPSIS",
+    "LINE_LIMIT",
+    "SHOWN_LIMIT",
+    "collapse_whitespace",
+    "escaped",
+    "one_line",
+    "shown",
+]

@@ -34,13 +34,21 @@ _SCRIPT_LIMITS: Mapping[str, tuple[int, str]] = {
 
 
 def worker_settings(
-    config: JobConfig, candidate: Candidate, zone: str, extra: Mapping[str, str] | None = None
+    config: JobConfig,
+    candidate: Candidate,
+    zone: str,
+    extra: Mapping[str, str] | None = None,
+    *,
+    queue_region: str | None = None,
 ) -> WorkerSettings:
-    """What the worker on an instance of ``candidate`` in ``zone`` must know."""
+    """What the worker on an instance of ``candidate`` in ``zone`` must know.
+
+    ``queue_region``: the region of the job's queue, for an instance in another region (the
+    worker finds its queue by region)."""
     p = config.provider_options
     run = config.run
     job_id = p.job_id or ""
-    region = candidate.offer.region or p.region
+    region = queue_region or candidate.offer.region or p.region
     return WorkerSettings(
         provider=config.provider,
         job_id=job_id,
@@ -78,6 +86,8 @@ def startup_script_for(
     candidate: Candidate,
     zone: str,
     extra: Mapping[str, str] | None = None,
+    *,
+    queue_region: str | None = None,
 ) -> str:
     """The generated script for one launch option, checked against the provider's size limit.
 
@@ -85,7 +95,10 @@ def startup_script_for(
         ConfigError: the script is not a bash script or is too large for the provider.
     """
     script = build_startup_script(
-        user_script, worker_environment(worker_settings(config, candidate, zone, extra))
+        user_script,
+        worker_environment(
+            worker_settings(config, candidate, zone, extra, queue_region=queue_region)
+        ),
     )
     limit = _SCRIPT_LIMITS.get(config.provider)
     if limit is not None:

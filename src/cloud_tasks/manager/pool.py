@@ -19,9 +19,11 @@ When every task is terminal it stops every instance and deletes the queues.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, ParamSpec, TypeVar
 
 import attrs
@@ -35,13 +37,17 @@ from cloud_tasks.domain.sizing import (
     target_pool_size,
 )
 from cloud_tasks.domain.speculation import SpeculationPolicy
+from cloud_tasks.domain.spread import SpreadPool, eligible_pools, spread_launches
 from cloud_tasks.domain.tasks import Envelope, Task
 from cloud_tasks.exceptions import (
     CapacityError,
     CloudTasksError,
+    ConfigError,
     CredentialsError,
     ProviderError,
     QueueNotFoundError,
+    QuotaError,
+    RejectedError,
 )
 from cloud_tasks.manager.insight import DecisionRecorder
 from cloud_tasks.manager.speculation import Speculator
@@ -75,6 +81,13 @@ MAX_RESENDS = 3
 #: How long the manager keeps retrying while the provider fails (throttling, outages) before it
 #: gives up; the queue, the task database and the instances are kept for ``run --continue``.
 PROVIDER_OUTAGE_LIMIT_S = 900.0
+#: Instances asked for in one launch call, and launch calls in flight at once. EC2 and Compute
+#: Engine throttle mutating calls per second; a few large calls stay far inside those limits.
+LAUNCH_BATCH = 100
+LAUNCH_CONCURRENCY = 10
+#: Errors no retry can fix: the run stops what it started and ends with the error's line
+#: (which names the setting to change). A queue deleted under the run ends it the same way.
+PERMANENT_ERRORS = (RejectedError, CredentialsError, ConfigError, QueueNotFoundError)
 
 Status = Literal["completed", "broken_startup", "cost_cap", "stopped"]
 
@@ -120,6 +133,9 @@ class PoolSettings:
     #: Speculative re-runs of stragglers once the queue is empty (None = off); workers must
     #: send ``task_started`` events (``RMS_CLOUD_TASKS_REPORT_TASK_STARTS``).
     speculation: SpeculationPolicy | None = None
+    #: Spot pools: spread new instances over every launch option with the best option's tasks
+    #: per instance whose price per task slot is within this fraction of it; 0 = best only.
+    spot_spread_tolerance: float = 0.0
 
 
 @attrs.frozen
@@ -231,6 +247,7 @@ class PoolManager:
         self._failing_since: dict[str, float] = {}  # step → when it began to fail
         self._option_by_type = {option.candidate.name: option for option in self.options}
         self.speculator = Speculator(settings.speculation) if settings.speculation else None
+        self._launch_threads: ThreadPoolExecutor | None = None
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -274,6 +291,15 @@ class PoolManager:
             await self.stop_all(reason=abort.status)
             counts = self.db.counts()
             return JobOutcome(abort.status, abort.message, counts, self.db.spend_usd(self._now()))
+        except PERMANENT_ERRORS as exc:
+            done = await self._stop_after_error()
+            if not isinstance(exc, QueueNotFoundError):
+                done += (
+                    "; fix it, then resume with 'cloud_tasks run --continue' (the queue and "
+                    "the task database are kept)"
+                )
+            exc.args = (f"{exc}; {done}",)
+            raise
         await self._until_done("stop", lambda: self.stop_all(reason="job done"))
         await self._until_done("events", self.poll_events)
         if self.settings.delete_queues:
@@ -285,6 +311,19 @@ class PoolManager:
         self._publish(now)
         message = f"every task is done: {counts.completed} completed, {counts.failed} failed"
         return JobOutcome("completed", message, counts, self.db.spend_usd(now))
+
+    async def _stop_after_error(self) -> str:
+        """Stop every instance of the job after an error no retry can fix; says what was done."""
+        try:
+            stopped = await self.stop_all(reason="error")
+        except CloudTasksError as exc:
+            return (
+                f"the job's instances could not be stopped ({exc}); stop them with "
+                "'cloud_tasks stop'"
+            )
+        if not stopped:
+            return "no instance was left running"
+        return f"stopped the job's {len(stopped)} instance{'s' if len(stopped) > 1 else ''}"
 
     def _check_stop(self) -> None:
         """End the run when ``cloud_tasks stop`` was run for this job (see ``__init__``)."""
@@ -298,12 +337,12 @@ class PoolManager:
         ``PROVIDER_OUTAGE_LIMIT_S``. True when the step succeeded.
 
         The job's state lives in the task database and the queues, so nothing is lost while
-        the provider is unreachable. Rejected credentials and a deleted queue are not
-        transient and end the run at once.
+        the provider is unreachable. Rejected credentials, a rejected launch and a deleted
+        queue are not transient and end the run at once (``run`` stops the instances first).
         """
         try:
             await step
-        except (CredentialsError, QueueNotFoundError):
+        except (CredentialsError, QueueNotFoundError, RejectedError):
             self._check_stop()  # 'stop --delete-queues' ran: the run ends as stopped
             raise
         except ProviderError as exc:
@@ -809,85 +848,194 @@ class PoolManager:
         return twin
 
     async def _launch(self, count: int, now: float, *, on_demand: int = 0) -> None:
+        """Start ``count`` instances: the best option first, in batches of ``LAUNCH_BATCH``
+        sent ``LAUNCH_CONCURRENCY`` at a time; what an option lacks capacity for goes to the
+        next option. A rejection (``RejectedError``, rejected credentials, a bad setting) is
+        raised at once; so is a transient failure once the adapters' retries are spent (the
+        loop tries again at the next check)."""
         started = 0
-        failures = 0
+        quota: QuotaError | None = None
+        only_quota = True
+        gate = asyncio.Semaphore(LAUNCH_CONCURRENCY)
         while started < count:
             option = self.current_option()
             if option is None:
+                if quota is not None and only_quota and not self.tracked:
+                    raise RejectedError(
+                        f"{quota}; the quota is too small for even one instance of the job: "
+                        "raise it, or pick smaller instance types (instance_types, max_cpu)",
+                        setting="quota",
+                    )
                 self.log("no capacity for any instance type in any zone; retrying next check")
                 self.exhausted.clear()
-                return
+                break
+            want = count - started
             twin = self._on_demand_twin(option) if started < on_demand else None
             if twin is not None:
-                option = twin
-            candidate = option.candidate
-            spec = InstanceSpec(
-                job_id=self.settings.job_id,
-                instance_type=candidate.name,
-                zone=option.zone,
-                image=self.settings.image,
-                startup_script=option.startup_script,
-                use_spot=candidate.use_spot,
-                boot_disk_gb=candidate.boot_disk_gb,
-                boot_disk_type=candidate.boot_disk_type,
-                service_account=self.settings.service_account,
-                price_per_hour_usd=candidate.price_per_hour_usd,
-                gpus=candidate.offer.gpus,
-                gpu_type=candidate.offer.gpu_type or None,
-                attach_gpus=candidate.offer.attach_gpus,
+                plan = [(twin, min(want, on_demand - started, self._on_demand_room(twin)))]
+            else:
+                plan = self._spread(option, want)
+            outcomes = await asyncio.gather(
+                *(self._launch_batches(pool, n, gate) for pool, n in plan)
             )
-            try:
-                instance = await self._call(self.compute.create_instance, spec)
-            except CapacityError as exc:
+            errors: list[ProviderError | ConfigError] = []
+            for (pool, asked), (got, error) in zip(plan, outcomes, strict=True):
+                started += got
                 if twin is not None:
-                    self.log(f"{candidate.name} on-demand in {option.zone or 'the region'}: {exc}")
+                    self.launched_on_demand += got
+                if error is None and got == asked:
+                    continue
+                where = f"{pool.candidate.name} in {pool.zone or 'the region'}"
+                if twin is not None:
+                    self.log(f"{where} on-demand: {error or 'no capacity for more'}")
                     on_demand = 0
                     continue
-                self.exhausted.add(option.key)
+                if error is not None and not isinstance(error, CapacityError):
+                    errors.append(error)
+                    continue
+                if isinstance(error, QuotaError):
+                    quota = error
+                else:
+                    only_quota = False
+                self.exhausted.add(pool.key)
                 following = self.current_option()
                 nxt = (
                     f"trying {following.candidate.name} in {following.zone or 'the region'}"
                     if following
                     else "no other type or zone left"
                 )
-                self.log(f"{candidate.name} in {option.zone or 'the region'}: {exc}; {nxt}")
-                continue
-            except ProviderError as exc:
-                failures += 1
-                self.log(f"could not start {candidate.name}: {exc}")
-                if failures >= 3:
-                    raise
-                continue
-            launched = self._now()
-            self.tracked[instance.instance_id] = _Tracked(
-                instance.instance_id,
-                candidate.name,
-                option.zone,
-                candidate.price_per_hour_usd,
-                launched,
-                candidate.tasks_per_instance,
-                last_busy=launched,
-                on_demand=not candidate.use_spot,
-            )
-            self.launched_on_demand += int(twin is not None)
-            self.db.record_instance(
-                InstanceRecord(
-                    instance.instance_id,
-                    instance.name,
-                    candidate.name,
-                    option.zone,
-                    candidate.use_spot,
-                    candidate.price_per_hour_usd,
-                    launched,
-                )
-            )
-            started += 1
-            self.launched += 1
+                reason = str(error) if error is not None else f"capacity for {got} of {asked} only"
+                self.log(f"{where}: {reason}; {nxt}")
+            if errors:
+                raise min(errors, key=_error_rank)
         if started:
             self.log(
                 f"started {started} instance{'s' if started > 1 else ''} "
                 f"({len(self.tracked)} in the pool)"
             )
+
+    def _on_demand_room(self, twin: LaunchOption) -> int:
+        """How many on-demand ``twin`` instances fit under ``max_total_price_per_hour``."""
+        cap = self.settings.limits.max_total_price_per_hour
+        price = twin.candidate.price_per_hour_usd
+        if cap is None or price <= 0:
+            return 1 << 30
+        pool = sum(t.price_per_hour_usd for t in self.tracked.values())
+        return max(1, int((cap - pool + 1e-9) // price))
+
+    def _spread(self, option: LaunchOption, count: int) -> list[tuple[LaunchOption, int]]:
+        """``count`` new instances over ``option`` and the spot options within the spread
+        tolerance of it, as (option, instances) with instances > 0."""
+        pools = self._spread_pools(option)
+        counts = spread_launches(count, [pool for _o, pool in pools])
+        return [(o, n) for (o, _pool), n in zip(pools, counts, strict=True) if n]
+
+    def _spread_pools(self, option: LaunchOption) -> list[tuple[LaunchOption, SpreadPool]]:
+        running = collections.Counter((t.instance_type, t.zone) for t in self.tracked.values())
+
+        def pool(o: LaunchOption) -> SpreadPool:
+            c = o.candidate
+            return SpreadPool(
+                o.key, c.price_per_task_slot_hour_usd, c.tasks_per_instance, running[o.key]
+            )
+
+        tolerance = self.settings.spot_spread_tolerance
+        if tolerance <= 0 or not option.candidate.use_spot:
+            return [(option, pool(option))]
+        region = option.candidate.offer.region
+        # Other regions are a fallback (``regions``), never part of the spread.
+        usable = {
+            o.key: o
+            for o in self.options
+            if o.candidate.use_spot
+            and o.key not in self.exhausted
+            and o.candidate.offer.region == region
+        }
+        usable.setdefault(option.key, option)
+        chosen = eligible_pools(pool(option), [pool(o) for o in usable.values()], tolerance)
+        return [(usable[p.key], p) for p in chosen]
+
+    async def _launch_batches(
+        self, option: LaunchOption, count: int, gate: asyncio.Semaphore
+    ) -> tuple[int, ProviderError | ConfigError | None]:
+        """Start up to ``count`` instances of one option with concurrent batched calls.
+
+        Returns how many started and the first error, the most permanent first (a rejection
+        before a transient failure before a capacity error). Every started instance is
+        tracked and recorded before this returns, whatever failed.
+        """
+        candidate = option.candidate
+        spec = InstanceSpec(
+            job_id=self.settings.job_id,
+            instance_type=candidate.name,
+            zone=option.zone,
+            image=self.settings.image,
+            startup_script=option.startup_script,
+            use_spot=candidate.use_spot,
+            boot_disk_gb=candidate.boot_disk_gb,
+            boot_disk_type=candidate.boot_disk_type,
+            service_account=self.settings.service_account,
+            price_per_hour_usd=candidate.price_per_hour_usd,
+            gpus=candidate.offer.gpus,
+            gpu_type=candidate.offer.gpu_type or None,
+            attach_gpus=candidate.offer.attach_gpus,
+        )
+        sizes = [min(LAUNCH_BATCH, count - first) for first in range(0, count, LAUNCH_BATCH)]
+
+        async def one(size: int) -> list[Instance]:
+            async with gate:
+                if not self.settings.offload:
+                    return self.compute.create_instances(spec, size)
+                # Threads of their own: the default executor may have fewer than
+                # LAUNCH_CONCURRENCY, and launches must not wait behind event polls.
+                if self._launch_threads is None:
+                    self._launch_threads = ThreadPoolExecutor(
+                        LAUNCH_CONCURRENCY, thread_name_prefix="cloud-tasks-launch"
+                    )
+                return await asyncio.get_running_loop().run_in_executor(
+                    self._launch_threads, self.compute.create_instances, spec, size
+                )
+
+        results = await asyncio.gather(*(one(size) for size in sizes), return_exceptions=True)
+        started = 0
+        errors: list[ProviderError | ConfigError] = []
+        for result in results:
+            if isinstance(result, ProviderError | ConfigError):
+                errors.append(result)
+                continue
+            if isinstance(result, BaseException):
+                raise result
+            for instance in result:
+                self._track_new(instance, option)
+            started += len(result)
+        errors.sort(key=_error_rank)
+        return started, (errors[0] if errors else None)
+
+    def _track_new(self, instance: Instance, option: LaunchOption) -> None:
+        candidate = option.candidate
+        launched = self._now()
+        self.tracked[instance.instance_id] = _Tracked(
+            instance.instance_id,
+            candidate.name,
+            option.zone,
+            candidate.price_per_hour_usd,
+            launched,
+            candidate.tasks_per_instance,
+            last_busy=launched,
+            on_demand=not candidate.use_spot,
+        )
+        self.db.record_instance(
+            InstanceRecord(
+                instance.instance_id,
+                instance.name,
+                candidate.name,
+                option.zone,
+                candidate.use_spot,
+                candidate.price_per_hour_usd,
+                launched,
+            )
+        )
+        self.launched += 1
 
     async def _terminate(self, instance_ids: Sequence[str], now: float, reason: str) -> None:
         if not instance_ids:
@@ -905,6 +1053,16 @@ class PoolManager:
             self.log(f"stopping {len(ids)} instances ({reason})")
         await self._terminate(ids, self._now(), reason)
         return ids
+
+
+def _error_rank(error: CloudTasksError) -> int:
+    """Which launch error to act on first: a rejection, then a transient failure, then a
+    capacity error (which only moves the launch to the next option)."""
+    if isinstance(error, PERMANENT_ERRORS):
+        return 0
+    if isinstance(error, CapacityError):
+        return 2
+    return 1
 
 
 def instances_needed(remaining_tasks: int, tasks_per_instance: int) -> int:

@@ -176,7 +176,48 @@ def make_plan(
     target = target_pool_size(best, config.run.limits, remaining_tasks)
     image = config.run.image or adapters.compute.default_image(best.offer.architecture)
     twins = on_demand_options(options, script_for) if config.run.on_demand_after_preemptions else []
+    options += _other_region_options(config, adapters, region, best, user_script, extra, refresh)
     return JobPlan(tuple(options), image, target.count, target.limited_by, region, tuple(twins))
+
+
+def _other_region_options(
+    config: JobConfig,
+    adapters: Adapters,
+    region: str,
+    best: Candidate,
+    user_script: str,
+    extra: Mapping[str, str],
+    refresh: bool,
+) -> list[LaunchOption]:
+    """Launch options in the allowed ``regions`` other than the job's, cheapest region first,
+    for types that run as many tasks per instance as ``best`` (so the pool size holds). Their
+    workers are told the queue's region."""
+    others = [r for r in config.provider_options.regions if r != region]
+    if not others:
+        return []
+    zones = {listed.name: tuple(listed.zones) for listed in adapters.compute.list_regions()}
+    per_region = []
+    for other in others:
+        ranked = [
+            c
+            for c in rank_offers_in_zone(
+                adapters.pricing.offers(other, refresh=refresh), config.run.constraints, None
+            )
+            if c.tasks_per_instance == best.tasks_per_instance
+            and c.offer.architecture == best.offer.architecture
+        ]
+        if not ranked:
+            continue
+
+        def script_for(candidate: Candidate, z: str) -> str:
+            return startup_script_for(config, user_script, candidate, z, extra, queue_region=region)
+
+        options = launch_options(ranked, ZoneChoice(None, zones.get(other, ())), script_for)
+        options = [o for o in options if o.zone]
+        if options:
+            per_region.append((ranked[0].price_per_task_slot_hour_usd, other, options))
+    per_region.sort(key=lambda item: (item[0], item[1]))
+    return [option for _price, _name, options in per_region for option in options]
 
 
 def pool_settings(config: JobConfig, plan: JobPlan, *, tasks_known: bool = True) -> PoolSettings:
@@ -200,7 +241,19 @@ def pool_settings(config: JobConfig, plan: JobPlan, *, tasks_known: bool = True)
         tasks_known=tasks_known,
         on_demand_after_preemptions=run.on_demand_after_preemptions,
         speculation=run.speculation,
+        spot_spread_tolerance=run.spot_spread_tolerance,
     )
+
+
+def worker_credentials_notice(config: JobConfig) -> str | None:
+    """What to tell the user when the instances' workers get no credentials from us."""
+    if config.provider == "aws" and not config.provider_options.service_account:
+        return (
+            "aws.service_account is not set: instances start without an IAM instance profile, "
+            "so the startup script must give the worker AWS credentials for SQS; set "
+            "service_account to an instance profile name (see docs/providers.md)"
+        )
+    return None
 
 
 def load_tasks(
@@ -229,6 +282,34 @@ def load_tasks(
     return sent
 
 
+def plan_spread(plan: JobPlan, tolerance: float, instances: int) -> list[dict[str, Any]]:
+    """How the first ``instances`` of a spot pool are spread over launch options (the pool
+    manager's rule); one entry when the pool is not spread."""
+    from cloud_tasks.domain.spread import SpreadPool, eligible_pools, shares, spread_launches
+
+    def pool(option: LaunchOption) -> SpreadPool:
+        c = option.candidate
+        return SpreadPool(option.key, c.price_per_task_slot_hour_usd, c.tasks_per_instance)
+
+    best = plan.options[0]
+    if not best.candidate.use_spot:
+        tolerance = 0.0
+    region = best.candidate.offer.region
+    same_region = [o for o in plan.options if o.candidate.offer.region == region]
+    chosen = eligible_pools(pool(best), [pool(o) for o in same_region], tolerance)
+    counts = spread_launches(instances, chosen)
+    return [
+        {
+            "instance_type": p.key[0],
+            "zone": p.key[1] or None,
+            "price_per_task_slot_hour_usd": p.price_per_task_slot_hour_usd,
+            "share": round(share, 4),
+            "instances": n,
+        }
+        for p, share, n in zip(chosen, shares(chosen), counts, strict=True)
+    ]
+
+
 def describe_plan(plan: JobPlan, config: JobConfig, n_tasks: int) -> dict[str, Any]:
     """The plan as plain data for ``--dry-run``."""
     best = plan.best
@@ -253,6 +334,7 @@ def describe_plan(plan: JobPlan, config: JobConfig, n_tasks: int) -> dict[str, A
         "fallbacks": [
             {"instance_type": o.candidate.name, "zone": o.zone or None} for o in plan.options[1:]
         ],
+        "spread": plan_spread(plan, config.run.spot_spread_tolerance, plan.initial_count),
         "startup_script": plan.options[0].startup_script,
     }
 
@@ -268,7 +350,9 @@ __all__ = [
     "load_tasks",
     "make_plan",
     "plan_adapters",
+    "plan_spread",
     "pool_settings",
     "queue_name_of",
     "region_of",
+    "worker_credentials_notice",
 ]

@@ -112,6 +112,9 @@ class SimulationResult:
     seed: int
     speculative_runs: int = 0
     slow_instances: str = ""
+    pool_preemption_rate_per_hour: float = 0.0
+    #: Capacity pools (type and zone) the job's instances were spread over.
+    capacity_pools: int = 1
 
     @property
     def cost_ratio(self) -> float:
@@ -221,6 +224,7 @@ def simulate(
     log: Callable[[str], None] | None = None,
     store: InMemoryTaskStore | TaskDatabase | None = None,
     slow_instances: tuple[float, float] | None = None,
+    pool_preemption_rate_per_hour: float = 0.0,
 ) -> SimulationRun:
     """Simulate ``config``'s job on the memory provider (see the module docstring).
 
@@ -229,7 +233,9 @@ def simulate(
     ``store`` replaces the default ``InMemoryTaskStore`` (e.g. a SQLite ``TaskDatabase``, to
     keep every event of the simulated job). ``slow_instances`` is ``(fraction, factor)``: that
     fraction of the instances (drawn per instance from the seed) runs every task ``factor``
-    times slower, as a bad host or a noisy neighbour would.
+    times slower, as a bad host or a noisy neighbour would. ``pool_preemption_rate_per_hour``:
+    reclaim waves per capacity pool (type and zone) per hour, each taking every spot instance
+    of that pool.
 
     Raises:
         ConfigError: inconsistent limits, a bad catalog, no tasks.
@@ -252,6 +258,8 @@ def simulate(
             seed=seed,
             log=log,
             store=store,
+            slow_instances=slow_instances,
+            pool_preemption_rate_per_hour=pool_preemption_rate_per_hour,
         )
     finally:
         if enabled:
@@ -269,9 +277,12 @@ def _simulate(
     seed: int = 0,
     log: Callable[[str], None] | None = None,
     store: InMemoryTaskStore | TaskDatabase | None = None,
+    slow_instances: tuple[float, float] | None = None,
+    pool_preemption_rate_per_hour: float = 0.0,
 ) -> SimulationRun:
     for flag, value in (
         ("--preemption-rate", preemption_rate_per_hour),
+        ("--pool-preemption-rate", pool_preemption_rate_per_hour),
         ("--boot-time", boot_time_s),
         ("--num-tasks", num_tasks),
     ):
@@ -296,6 +307,7 @@ def _simulate(
         boot_delay_s=boot_time_s,
         preemption_rate_per_hour=preemption_rate_per_hour,
         seed=seed,
+        pool_preemption_rate_per_hour=pool_preemption_rate_per_hour,
     )
     region_zones: tuple[str, ...] = ()
     for listed in compute.list_regions():
@@ -341,6 +353,7 @@ def _simulate(
         offload=False,
         on_demand_after_preemptions=run.on_demand_after_preemptions if best.use_spot else 0,
         speculation=run.speculation,
+        spot_spread_tolerance=run.spot_spread_tolerance,
     )
     lines: list[str] = []
 
@@ -419,6 +432,8 @@ def _simulate(
         seed=seed,
         speculative_runs=manager.speculator.copies if manager.speculator else 0,
         slow_instances=f"{slow_instances[0]:g}:{slow_instances[1]:g}" if slow_instances else "",
+        pool_preemption_rate_per_hour=pool_preemption_rate_per_hour,
+        capacity_pools=len({(spec.instance_type, spec.zone) for spec in compute.launched}),
     )
     return SimulationRun(result, compute, store, manager, stats, tuple(lines))
 
@@ -505,6 +520,11 @@ def format_result(result: SimulationResult) -> str:
         lines.append(f"Slow hosts:  {r.slow_instances} (fraction:factor)")
     if r.speculative_runs:
         lines.append(f"Speculation: {r.speculative_runs} stragglers started again")
+    if r.capacity_pools > 1 or r.pool_preemption_rate_per_hour > 0:
+        lines.append(
+            f"Spread:      {r.capacity_pools} capacity pools; reclaim waves "
+            f"{r.pool_preemption_rate_per_hour:g}/h per pool"
+        )
     return "\n".join(lines)
 
 

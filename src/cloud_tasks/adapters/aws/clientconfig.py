@@ -1,4 +1,4 @@
-"""botocore settings shared by the EC2 and Pricing clients: retries, timeouts.
+"""botocore settings shared by the EC2 and Pricing clients: retries, timeouts, proxy pages.
 
 botocore's ``standard`` retry mode retries throttling (``ThrottlingException``,
 ``RequestLimitExceeded``, ...), 5xx answers, timeouts and connection errors with capped
@@ -29,4 +29,30 @@ def client_config(**settings: Any) -> Any:
     return Config(retries=retries, **options)  # type: ignore[arg-type]
 
 
-__all__ = ["MAX_ATTEMPTS", "client_config"]
+def _is_page(response: dict[str, Any]) -> bool:
+    """A 5xx answer whose body is an HTML page (a proxy's or load balancer's), not AWS's."""
+    if int(response.get("status_code") or 0) < 500:
+        return False
+    headers = response.get("headers") or {}
+    content_type = str(headers.get("content-type") or headers.get("Content-Type") or "")
+    body = response.get("body") or b""
+    start = body[:64].lstrip().lower() if isinstance(body, bytes) else b""
+    return "html" in content_type.lower() or start.startswith((b"<!doctype", b"<html"))
+
+
+def _blank_proxy_page(response_dict: dict[str, Any], **_: Any) -> None:
+    # botocore recognises a 5xx with an empty body (or one starting exactly '<html>') as a
+    # generic error and retries it; any other HTML page reaches the XML parser, which makes
+    # an "Unknown" error that is never retried. Emptying the page gives every 5xx page the
+    # generic path: code "502", retried with backoff like any server error.
+    if _is_page(response_dict):
+        response_dict["body"] = b""
+
+
+def tolerate_proxy_pages(client: Any) -> Any:
+    """``client`` (EC2, Pricing), made to retry 5xx answers whose body is an HTML page."""
+    client.meta.events.register("before-parse", _blank_proxy_page)
+    return client
+
+
+__all__ = ["MAX_ATTEMPTS", "client_config", "tolerate_proxy_pages"]

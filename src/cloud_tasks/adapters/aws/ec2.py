@@ -17,7 +17,7 @@ from cloud_tasks.adapters.aws.translate import (
     instance_from_ec2,
 )
 from cloud_tasks.adapters.names import checked_job_id
-from cloud_tasks.exceptions import ConfigError, ProviderError
+from cloud_tasks.exceptions import ConfigError, ProviderError, RejectedError
 from cloud_tasks.ports import Image, Instance, InstanceSpec, Region
 
 #: Canonical's account, publisher of the official Ubuntu AMIs.
@@ -62,6 +62,15 @@ class Ec2Compute:
         self._root_devices: dict[str, str] = {}
 
     def create_instance(self, spec: InstanceSpec) -> Instance:
+        return self.create_instances(spec, 1)[0]
+
+    def create_instances(self, spec: InstanceSpec, count: int) -> list[Instance]:
+        """One ``RunInstances`` call for all ``count`` instances (``MinCount = MaxCount``): EC2
+        starts them all or fails with ``InsufficientInstanceCapacity``, and the pool manager
+        moves the batch to the next zone or type. A client token makes botocore's retries of
+        the call idempotent (a retried call never starts a second batch)."""
+        if count < 1:
+            raise ValueError("count must be at least 1")
         user_data = spec.startup_script.encode("utf-8")
         if len(user_data) > MAX_USER_DATA_BYTES:
             raise ConfigError(
@@ -82,8 +91,9 @@ class Ec2Compute:
         request: dict[str, Any] = {
             "ImageId": spec.image,
             "InstanceType": spec.instance_type,
-            "MinCount": 1,
-            "MaxCount": 1,
+            "MinCount": count,
+            "MaxCount": count,
+            "ClientToken": secrets.token_hex(16),
             "UserData": spec.startup_script,
             "Placement": {"AvailabilityZone": spec.zone},
             "BlockDeviceMappings": [{"DeviceName": self._root_device(spec.image), "Ebs": ebs}],
@@ -111,16 +121,36 @@ class Ec2Compute:
             request["SubnetId"] = self._subnet_id
         with aws_errors("run_instances", instance_type=spec.instance_type, zone=spec.zone):
             response = self._ec2.run_instances(**request)
-        return instance_from_ec2(response["Instances"][0])
+        return [instance_from_ec2(item) for item in response["Instances"]]
 
     def _root_device(self, image: str) -> str:
         if image not in self._root_devices:
             with aws_errors("describe_images"):
                 images = self._ec2.describe_images(ImageIds=[image]).get("Images", [])
             if not images:
-                raise ConfigError(f"image {image!r} does not exist in {self.region}")
+                raise RejectedError(
+                    f"image {image!r} does not exist in {self.region}; set 'image' to an AMI "
+                    "id of this region ('cloud_tasks list_images')",
+                    setting="image",
+                )
             self._root_devices[image] = str(images[0].get("RootDeviceName") or "/dev/sda1")
         return self._root_devices[image]
+
+    def image_identity(self, image: str) -> tuple[str, str]:
+        """(name, owner) of an AMI of this region: what finds its copy in another region."""
+        with aws_errors("describe_images"):
+            images = self._ec2.describe_images(ImageIds=[image]).get("Images", [])
+        if not images:
+            raise RejectedError(f"image {image!r} does not exist in {self.region}", setting="image")
+        return str(images[0].get("Name", "")), str(images[0].get("OwnerId", ""))
+
+    def find_image(self, name: str, owner: str) -> str | None:
+        """The AMI of this region with ``name`` published by ``owner``, if there is one."""
+        with aws_errors("describe_images"):
+            images = self._ec2.describe_images(
+                Owners=[owner], Filters=[{"Name": "name", "Values": [name]}]
+            ).get("Images", [])
+        return str(images[0]["ImageId"]) if images else None
 
     def list_instances(self, job_id: str | None) -> list[Instance]:
         filters = [

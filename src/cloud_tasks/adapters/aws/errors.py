@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from cloud_tasks.adapters.aws.translate import CREDENTIALS_HINT, translate_error
+from cloud_tasks.domain.text import collapse_whitespace
 from cloud_tasks.exceptions import CredentialsError, ProviderError
 
 
@@ -30,4 +31,4 @@ def aws_errors(operation: str, *, instance_type: str = "", zone: str = "") -> It
             f"no AWS credentials found for {operation}; {CREDENTIALS_HINT}"
         ) from None
     except BotoCoreError as exc:
-        raise ProviderError(f"AWS {operation} failed: {exc}") from None
+        raise ProviderError(collapse_whitespace(f"AWS {operation} failed: {exc}")) from None

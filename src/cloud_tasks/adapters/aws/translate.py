@@ -15,12 +15,14 @@ from typing import Any
 import attrs
 
 from cloud_tasks.domain.offers import BootDiskOption, InstanceOffer
+from cloud_tasks.domain.text import collapse_whitespace
 from cloud_tasks.exceptions import (
     CapacityError,
     CloudTasksError,
     CredentialsError,
     ProviderError,
     QuotaError,
+    RejectedError,
 )
 from cloud_tasks.ports import Instance, InstanceState
 
@@ -92,6 +94,33 @@ _AUTH_CODES = frozenset(
         "AccessDeniedException",
         "UnrecognizedClientException",
     }
+)
+#: Errors another try cannot fix: (code prefix, the setting to change, what to do).
+_REJECTED: tuple[tuple[str, str, str], ...] = (
+    ("InvalidAMIID", "image", "set 'image' to an AMI id of this region and architecture"),
+    ("InvalidInstanceType", "instance_types", "pick another type ('list_instance_types')"),
+    ("InvalidSubnet", "subnet", "use a subnet of this region"),
+    ("InvalidGroup", "security group", "use a security group of this region"),
+    ("InvalidSecurityGroup", "security group", "use a security group of this region"),
+    ("InvalidVpcID", "network", "use a VPC of this region"),
+    ("VPCIdNotSpecified", "network", "the account has no default VPC; create one"),
+    ("InvalidUserData", "startup_script", "check the startup script"),
+    ("InvalidBlockDeviceMapping", "boot disk", "check boot_disk_types and the disk size"),
+    ("InvalidParameter", "", "check the configuration"),
+    ("MissingParameter", "", "check the configuration"),
+    ("NoSuchEntity", "", "check the configuration"),
+    ("OptInRequired", "account", "subscribe the account to EC2 in this region"),
+    ("PendingVerification", "account", "wait until AWS has verified the account"),
+    ("Blocked", "account", "contact AWS support"),
+)
+#: Words of an ``InvalidParameterValue`` message → the setting it is about.
+_PARAMETER_SETTINGS: tuple[tuple[str, str, str], ...] = (
+    ("iaminstanceprofile", "service_account", "name an existing instance profile"),
+    ("instanceprofile", "service_account", "name an existing instance profile"),
+    ("instancetype", "instance_types", "pick another type ('list_instance_types')"),
+    ("imageid", "image", "set 'image' to an AMI id of this region and architecture"),
+    ("userdata", "startup_script", "check the startup script"),
+    ("volume", "boot disk", "check boot_disk_types and the disk size"),
 )
 CREDENTIALS_HINT = (
     "check the AWS credentials (aws configure, AWS_PROFILE, or access_key/secret_key in the "
@@ -321,7 +350,9 @@ def instance_from_ec2(item: Mapping[str, Any]) -> Instance:
 def translate_error(
     code: str, message: str, operation: str, *, instance_type: str = "", zone: str = ""
 ) -> CloudTasksError:
-    """Our exception for an AWS error ``code`` raised by ``operation``."""
+    """Our exception for an AWS error ``code`` raised by ``operation``; the message is one
+    line (AWS messages may hold line breaks)."""
+    message = collapse_whitespace(message)
     where = f" for {instance_type} in {zone}" if instance_type or zone else ""
     if code in _CAPACITY_CODES:
         return CapacityError(
@@ -338,4 +369,31 @@ def translate_error(
         )
     if code in _AUTH_CODES:
         return CredentialsError(f"AWS rejected {operation} ({code}: {message}); {CREDENTIALS_HINT}")
+    if code.isdigit():
+        # botocore's code for an answer that was not AWS's (an HTML page from a proxy).
+        return ProviderError(
+            f"AWS {operation} failed: the endpoint answered HTTP {code} {message} with a page "
+            "that is not an AWS answer, after every retry (a proxy or load balancer in the "
+            "way, or an outage); try again later or check AWS_ENDPOINT_URL and proxy settings"
+        )
+    rejected = rejected_setting(code, message)
+    if rejected is not None:
+        setting, fix = rejected
+        about = f" (setting: {setting})" if setting else ""
+        return RejectedError(
+            f"AWS refused {operation}{where} ({code}: {message}); {fix}{about}", setting=setting
+        )
     return ProviderError(f"AWS {operation} failed ({code}: {message})")
+
+
+def rejected_setting(code: str, message: str) -> tuple[str, str] | None:
+    """``(setting, what to do)`` when ``code`` is an error another try cannot fix."""
+    for prefix, setting, fix in _REJECTED:
+        if code.startswith(prefix):
+            if not setting:
+                lowered = message.lower().replace(" ", "")
+                for words, named, named_fix in _PARAMETER_SETTINGS:
+                    if words in lowered:
+                        return named, named_fix
+            return setting, fix
+    return None

@@ -20,10 +20,14 @@ from cloud_tasks.adapters.gcp.translate import (
     translate_error,
 )
 from cloud_tasks.adapters.names import checked_job_id
-from cloud_tasks.exceptions import ConfigError, ProviderError
+from cloud_tasks.exceptions import CapacityError, ConfigError, ProviderError
 from cloud_tasks.ports import Image, Instance, InstanceSpec, Region
 
+#: The access scope of the instances' service account: every API, limited by the account's
+#: IAM roles (Google's recommendation; it covers Pub/Sub and Cloud Logging).
 _SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+#: The API's name for the project's default compute service account.
+DEFAULT_SERVICE_ACCOUNT = "default"
 
 
 class GceCompute:
@@ -67,59 +71,14 @@ class GceCompute:
 
         name = f"{spec.job_id}-{secrets.token_hex(3)}"
         disk_type = spec.boot_disk_type or "pd-balanced"
-        metadata = [compute_v1.Items(key="startup-script", value=spec.startup_script)]
-        if spec.price_per_hour_usd is not None:
-            metadata.append(
-                compute_v1.Items(key=PRICE_METADATA, value=f"{spec.price_per_hour_usd:.6f}")
-            )
-        resource = compute_v1.Instance(
-            name=name,
-            machine_type=f"zones/{spec.zone}/machineTypes/{spec.instance_type}",
-            labels={JOB_LABEL: spec.job_id, MANAGED_LABEL: "true"},
-            metadata=compute_v1.Metadata(items=metadata),
-            disks=[
-                compute_v1.AttachedDisk(
-                    boot=True,
-                    auto_delete=True,
-                    initialize_params=compute_v1.AttachedDiskInitializeParams(
-                        source_image=spec.image,
-                        disk_size_gb=spec.boot_disk_gb,
-                        disk_type=f"zones/{spec.zone}/diskTypes/{disk_type}",
-                    ),
-                )
-            ],
-            network_interfaces=[
-                compute_v1.NetworkInterface(
-                    network=self._network,
-                    access_configs=[
-                        compute_v1.AccessConfig(name="External NAT", type_="ONE_TO_ONE_NAT")
-                    ],
-                )
-            ],
+        parts = self._parts(
+            spec,
+            f"zones/{spec.zone}/diskTypes/{disk_type}",
+            f"zones/{spec.zone}/acceleratorTypes/{spec.gpu_type}",
         )
-        if spec.use_spot:
-            resource.scheduling = compute_v1.Scheduling(
-                provisioning_model="SPOT",
-                instance_termination_action="DELETE",
-                automatic_restart=False,
-                on_host_maintenance="TERMINATE",
-            )
-        elif spec.gpus:
-            # GPU VMs cannot live-migrate: GCP requires them to stop for host maintenance.
-            resource.scheduling = compute_v1.Scheduling(
-                on_host_maintenance="TERMINATE", automatic_restart=True
-            )
-        if spec.gpus and spec.attach_gpus and spec.gpu_type:
-            resource.guest_accelerators = [
-                compute_v1.AcceleratorConfig(
-                    accelerator_type=f"zones/{spec.zone}/acceleratorTypes/{spec.gpu_type}",
-                    accelerator_count=spec.gpus,
-                )
-            ]
-        if spec.service_account:
-            resource.service_accounts = [
-                compute_v1.ServiceAccount(email=spec.service_account, scopes=_SCOPES)
-            ]
+        resource = compute_v1.Instance(
+            name=name, machine_type=f"zones/{spec.zone}/machineTypes/{spec.instance_type}", **parts
+        )
         with gcp_errors("creating an instance", instance_type=spec.instance_type, zone=spec.zone):
             operation = self._instances.insert_unary(
                 project=self.project, zone=spec.zone, instance_resource=resource
@@ -128,6 +87,110 @@ class GceCompute:
         with gcp_errors("reading the new instance"):
             created = self._instances.get(project=self.project, zone=spec.zone, instance=name)
         return instance_from_gce(as_dict(created))
+
+    def create_instances(self, spec: InstanceSpec, count: int) -> list[Instance]:
+        """One ``bulkInsert`` with ``minCount=1``: Compute Engine creates as many of ``count``
+        as it can (none when it cannot create one), in one operation."""
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        if count == 1:
+            return [self.create_instance(spec)]
+        from google.cloud import compute_v1
+
+        stem = f"{spec.job_id}-{secrets.token_hex(2)}"
+        names = [f"{stem}-{index:04d}" for index in range(count)]
+        # Instance properties take bare machine and disk type names, not zonal URLs.
+        properties = compute_v1.InstanceProperties(
+            machine_type=spec.instance_type,
+            **self._parts(spec, spec.boot_disk_type or "pd-balanced", spec.gpu_type or ""),
+        )
+        request = compute_v1.BulkInsertInstanceResource(
+            count=count,
+            min_count=1,
+            instance_properties=properties,
+            per_instance_properties={
+                name: compute_v1.BulkInsertInstanceResourcePerInstanceProperties(name=name)
+                for name in names
+            },
+        )
+        what = "creating instances"
+        with gcp_errors(what, instance_type=spec.instance_type, zone=spec.zone):
+            operation = self._instances.bulk_insert_unary(
+                project=self.project,
+                zone=spec.zone,
+                bulk_insert_instance_resource_resource=request,
+            )
+        self._wait(operation, spec.zone, what, spec.instance_type)
+        wanted = set(names)
+        created = [i for i in self.list_instances(spec.job_id) if i.name in wanted]
+        if not created:
+            raise CapacityError(
+                f"GCP created none of {count} {spec.instance_type} instances in {spec.zone}",
+                instance_type=spec.instance_type,
+                zone=spec.zone,
+            )
+        return created
+
+    def _parts(self, spec: InstanceSpec, disk_type: str, accelerator_type: str) -> dict[str, Any]:
+        """What an instance and bulk instance properties share: labels, metadata, disk,
+        network, scheduling, GPUs and the service account. ``disk_type`` and
+        ``accelerator_type`` are zonal paths for an instance, bare names for bulk properties."""
+        from google.cloud import compute_v1
+
+        metadata = [compute_v1.Items(key="startup-script", value=spec.startup_script)]
+        if spec.price_per_hour_usd is not None:
+            metadata.append(
+                compute_v1.Items(key=PRICE_METADATA, value=f"{spec.price_per_hour_usd:.6f}")
+            )
+        parts: dict[str, Any] = {
+            "labels": {JOB_LABEL: spec.job_id, MANAGED_LABEL: "true"},
+            "metadata": compute_v1.Metadata(items=metadata),
+            "disks": [
+                compute_v1.AttachedDisk(
+                    boot=True,
+                    auto_delete=True,
+                    initialize_params=compute_v1.AttachedDiskInitializeParams(
+                        source_image=spec.image,
+                        disk_size_gb=spec.boot_disk_gb,
+                        disk_type=disk_type,
+                    ),
+                )
+            ],
+            "network_interfaces": [
+                compute_v1.NetworkInterface(
+                    network=self._network,
+                    access_configs=[
+                        compute_v1.AccessConfig(name="External NAT", type_="ONE_TO_ONE_NAT")
+                    ],
+                )
+            ],
+            # The worker reads Pub/Sub and writes logs as this account: the configured one,
+            # else the project's default compute service account (gcloud's default too).
+            "service_accounts": [
+                compute_v1.ServiceAccount(
+                    email=spec.service_account or DEFAULT_SERVICE_ACCOUNT, scopes=_SCOPES
+                )
+            ],
+        }
+        if spec.use_spot:
+            parts["scheduling"] = compute_v1.Scheduling(
+                provisioning_model="SPOT",
+                instance_termination_action="DELETE",
+                automatic_restart=False,
+                on_host_maintenance="TERMINATE",
+            )
+        elif spec.gpus:
+            # GPU VMs cannot live-migrate: GCP requires them to stop for host maintenance.
+            parts["scheduling"] = compute_v1.Scheduling(
+                on_host_maintenance="TERMINATE", automatic_restart=True
+            )
+        if spec.gpus and spec.attach_gpus and spec.gpu_type:
+            parts["guest_accelerators"] = [
+                compute_v1.AcceleratorConfig(
+                    accelerator_type=accelerator_type, accelerator_count=spec.gpus
+                )
+            ]
+        return parts
 
     def _wait(self, operation: Any, zone: str, what: str, instance_type: str = "") -> None:
         deadline = self._monotonic() + self._timeout_s

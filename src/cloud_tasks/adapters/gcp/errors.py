@@ -9,6 +9,7 @@ from google.api_core import exceptions as api_exceptions
 from google.auth import exceptions as auth_exceptions
 
 from cloud_tasks.adapters.gcp.translate import CREDENTIALS_HINT, translate_error
+from cloud_tasks.domain.text import collapse_whitespace
 from cloud_tasks.exceptions import CredentialsError, ProviderError
 
 
@@ -29,10 +30,10 @@ def gcp_errors(operation: str, *, instance_type: str = "", zone: str = "") -> It
         ) from None
     except auth_exceptions.GoogleAuthError as exc:
         raise CredentialsError(
-            f"GCP credentials for {operation}: {exc}; {CREDENTIALS_HINT}"
+            collapse_whitespace(f"GCP credentials for {operation}: {exc}; {CREDENTIALS_HINT}")
         ) from None
     except api_exceptions.GoogleAPIError as exc:
-        raise ProviderError(f"GCP {operation} failed: {exc}") from None
+        raise ProviderError(collapse_whitespace(f"GCP {operation} failed: {exc}")) from None
 
 
 def is_not_found(exc: BaseException) -> bool:

@@ -14,12 +14,14 @@ from typing import Any
 import attrs
 
 from cloud_tasks.domain.offers import BootDiskOption, InstanceOffer
+from cloud_tasks.domain.text import collapse_whitespace
 from cloud_tasks.exceptions import (
     CapacityError,
     CloudTasksError,
     CredentialsError,
     ProviderError,
     QuotaError,
+    RejectedError,
 )
 from cloud_tasks.ports import Instance, InstanceState
 
@@ -355,6 +357,28 @@ def instance_from_gce(item: Mapping[str, Any]) -> Instance:
 
 _CAPACITY = ("ZONE_RESOURCE_POOL_EXHAUSTED", "RESOURCE_POOL_EXHAUSTED", "STOCKOUT")
 _QUOTA = ("QUOTA_EXCEEDED", "quotaExceeded", "RESOURCE_EXHAUSTED")
+#: Operation error codes another try cannot fix.
+_REJECTED_CODES = (
+    "RESOURCE_NOT_FOUND",
+    "INVALID_FIELD_VALUE",
+    "INVALID_ARGUMENT",
+    "INVALID_USAGE",
+    "BAD_REQUEST",
+    "CONDITION_NOT_MET",
+)
+#: Words of a rejection → (the setting it is about, what to do); the first match wins.
+_SETTINGS: tuple[tuple[str, str, str], ...] = (
+    ("serviceaccount", "service_account", "name a service account of the project"),
+    ("service account", "service_account", "name a service account of the project"),
+    ("/images/", "image", "set 'image' to an image that exists ('cloud_tasks list_images')"),
+    ("image", "image", "set 'image' to an image that exists ('cloud_tasks list_images')"),
+    ("machinetype", "instance_types", "pick another type ('list_instance_types')"),
+    ("subnetwork", "network", "use a subnetwork of this region"),
+    ("network", "network", "use a VPC network of the project"),
+    ("metadata", "startup_script", "shorten the startup script"),
+    ("disk", "boot disk", "check boot_disk_types and the disk size"),
+    ("projects/", "project_id", "check project_id"),
+)
 CREDENTIALS_HINT = (
     "check Application Default Credentials (gcloud auth application-default login) or "
     "credentials_file in the config, and the account's roles; see docs/providers.md"
@@ -364,7 +388,9 @@ CREDENTIALS_HINT = (
 def translate_error(
     text: str, operation: str, *, status: int = 0, instance_type: str = "", zone: str = ""
 ) -> CloudTasksError:
-    """Our exception for a Compute Engine error whose codes/messages are in ``text``."""
+    """Our exception for a Compute Engine error whose codes/messages are in ``text`` (made
+    one line)."""
+    text = collapse_whitespace(text)
     where = f" for {instance_type} in {zone}" if instance_type or zone else ""
     if any(code in text for code in _CAPACITY):
         return CapacityError(
@@ -380,6 +406,16 @@ def translate_error(
         )
     if status in (401, 403):
         return CredentialsError(f"GCP refused {operation} ({text}); {CREDENTIALS_HINT}")
+    if status in (400, 404) or any(code in text for code in _REJECTED_CODES):
+        lowered = text.lower()
+        setting, fix = next(
+            ((name, what) for words, name, what in _SETTINGS if words in lowered),
+            ("", "check the configuration"),
+        )
+        about = f" (setting: {setting})" if setting else ""
+        return RejectedError(
+            f"GCP refused {operation}{where} ({text}); {fix}{about}", setting=setting
+        )
     return ProviderError(f"GCP {operation} failed ({text})")
 
 

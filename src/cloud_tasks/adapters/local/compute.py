@@ -174,6 +174,10 @@ class LocalCompute:
 
     # -- Compute --------------------------------------------------------------------------
 
+    def create_instances(self, spec: InstanceSpec, count: int) -> list[Instance]:
+        """Local instances are process groups started one by one (each is quick)."""
+        return [self.create_instance(spec) for _ in range(count)]
+
     def create_instance(self, spec: InstanceSpec) -> Instance:
         instance_id = f"local-{uuid.uuid4().hex[:12]}"
         name = f"{spec.job_id}-{instance_id.removeprefix('local-')[:8]}"

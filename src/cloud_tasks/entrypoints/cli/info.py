@@ -109,17 +109,27 @@ def list_instance_types(
     candidates = rank_offers_in_zone(
         pricing.offers(region, refresh=refresh_prices), constraints, config.provider_options.zone
     )
+    from cloud_tasks.domain.spread import candidate_shares
+    from cloud_tasks.manager.plan import MAX_FALLBACK_TYPES
+
+    spread = candidate_shares(candidates, config.run.spot_spread_tolerance, 1 + MAX_FALLBACK_TYPES)
     if limit is not None:
         candidates = candidates[:limit]
     provider = _record_provider(config)
     if params.get("output_format") == "json":
-        _echo_json([candidate_record(c, provider) for c in candidates])
+        records = [candidate_record(c, provider) for c in candidates]
+        if spread:
+            for c, record in zip(candidates, records, strict=True):
+                record["spread_share"] = round(spread.get((c.name, c.offer.zone or ""), 0.0), 4)
+        _echo_json(records)
         return
     show_zone = any(c.offer.zone for c in candidates)
     show_gpus = any(c.offer.gpus for c in candidates)
     columns = ["Type", *(["Zone"] if show_zone else []), "vCPU", "Mem GiB", "Arch", "SSD GB"]
     columns += ["GPUs"] if show_gpus else []
     columns += ["Boot disk", "On-demand $/h", "Spot $/h", "Tasks", "$/task-slot/h"]
+    if spread:
+        columns += ["Spread"]
     if detail:
         columns += ["All-in $/h", "CPU family", "Rank"]
     rows = []
@@ -131,12 +141,20 @@ def list_instance_types(
         row += [f"{c.boot_disk_gb} GB {c.boot_disk_type or ''}".strip()]
         row += [_money(o.price_per_hour_usd), _money(o.spot_price_per_hour_usd)]
         row += [str(c.tasks_per_instance), _money(c.price_per_task_slot_hour_usd, 5)]
+        if spread:
+            share = spread.get((c.name, o.zone or ""), 0.0)
+            row += [f"{share:.0%}" if share else "-"]
         if detail:
             row += [_money(c.price_per_hour_usd), o.cpu_family, str(o.cpu_rank)]
         rows.append(row)
     pricing_kind = "spot" if constraints.use_spot else "on-demand"
     source = "" if notice is None else ", bundled catalog"
     title = f"{len(rows)} instance types in {region} ({provider}, {pricing_kind} prices{source})"
+    if spread:
+        title += (
+            f"; a spot pool spreads over the {len(spread)} within "
+            f"{config.run.spot_spread_tolerance:.0%} of the best"
+        )
     numeric = {i for i, name in enumerate(columns) if name not in ("Type", "Zone", "Arch", "GPUs")}
     numeric -= {columns.index("Boot disk")}
     if detail:

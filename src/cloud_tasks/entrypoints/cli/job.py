@@ -33,10 +33,12 @@ from cloud_tasks.manager.insight import PoolRecorder
 from cloud_tasks.manager.joblock import JobLock, lock_holder
 from cloud_tasks.manager.notify import JobNotifier
 from cloud_tasks.manager.pool import JobOutcome, PoolManager, PoolSnapshot
+from cloud_tasks.manager.preflight import require_checks, run_checks
 from cloud_tasks.manager.report import build_report, format_report
 from cloud_tasks.manager.session import (
     RUNNABLE_PROVIDERS,
     Adapters,
+    JobPlan,
     build_adapters,
     db_path_of,
     describe_plan,
@@ -45,6 +47,7 @@ from cloud_tasks.manager.session import (
     make_plan,
     plan_adapters,
     pool_settings,
+    worker_credentials_notice,
 )
 from cloud_tasks.manager.taskdb import TaskDatabase, identify
 from cloud_tasks.redact import redact, redact_startup_script
@@ -52,6 +55,16 @@ from cloud_tasks.redact import redact, redact_startup_script
 
 def _echo_err(message: str) -> None:
     click.echo(message, err=True)
+
+
+def _no_check_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--no-check",
+        "no_check",
+        is_flag=True,
+        help="Skip the preflight checks of 'cloud_tasks check' (credentials, permissions, "
+        "image, quotas...).",
+    )(function)
 
 
 def _db_option(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -206,6 +219,9 @@ def _supervise(
             f"instance type {plan.best.name} ({plan.best.tasks_per_instance} tasks each, "
             f"${plan.best.price_per_hour_usd:.4f}/h), up to {plan.initial_count} instances"
         )
+        notice = worker_credentials_notice(config)
+        if notice:
+            display.log(notice)
         while True:
             manager = PoolManager(
                 compute=recorder.watch(adapters.compute),
@@ -450,6 +466,7 @@ def _delete_queues(adapters: Adapters) -> None:
     help="With --dry-run: seconds one task takes, for the makespan and cost estimate.",
 )
 @click.option("--force", is_flag=True, help="Start over even if the queue or database exist.")
+@_no_check_option
 @click.option("--strict", is_flag=True, help="Exit 1 when any task failed.")
 @click.option(
     "--output-file",
@@ -541,6 +558,7 @@ def run_command(**params: Any) -> None:
         )
         return
     _require_runnable(config)
+    _preflight(config, adapters, plan, skip=params["no_check"], quiet=quiet)
     # Before anything is created: db_file must be this job's task database or a new file in
     # a folder we can write to; never another file (which --force must not delete either).
     if TaskDatabase.check_new(db_path, job_id) and not params["force"]:
@@ -596,6 +614,21 @@ def run_command(**params: Any) -> None:
                 output_file=params["output_file"],
                 dashboard_port=params["dashboard_port"] if params["dashboard"] else None,
             )
+
+
+def _preflight(
+    config: JobConfig, adapters: Adapters, plan: JobPlan, *, skip: bool, quiet: bool
+) -> None:
+    """The checks of 'cloud_tasks check', before anything is created: a failure is one line
+    and exit 1; warnings are shown unless quiet."""
+    if skip:
+        return
+    results = run_checks(config, adapters, plan)
+    if not quiet:
+        for result in results:
+            if result.status == "warn":
+                _echo_err(f"check: {result.name}: {result.detail}")
+    require_checks(results)
 
 
 def _resume_hint(config: JobConfig) -> str:
@@ -704,6 +737,15 @@ def _print_dry_run(
         + (f" {data['boot_disk_type']}" if data["boot_disk_type"] else ""),
         f"  image:              {data['image']}",
     ]
+    if len(data["spread"]) > 1:
+        shown = ", ".join(
+            f"{p['instances']} {p['instance_type']}" + (f"/{p['zone']}" if p["zone"] else "")
+            for p in data["spread"]
+        )
+        lines.append(
+            f"  spread over:        {shown} (spot pools within "
+            f"{config.run.spot_spread_tolerance:.0%} of the best price per task slot)"
+        )
     if data["fallbacks"]:
         shown = ", ".join(
             f"{f['instance_type']}" + (f"/{f['zone']}" if f["zone"] else "")
@@ -728,6 +770,7 @@ def _print_dry_run(
 @common_options
 @run_options
 @click.option("--strict", is_flag=True, help="Exit 1 when any task failed.")
+@_no_check_option
 def manage_pool_command(**params: Any) -> None:
     """Supervise the instance pool for an already loaded queue (see load_queue).
 
@@ -745,6 +788,9 @@ def manage_pool_command(**params: Any) -> None:
             f"queue {adapters.task_queue.name!r} does not exist; load it first with "
             "'cloud_tasks load_queue' (or use 'cloud_tasks run')"
         )
+    if not params["no_check"]:
+        checked = make_plan(config, adapters, max(adapters.task_queue.depth(), 1))
+        _preflight(config, adapters, checked, skip=False, quiet=quiet)
     TaskDatabase.check_new(db_path, job_id)  # before the event queue is created
     with JobLock(db_path, job_id), TaskDatabase(db_path, job_id=job_id) as db:
         adapters.event_queue.create()

@@ -10,7 +10,7 @@ import click
 from cloud_tasks import __version__
 from cloud_tasks.bootstrap import missing_library_error
 from cloud_tasks.domain.text import one_line
-from cloud_tasks.entrypoints.cli import info, job, look, queue, simulate
+from cloud_tasks.entrypoints.cli import check, info, job, look, queue, simulate
 from cloud_tasks.exceptions import CloudTasksError
 from cloud_tasks.redact import redact
 
@@ -37,7 +37,7 @@ def cli() -> None:
     """
 
 
-for _module in (job, queue, info, simulate, look):
+for _module in (job, queue, info, simulate, look, check):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

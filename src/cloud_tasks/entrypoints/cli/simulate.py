@@ -55,6 +55,20 @@ from cloud_tasks.exceptions import ConfigError
     help="Spot preemptions per instance per hour (Poisson); 0.1 = 10%/h.",
 )
 @click.option(
+    "--pool-preemption-rate",
+    type=click.FloatRange(min=0.0),
+    default=0.0,
+    show_default=True,
+    help="Spot reclaim waves per capacity pool (one type in one zone) per hour; a wave "
+    "takes every spot instance of its pool at once.",
+)
+@click.option(
+    "--compare-spread",
+    is_flag=True,
+    help="Also simulate the same job (same seed) with every instance in the best pool "
+    "(spot_spread_tolerance 0) and print both.",
+)
+@click.option(
     "--boot-time",
     type=click.FloatRange(min=0.0),
     default=30.0,
@@ -122,21 +136,43 @@ def simulate_command(**params: Any) -> None:
         tasks = [Task(task.task_id) for task in iter_tasks(tasks_file)]
         if not tasks:
             raise ConfigError(f"{tasks_file}: the task file holds no tasks; nothing to simulate")
-    run = simulate(
-        config,
-        duration=duration,
-        tasks=tasks,
-        num_tasks=num_tasks,
-        preemption_rate_per_hour=params["preemption_rate"],
-        boot_time_s=params["boot_time"],
-        seed=params["seed"],
-        slow_instances=slow,
-        log=(lambda line: click.echo(line, err=True)) if level >= 1 and not as_json else None,
-    )
+
+    def simulated(job: Any) -> Any:
+        return simulate(
+            job,
+            duration=duration,
+            tasks=tasks,
+            num_tasks=num_tasks,
+            preemption_rate_per_hour=params["preemption_rate"],
+            pool_preemption_rate_per_hour=params["pool_preemption_rate"],
+            boot_time_s=params["boot_time"],
+            seed=params["seed"],
+            slow_instances=slow,
+            log=(lambda line: click.echo(line, err=True)) if level >= 1 and not as_json else None,
+        )
+
+    run = simulated(config)
+    single = None
+    if params["compare_spread"]:
+        import attrs
+
+        single = simulated(
+            attrs.evolve(config, run=attrs.evolve(config.run, spot_spread_tolerance=0.0))
+        ).result
     if as_json:
-        click.echo(json.dumps(run.result.to_dict(), indent=2))
+        data = run.result.to_dict()
+        if single is not None:
+            data["single_pool"] = single.to_dict()
+        click.echo(json.dumps(data, indent=2))
     else:
         click.echo(format_result(run.result))
+        if single is not None:
+            r = run.result
+            click.echo(
+                f"Single pool: makespan {single.makespan_s:.0f} s, cost ${single.cost_usd:.4f} "
+                f"vs spread over {r.capacity_pools} pools: makespan {r.makespan_s:.0f} s, "
+                f"cost ${r.cost_usd:.4f} (same seed {r.seed})"
+            )
     if not run.result.status == "completed":
         raise ConfigError(f"the simulated job did not finish: {run.result.message}")
 

@@ -86,13 +86,6 @@ class WorkerData(WorkerOptions):
         return Checkpoint(self.checkpoint_location, self.task_id)
 
     @property
-    def checkpoint(self) -> Checkpoint:
-        """This task's checkpoint under ``--checkpoint-location``: ``save(obj)`` / ``load()``."""
-        from cloud_tasks.entrypoints.worker.checkpoint import Checkpoint
-
-        return Checkpoint(self.checkpoint_location, self.task_id)
-
-    @property
     def received_shutdown_request(self) -> bool:
         """True once the worker got SIGINT or SIGTERM and is winding down."""
         return self.flags.shutdown_request

@@ -309,14 +309,12 @@ _SPECS: tuple[_Spec, ...] = (
         "gpus",
         "int",
         "GPUs of this VM; each task slot gets its own (CUDA_VISIBLE_DEVICES)",
-        minimum=0,
     ),
     _Spec(
         ("--gpus-per-task",),
         "gpus_per_task",
         "float",
         "GPUs each task slot sees (default: an equal share of --gpus)",
-        positive=True,
     ),
     _Spec(
         ("--report-task-starts",),

@@ -75,6 +75,8 @@ def _short(task_id: str) -> str:
     return (
         repr(task_id) if len(task_id) <= 80 else repr(task_id[:60]) + f"... ({len(task_id)} chars)"
     )
+
+
 # Deliveries of a speculative copy that a worker already running its task hands back before it
 # runs the copy itself.
 _MAX_BOUNCES = 4

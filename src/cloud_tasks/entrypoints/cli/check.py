@@ -1,0 +1,71 @@
+"""``cloud_tasks check``: preflight checks before a job creates anything."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from cloud_tasks.entrypoints.cli.options import (
+    common_options,
+    format_option,
+    resolve_config,
+    run_options,
+)
+from cloud_tasks.manager.preflight import failed, render, run_checks
+from cloud_tasks.manager.session import build_adapters, db_path_of, make_plan
+
+#: Tasks assumed when no task file is given: the pool is then as large as the limits allow.
+_UNBOUNDED_TASKS = 10**9
+
+
+@click.command("check")
+@common_options
+@run_options
+@click.option(
+    "--tasks",
+    "--task-file",
+    "tasks_file",
+    type=str,
+    default=None,
+    help="Size the planned pool for this task file (default: as large as the limits allow).",
+)
+@format_option
+def check_command(**params: Any) -> None:
+    """Check credentials, permissions, image, quotas, queue, startup script and the workers'
+    credentials before a job runs; one row per check with the fix. Exit 1 when one fails.
+
+    'run' and 'manage_pool' run the same checks before they create anything. A check that
+    cannot be verified (the API is unavailable, or the caller may not ask) is a warning.
+    """
+    config = resolve_config(**params)
+    adapters = build_adapters(config, db_path_of(config))
+    n_tasks = _UNBOUNDED_TASKS
+    if params["tasks_file"]:
+        from cloud_tasks.entrypoints.cli.job import _validate_tasks
+
+        n_tasks = _validate_tasks(params["tasks_file"], adapters.task_queue.max_message_bytes)
+    plan = make_plan(config, adapters, n_tasks)
+    results = run_checks(config, adapters, plan)
+    if params["output_format"] == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "ok": not failed(results),
+                    "checks": [
+                        {"name": r.name, "status": r.status, "detail": r.detail, "fix": r.fix}
+                        for r in results
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        click.echo(render(results))
+    if failed(results):
+        sys.exit(1)
+
+
+COMMANDS: list[click.Command] = [check_command]
