@@ -386,9 +386,7 @@ def test_forged_events_on_the_event_queue_change_nothing(tmp_path: Path) -> None
         )
     with _cleanup(tmp_path, manager):
         _wait_for("two instances", lambda: len(_instance_groups(tmp_path)) == 2)
-        events = SqliteEventQueue(
-            queue_file(JOB, tmp_path / "state" / "cloud_tasks" / "queues"), f"{JOB}-events"
-        )
+        events = SqliteEventQueue(queue_file(JOB, tmp_path / ".cloud_tasks" / JOB), f"{JOB}-events")
         forged = [
             {"event_type": "task_completed", "task_id": "t000", "success": "yes", "retry": False},
             {"event_type": "task_completed", "task_id": "t001", "success": 1, "retry": False},
