@@ -198,8 +198,9 @@ def test_the_server_reads_again_only_when_the_database_changed(tmp_path: Path) -
         with TaskDatabase(path) as db:
             db.ingest([{"event_type": "task_completed", "task_id": "t1", "success": True}], 14.0)
         assert server.read_job()["counts"]["completed"] == 1
-        # A database replaced by 'run --force' is read anew.
-        path.unlink()
+        # A database replaced by 'run --force' (which removes it with its -wal and -shm files)
+        # is read anew.
+        TaskDatabase.remove(path, "job")
         with TaskDatabase(path) as db:
             db.set_meta(job_id="other", started_at=0.0)
         now[0] += 5.0
