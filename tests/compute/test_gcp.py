@@ -264,12 +264,13 @@ def test_regions_and_images(gce: FakeComputeEngine) -> None:
 def test_n1_gpu_launch_attaches_the_accelerators_and_stops_for_maintenance(
     gce: FakeComputeEngine, use_spot: bool
 ) -> None:
+    gce.machine_types["us-central1-a"].append(machine_type("n1-standard-8", "us-central1-a", 8, 30))
     compute = _compute(compute_clients())
     spec = InstanceSpec(
         job_id="job-g",
         instance_type="n1-standard-8",
         zone="us-central1-a",
-        image="projects/ubuntu-os-cloud/global/images/x",
+        image="img",
         startup_script="#!/bin/bash\n",
         use_spot=use_spot,
         boot_disk_gb=50,
@@ -289,6 +290,7 @@ def test_n1_gpu_launch_attaches_the_accelerators_and_stops_for_maintenance(
 
 
 def test_built_in_gpus_are_not_attached_again(gce: FakeComputeEngine) -> None:
+    gce.machine_types["us-central1-a"].append(machine_type("g2-standard-4", "us-central1-a", 4, 16))
     compute = _compute(compute_clients())
     spec = InstanceSpec(
         "job-g", "g2-standard-4", "us-central1-a", "img", "#!/bin/bash\n", False, 50,

@@ -119,8 +119,9 @@ def test_each_task_runs_in_a_fresh_process(tmp_path: Path) -> None:
 
 
 def test_large_results_of_tasks_running_side_by_side_arrive_whole(tmp_path: Path) -> None:
-    """Outcomes larger than one message (the worker reads them in parts) are never mixed up."""
-    repeats = {f"t{i}": 150_000 + 7 * i for i in range(6)}
+    """Outcomes larger than one message (the worker reads them in parts of 32 KB) are never
+    mixed up. About 80 KB each: several parts, and inside the 256 KiB event limit."""
+    repeats = {f"t{i}": 40_000 + 7 * i for i in range(6)}
     tasks = [{"task_id": t, "data": {"mode": "big", "repeat": r}} for t, r in repeats.items()]
     write_tasks(tmp_path / "tasks.json", tasks)
     proc = run_script(

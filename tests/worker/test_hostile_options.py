@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
 from tests.worker.helpers import by_task, read_events, run_script, write_tasks
 
+from cloud_tasks.entrypoints.worker.options import evolve
 from cloud_tasks.worker import Worker, WorkerData
 
 
@@ -128,7 +128,7 @@ def test_fork_server_waits_safely_past_the_poll_limit() -> None:
         environ={},
         handle_signals=False,
     )
-    worker.options = attrs.evolve(worker.options, max_runtime=60 * 86400.0)
+    worker.options = evolve(worker.options, max_runtime=60 * 86400.0)
     assert asyncio.run(asyncio.wait_for(worker.serve(), timeout=60)) == 0
 
 

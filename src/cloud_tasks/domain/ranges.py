@@ -138,6 +138,8 @@ RANGES: dict[str, Range] = {
     # RLIMIT_AS of one task process: at least 10 MB, at most 1 PiB (far inside 2**63 bytes).
     "max_memory_allowed_per_task": Range(0.01, 1_000_000, "GB"),
     "speculative_max_extra_cost": Range(0, 10),
+    # a fraction of the best price per task slot: 0.1 = within 10 %
+    "spot_spread_tolerance": Range(0, 10),
     "keepalive_interval": _seconds_or_off(0.1, _DAY_S),
     "keepalive_startup_timeout": _seconds_or_off(1, 7 * _DAY_S),
     "keepalive_timeout": _seconds_or_off(1, 7 * _DAY_S),
