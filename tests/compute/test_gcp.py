@@ -7,6 +7,7 @@ override variables, anonymous credentials for an http:// override).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -486,3 +487,38 @@ def test_preflight_warns_when_the_quota_covers_part_of_the_pool_or_cannot_be_rea
     results = {r.name: r for r in _preflight().checks(_request(region="nowhere-1"))}
     assert results["permissions"].status == "warn"
     assert results["spot vCPU quota"].status == "warn"
+
+
+def test_check_command_on_gcp_shows_every_row_and_fails_on_a_missing_permission(
+    gce: FakeComputeEngine,
+    billing: FakeBilling,
+    resource_manager: FakeResourceManager,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from cloud_tasks.entrypoints.cli.main import cli
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:9")  # never reached: a warning
+    gce.region_quotas["us-central1"] = [{"metric": "CPUS", "limit": 100.0, "usage": 0.0}]
+    config = tmp_path / "job.yml"
+    config.write_text(
+        f"provider: gcp\ngcp:\n  job_id: job-g\n  project_id: {PROJECT}\n  region: us-central1\n"
+        "  instance_types: ['^n2-standard-4$']\n  max_instances: 5\n"
+        "  startup_script: python3 worker.py\n"
+    )
+    args = ["check", "--config", str(config), "--format", "json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    rows = {c["name"]: c["status"] for c in json.loads(result.stdout)["checks"]}
+    assert rows["permissions"] == rows["image"] == rows["on-demand vCPU quota"] == "ok", rows
+    assert rows["queue job-g"] == "warn"  # the queue service does not answer: not a failure
+    resource_manager.granted.discard("pubsub.topics.create")
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert "pubsub.topics.create" in checks["permissions"]["detail"]

@@ -212,7 +212,7 @@ class PoolRecorder:
 
 
 class _WatchedCompute:
-    """A ``Compute`` that reports every ``CapacityError`` of ``create_instance``."""
+    """A ``Compute`` that reports every ``CapacityError`` of ``create_instance(s)``."""
 
     def __init__(
         self, compute: Compute, on_refused: Callable[[InstanceSpec, CapacityError], None]
@@ -224,6 +224,13 @@ class _WatchedCompute:
     def create_instance(self, spec: InstanceSpec) -> Instance:
         try:
             return self._compute.create_instance(spec)
+        except CapacityError as exc:
+            self._on_refused(spec, exc)
+            raise
+
+    def create_instances(self, spec: InstanceSpec, count: int) -> list[Instance]:
+        try:
+            return self._compute.create_instances(spec, count)
         except CapacityError as exc:
             self._on_refused(spec, exc)
             raise

@@ -5,6 +5,7 @@ credentials) plus those every job gets (startup-script size, the task queue).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 from cloud_tasks.domain.options import JobConfig
@@ -16,6 +17,8 @@ from cloud_tasks.ports import CheckResult, PreflightRequest
 #: value.
 STARTUP_SCRIPT_LIMITS = {"aws": 16 * 1024, "gcp": 256 * 1024}
 SYMBOLS = {"ok": "✔", "fail": "✘", "warn": "!"}
+#: How long the queue check waits for the queue service.
+QUEUE_CHECK_TIMEOUT_S = 15.0
 
 
 class PreflightError(CloudTasksError):
@@ -70,13 +73,32 @@ def _script_size(config: JobConfig, plan: JobPlan) -> CheckResult:
 
 def _queue(adapters: Adapters) -> CheckResult:
     name = f"queue {adapters.task_queue.name}"
-    try:
-        exists = adapters.task_queue.exists()
-    except CredentialsError as exc:
-        return CheckResult(name, "fail", str(exc), "grant the queue permissions (docs/queues.md)")
-    except CloudTasksError as exc:
-        return CheckResult(name, "warn", f"could not verify ({exc})")
-    return CheckResult(name, "ok", "exists" if exists else "reachable; it will be created")
+    answer: list[bool | BaseException] = []
+
+    def ask() -> None:
+        try:
+            answer.append(adapters.task_queue.exists())
+        except BaseException as exc:  # handed to the caller below
+            answer.append(exc)
+
+    # The queue SDKs retry an unreachable service for minutes; a preflight says so sooner.
+    asking = threading.Thread(target=ask, name="cloud-tasks-check-queue", daemon=True)
+    asking.start()
+    asking.join(QUEUE_CHECK_TIMEOUT_S)
+    if not answer:
+        return CheckResult(
+            name, "warn", f"could not verify (no answer within {QUEUE_CHECK_TIMEOUT_S:g} s)"
+        )
+    result = answer[0]
+    if isinstance(result, CredentialsError):
+        return CheckResult(
+            name, "fail", str(result), "grant the queue permissions (docs/queues.md)"
+        )
+    if isinstance(result, CloudTasksError):
+        return CheckResult(name, "warn", f"could not verify ({result})")
+    if isinstance(result, BaseException):
+        raise result
+    return CheckResult(name, "ok", "exists" if result else "reachable; it will be created")
 
 
 def failed(results: Sequence[CheckResult]) -> list[CheckResult]:
