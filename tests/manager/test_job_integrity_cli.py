@@ -358,6 +358,28 @@ def test_stop_during_a_run_ends_it_and_nothing_is_replaced(
         assert "will be replaced" not in err and "started 1 instance" not in err
 
 
+@pytest.mark.parametrize("how", ["removed", "replaced"])
+def test_a_task_database_removed_mid_run_stops_every_instance(how: str, tmp_path: Path) -> None:
+    _write_job(tmp_path, _gated(24))
+    manager = _start(tmp_path, "run", "--config", "config.yml", "--tasks", "tasks.json")
+    with _cleanup(tmp_path, manager):
+        _wait_for("two instances", lambda: len(_instance_groups(tmp_path)) == 2)
+        db_path = tmp_path / f"{JOB}.db"
+        if how == "removed":
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+        else:
+            db_path.rename(tmp_path / "moved.db")
+            db_path.write_bytes(b"someone else's file")
+        out, err = manager.communicate(timeout=90)
+        assert manager.returncode == 1, out + err
+        assert f"the task database {JOB}.db was {how}" in err, err
+        assert "every instance was stopped" in err
+        _wait_for("no instance process", lambda: not _job_processes(tmp_path), 30)
+        if how == "replaced":
+            assert db_path.read_bytes() == b"someone else's file"  # never written into
+
+
 # -- forged events on the real event queue -----------------------------------------------------
 
 

@@ -296,6 +296,15 @@ def _not_ours(path: Path, what: str) -> CloudTasksError:
     )
 
 
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """The device and inode of ``path``, or None when nothing is there."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
 class TaskDatabase:
     """The SQLite task database of one job. Not thread-safe: use it from one thread."""
 
@@ -336,6 +345,7 @@ class TaskDatabase:
                 f"{shown(self.path, 200)}: cannot open the task database: {exc}; check the path "
                 "of db_file"
             ) from exc
+        self._identity = None if in_memory else _file_identity(self.path)
         recorded_job = self.meta().get("job_id")
         if job_id is not None and recorded_job is not None and recorded_job != job_id:
             self._db.close()
@@ -449,6 +459,18 @@ class TaskDatabase:
                 "you can write to"
             ) from exc
         return problem is None
+
+    def gone(self) -> str | None:
+        """Why the file this database was opened from is no longer it (removed, or replaced
+        by another file), or None. Writes would then go to a file no one can see."""
+        if self._identity is None:
+            return None
+        now = _file_identity(self.path)
+        if now is None:
+            return "was removed"
+        if now != self._identity:
+            return "was replaced by another file"
+        return None
 
     @staticmethod
     def remove(path: str | Path, job_id: str) -> None:

@@ -374,9 +374,19 @@ def _stop_after_signal(
 
 
 def _stop_request(db: TaskDatabase, resume_hint: str) -> Callable[[], str | None]:
-    """What the pool manager asks at each check: did 'cloud_tasks stop' run for this job?"""
+    """What the pool manager asks at each check: did 'cloud_tasks stop' run for this job, or
+    was its task database removed or replaced under it?"""
 
     def stop_requested() -> str | None:
+        gone = db.gone()
+        if gone is not None:
+            # Interference: what the job records would go to a file no one can see. Stop
+            # every instance rather than leave them running unseen.
+            return (
+                f"the task database {db.path} {gone} while the job ran; every instance was "
+                "stopped and the queues are kept. Restore the file and resume with: "
+                f"{resume_hint}, or start over with --force"
+            )
         if not db.meta().get("stop_requested"):
             return None
         remaining = db.counts().remaining
