@@ -66,5 +66,9 @@ class MissingLibraryError(CloudTasksError):
         self.provider = provider
 
 
+class TaskStoreBusyError(CloudTasksError):
+    """The task database is locked by another program; waiting may be enough."""
+
+
 class SelectionError(CloudTasksError):
     """No instance type meets the constraints; the message names the eliminating constraint."""

@@ -380,6 +380,28 @@ def test_a_task_database_removed_mid_run_stops_every_instance(how: str, tmp_path
             assert db_path.read_bytes() == b"someone else's file"  # never written into
 
 
+def test_a_task_database_locked_by_another_program_is_waited_out(tmp_path: Path) -> None:
+    _write_job(tmp_path, _gated(6))
+    manager = _start(tmp_path, "run", "--config", "config.yml", "--tasks", "tasks.json")
+    with _cleanup(tmp_path, manager):
+        _wait_for("two instances", lambda: len(_instance_groups(tmp_path)) == 2)
+        other = sqlite3.connect(tmp_path / f"{JOB}.db", isolation_level=None)
+        try:
+            other.execute("BEGIN EXCLUSIVE")  # longer than the database's 10 s busy timeout
+            (tmp_path / "go").touch()  # tasks finish meanwhile: their events must wait
+            time.sleep(15)
+            assert manager.poll() is None
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        out, err = manager.communicate(timeout=120)
+        assert manager.returncode == 0, out + err
+        assert "the task database is locked by another program" in err
+        assert "the task database answers again" in err
+        assert "All 6 tasks completed." in out
+        _wait_for("no instance process", lambda: not _job_processes(tmp_path), 30)
+
+
 # -- forged events on the real event queue -----------------------------------------------------
 
 

@@ -15,6 +15,7 @@ already in the ``instances`` table; the dashboard reads them there.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -138,7 +139,10 @@ class PoolRecorder:
             limits=limits,
             failures=failures,
         )
-        with self._lock:
+        # The dashboard's history is kept when it can be: a task database that another program
+        # holds locked (or a full disk) skips a row rather than stopping the manager, which
+        # waits for the database itself (PoolManager).
+        with self._lock, contextlib.suppress(sqlite3.OperationalError):
             self._db.execute(
                 "INSERT INTO pool_decisions (at, instance_type, running, target, starting, "
                 "stopping, remaining_tasks, spent_usd, projected_usd, limited_by, "
@@ -161,7 +165,7 @@ class PoolRecorder:
 
     def log(self, message: str) -> None:
         """Keep one line the manager logged (known secrets masked, as on the terminal)."""
-        with self._lock:
+        with self._lock, contextlib.suppress(sqlite3.OperationalError):  # as above
             self._db.execute(
                 "INSERT INTO manager_log (at, message) VALUES (?, ?)",
                 (self.clock.now(), redact(message)),

@@ -48,6 +48,7 @@ from cloud_tasks.exceptions import (
     QueueNotFoundError,
     QuotaError,
     RejectedError,
+    TaskStoreBusyError,
 )
 from cloud_tasks.manager.insight import DecisionRecorder
 from cloud_tasks.manager.speculation import Speculator
@@ -81,6 +82,8 @@ MAX_RESENDS = 3
 #: How long the manager keeps retrying while the provider fails (throttling, outages) before it
 #: gives up; the queue, the task database and the instances are kept for ``run --continue``.
 PROVIDER_OUTAGE_LIMIT_S = 900.0
+#: The step name under which a locked task database is timed (see ``_wait_for_store``).
+_STORE_STEP = "task database"
 #: Instances asked for in one launch call, and launch calls in flight at once. EC2 and Compute
 #: Engine throttle mutating calls per second; a few large calls stay far inside those limits.
 LAUNCH_BATCH = 100
@@ -273,19 +276,24 @@ class PoolManager:
         self._adopt_recorded()
         try:
             while True:
-                await self._tolerant("events", self.poll_events())
-                now = self._now()
-                if self._tasks_done():
-                    break
-                if self.speculator is not None:
-                    await self._tolerant("speculate", self._speculate(now))
-                if now >= self._next_check:
-                    self._check_stop()
-                    await self._tolerant("check", self.check(now))
-                    self._next_check = now + self.settings.scaling_check_interval_s
-                    if self._queue_drained():
+                try:
+                    await self._tolerant("events", self.poll_events())
+                    now = self._now()
+                    if self._tasks_done():
                         break
-                self._publish(now)
+                    if self.speculator is not None:
+                        await self._tolerant("speculate", self._speculate(now))
+                    if now >= self._next_check:
+                        self._check_stop()
+                        await self._tolerant("check", self.check(now))
+                        self._next_check = now + self.settings.scaling_check_interval_s
+                        if self._queue_drained():
+                            break
+                    self._publish(now)
+                except TaskStoreBusyError as exc:
+                    await self._wait_for_store(exc)
+                    continue
+                self._store_answers()
                 await self.clock.sleep(self.settings.event_poll_interval_s)
         except _Abort as abort:
             await self.stop_all(reason=abort.status)
@@ -357,6 +365,31 @@ class PoolManager:
             since = self._failing_since.pop(name)
             self.log(f"the provider answers again after {self._now() - since:.0f} s")
         return True
+
+    async def _wait_for_store(self, exc: TaskStoreBusyError) -> None:
+        """Another program holds the task database: wait (events stay on their queue until
+        they are recorded), up to ``PROVIDER_OUTAGE_LIMIT_S``; then stop every instance the job
+        has, without the database, and end the run with one line."""
+        now = self._now()
+        since = self._failing_since.setdefault(_STORE_STEP, now)
+        if since == now:
+            self.log(f"{exc}; waiting for it")
+        elif now - since > PROVIDER_OUTAGE_LIMIT_S:
+            listed = await self._call(self.compute.list_instances, self.settings.job_id)
+            ids = sorted({instance.instance_id for instance in listed} | set(self.tracked))
+            if ids:
+                await self._call(self.compute.terminate, ids)
+            raise CloudTasksError(
+                f"{exc} for more than {PROVIDER_OUTAGE_LIMIT_S / 60:.0f} minutes: stopped "
+                f"{len(ids)} instances; the queues are kept. Resume with 'cloud_tasks run "
+                "--continue' once the other program lets it go"
+            ) from None
+        await self.clock.sleep(max(self.settings.event_poll_interval_s, 1.0))
+
+    def _store_answers(self) -> None:
+        if _STORE_STEP in self._failing_since:
+            since = self._failing_since.pop(_STORE_STEP)
+            self.log(f"the task database answers again after {self._now() - since:.0f} s")
 
     async def _until_done(self, name: str, step: Callable[[], Awaitable[object]]) -> None:
         """Run a step that must happen (the final teardown) until it succeeds."""

@@ -37,7 +37,7 @@ import attrs
 from cloud_tasks.domain.events import OUTCOME_EVENTS, event_problem
 from cloud_tasks.domain.tasks import Task
 from cloud_tasks.domain.text import shown
-from cloud_tasks.exceptions import CloudTasksError
+from cloud_tasks.exceptions import CloudTasksError, TaskStoreBusyError
 
 PENDING = "pending"
 RUNNING = "running"
@@ -296,6 +296,50 @@ def _not_ours(path: Path, what: str) -> CloudTasksError:
     )
 
 
+_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+
+class _Connection:
+    """A SQLite connection whose "locked by another program" failures (after the busy
+    timeout) become ``TaskStoreBusyError``, which the pool manager waits out."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self._connection = connection
+        self._path = path
+
+    def _busy(self, exc: sqlite3.OperationalError) -> TaskStoreBusyError:
+        return TaskStoreBusyError(
+            f"{shown(self._path, 200)}: the task database is locked by another program "
+            f"({exc.sqlite_errorname})"
+        )
+
+    def execute(self, sql: str, parameters: Any = ()) -> sqlite3.Cursor:
+        try:
+            return self._connection.execute(sql, parameters)
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) in _BUSY_CODES:
+                raise self._busy(exc) from exc
+            raise
+
+    def executemany(self, sql: str, rows: Any) -> sqlite3.Cursor:
+        try:
+            return self._connection.executemany(sql, rows)
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) in _BUSY_CODES:
+                raise self._busy(exc) from exc
+            raise
+
+    def executescript(self, script: str) -> sqlite3.Cursor:
+        return self._connection.executescript(script)
+
+    @property
+    def total_changes(self) -> int:
+        return self._connection.total_changes
+
+    def close(self) -> None:
+        self._connection.close()
+
+
 def _file_identity(path: Path) -> tuple[int, int] | None:
     """The device and inode of ``path``, or None when nothing is there."""
     try:
@@ -333,7 +377,10 @@ class TaskDatabase:
             elif problem is not None:
                 raise _not_ours(self.path, problem)
         try:
-            self._db = sqlite3.connect(":memory:" if in_memory else self.path, isolation_level=None)
+            self._db = _Connection(
+                sqlite3.connect(":memory:" if in_memory else self.path, isolation_level=None),
+                self.path,
+            )
             if in_memory:
                 self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             self._db.execute("PRAGMA journal_mode=WAL")
