@@ -17,13 +17,14 @@ pool (boot, then the work spread evenly over every slot, but never less than the
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import math
 import random
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, ParamSpec, TypeVar
 
 import attrs
 
@@ -212,6 +213,33 @@ def _region(config: JobConfig, pricing: MemoryPricing) -> str:
     return bootstrap.pricing_region(config, pricing) or pricing.default_region()
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _without_cyclic_gc(function: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run ``function`` with the cyclic garbage collector off.
+
+    A simulation holds millions of long-lived objects and makes no reference cycles worth
+    collecting: collections (each a walk over every container object so far) would take most
+    of the time, during the set-up as much as during the run. The peak memory is the same with
+    or without the collector.
+    """
+
+    @functools.wraps(function)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            if enabled:
+                gc.enable()
+
+    return wrapper
+
+
+@_without_cyclic_gc
 def simulate(
     config: JobConfig,
     *,
@@ -241,45 +269,6 @@ def simulate(
         ConfigError: inconsistent limits, a bad catalog, no tasks.
         SelectionError: no instance type meets the constraints.
     """
-    # Millions of long-lived objects and no reference cycles worth collecting: collections
-    # (each a walk over every container object so far) would take most of the time, during the
-    # set-up as much as during the run. The set-up and the run make no garbage cycles that
-    # last: the peak memory is the same with or without the collector.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _simulate(
-            config,
-            duration=duration,
-            tasks=tasks,
-            num_tasks=num_tasks,
-            preemption_rate_per_hour=preemption_rate_per_hour,
-            boot_time_s=boot_time_s,
-            seed=seed,
-            log=log,
-            store=store,
-            slow_instances=slow_instances,
-            pool_preemption_rate_per_hour=pool_preemption_rate_per_hour,
-        )
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _simulate(
-    config: JobConfig,
-    *,
-    duration: DurationModel,
-    tasks: Sequence[Task] | None = None,
-    num_tasks: int | None = None,
-    preemption_rate_per_hour: float = 0.0,
-    boot_time_s: float = 30.0,
-    seed: int = 0,
-    log: Callable[[str], None] | None = None,
-    store: InMemoryTaskStore | TaskDatabase | None = None,
-    slow_instances: tuple[float, float] | None = None,
-    pool_preemption_rate_per_hour: float = 0.0,
-) -> SimulationRun:
     for flag, value in (
         ("--preemption-rate", preemption_rate_per_hour),
         ("--pool-preemption-rate", pool_preemption_rate_per_hour),
