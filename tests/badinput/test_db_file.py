@@ -9,6 +9,7 @@ line, exit 1, with nothing created (no queue, no lock file) and the file byte fo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
@@ -33,7 +34,7 @@ local:
 
 
 def _foreign_sqlite(path: Path) -> None:
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db, db:  # closed, not only committed
         db.execute("CREATE TABLE photos (id INTEGER PRIMARY KEY, name TEXT)")
         db.execute("INSERT INTO photos (name) VALUES ('cat.jpg')")
 

@@ -7,6 +7,7 @@ The same event rule (``cloud_tasks.domain.events.event_problem``) guards the SQL
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -38,11 +39,14 @@ def _fingerprint(directory: Path) -> dict[str, str]:
 
 
 def _foreign_sqlite(path: Path) -> None:
-    with sqlite3.connect(path) as db:
+    # closing(): a connection's own 'with' commits but does not close, and the -wal and -shm
+    # files would then vanish whenever the garbage collector closes it.
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("CREATE TABLE photos (id INTEGER PRIMARY KEY, name TEXT)")
         db.execute("INSERT INTO photos (name) VALUES ('cat.jpg')")
     # Closed cleanly: no -wal or -shm beside it, so any that appear were made by us.
+    assert not Path(f"{path}-wal").exists() and not Path(f"{path}-shm").exists()
 
 
 FOREIGN: dict[str, Callable[[Path], None]] = {
@@ -103,7 +107,7 @@ def test_a_new_database_is_marked_as_ours_and_made_whole(tmp_path: Path) -> None
     with TaskDatabase(path, job_id="job") as db:
         db.set_meta(job_id="job")
     assert identify(path) is None
-    with sqlite3.connect(path) as raw:
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
         assert raw.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     # Nothing staged is left beside it.
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
@@ -135,7 +139,7 @@ def test_a_database_made_before_the_application_id_is_still_ours(tmp_path: Path)
     path = tmp_path / "old.db"
     with TaskDatabase(path) as db:
         db.add_tasks(TASKS, 1.0)
-    with sqlite3.connect(path) as raw:
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
         raw.execute("PRAGMA application_id = 0")
     assert identify(path) is None
     with TaskDatabase.open_existing(path) as db:
