@@ -79,6 +79,13 @@ def _cli(tmp_path: Path, *args: str, timeout: float = 180) -> subprocess.Complet
     )
 
 
+def _default_sigint() -> None:
+    """In a child about to exec: Ctrl-C acts as for a person even when this test runs under a
+    shell that started it in the background, where SIGINT is ignored (and stays ignored across
+    exec, so Python would never raise KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "cloud_tasks", *args],
@@ -87,6 +94,7 @@ def _start(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
 
 
@@ -347,6 +355,7 @@ def _pty_run(tmp_path: Path, args: list[str]) -> tuple[int, int]:
 
     pid, fd = pty.fork()
     if pid == 0:  # pragma: no cover - the child process
+        _default_sigint()
         os.chdir(tmp_path)
         os.execve(sys.executable, [sys.executable, "-m", "cloud_tasks", *args], _env(tmp_path))
     return pid, fd
