@@ -272,8 +272,9 @@ _R = TypeVar("_R")
 def _writes(
     method: Callable[Concatenate[TaskDatabase, _P], _R],
 ) -> Callable[Concatenate[TaskDatabase, _P], _R]:
-    """A write that SQLite refuses (disk full, read-only file, locked for too long by another
-    program) becomes one ``CloudTasksError`` line instead of a traceback."""
+    """A write that SQLite refuses (disk full, read-only file) becomes one ``CloudTasksError``
+    line instead of a traceback. A lock held by another program is not refused here: the
+    connection raises ``TaskStoreBusyError`` for it, which the pool manager waits out."""
 
     @functools.wraps(method)
     def write(self: TaskDatabase, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
@@ -307,27 +308,25 @@ class _Connection:
         self._connection = connection
         self._path = path
 
-    def _busy(self, exc: sqlite3.OperationalError) -> TaskStoreBusyError:
-        return TaskStoreBusyError(
-            f"{shown(self._path, 200)}: the task database is locked by another program "
-            f"({exc.sqlite_errorname})"
-        )
+    @contextlib.contextmanager
+    def _busy_is_waited_out(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) not in _BUSY_CODES:
+                raise
+            raise TaskStoreBusyError(
+                f"{shown(self._path, 200)}: the task database is locked by another program "
+                f"({exc.sqlite_errorname})"
+            ) from exc
 
     def execute(self, sql: str, parameters: Any = ()) -> sqlite3.Cursor:
-        try:
+        with self._busy_is_waited_out():
             return self._connection.execute(sql, parameters)
-        except sqlite3.OperationalError as exc:
-            if getattr(exc, "sqlite_errorcode", None) in _BUSY_CODES:
-                raise self._busy(exc) from exc
-            raise
 
     def executemany(self, sql: str, rows: Any) -> sqlite3.Cursor:
-        try:
+        with self._busy_is_waited_out():
             return self._connection.executemany(sql, rows)
-        except sqlite3.OperationalError as exc:
-            if getattr(exc, "sqlite_errorcode", None) in _BUSY_CODES:
-                raise self._busy(exc) from exc
-            raise
 
     def executescript(self, script: str) -> sqlite3.Cursor:
         return self._connection.executescript(script)
