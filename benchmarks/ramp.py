@@ -30,6 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from cloud_tasks.adapters.local.taskdb import TaskDatabase
 from cloud_tasks.adapters.memory.clock import SystemClock
 from cloud_tasks.adapters.memory.queue import InMemoryEventQueue, InMemoryTaskQueue
 from cloud_tasks.domain.constraints import InstanceConstraints
@@ -37,10 +38,9 @@ from cloud_tasks.domain.offers import BootDiskOption, InstanceOffer
 from cloud_tasks.domain.options import PoolLimits
 from cloud_tasks.domain.selection import rank_offers
 from cloud_tasks.domain.tasks import Task
-from cloud_tasks.manager.plan import ZoneChoice, launch_options
-from cloud_tasks.manager.pool import PoolManager, PoolSettings
-from cloud_tasks.manager.taskdb import TaskDatabase
 from cloud_tasks.ports import Compute, InstanceSpec
+from cloud_tasks.service_layer.plan import ZoneChoice, launch_options
+from cloud_tasks.service_layer.pool import PoolManager, PoolSettings
 
 JOB = "ramp"
 

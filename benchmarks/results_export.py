@@ -29,7 +29,7 @@ TARGET_S = 30.0
 
 def build_database(path: Path, count: int) -> None:
     """A task database of ``count`` finished tasks (9 in 10 completed)."""
-    from cloud_tasks.manager.taskdb import TaskDatabase
+    from cloud_tasks.adapters.local.taskdb import TaskDatabase
 
     TaskDatabase(path).close()  # the product's schema
     db = sqlite3.connect(path, isolation_level=None)
@@ -114,8 +114,8 @@ def dashboard_s(path: Path) -> tuple[float, float]:
     its job runs, and of a cheap refresh (plots reused, counts read again)."""
     import sqlite3
 
-    from cloud_tasks.manager.dashboard_data import job_view
-    from cloud_tasks.manager.dbview import connect_read_only
+    from cloud_tasks.service_layer.dashboard_data import job_view
+    from cloud_tasks.service_layer.dbview import connect_read_only
 
     # A running job: the last tenth of the tasks not finished yet.
     db = sqlite3.connect(path)

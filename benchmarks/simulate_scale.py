@@ -61,7 +61,7 @@ def run_one(
     """Simulate in this process; returns the figures plus wall/CPU time and peak RSS."""
     from cloud_tasks.config import load_config
     from cloud_tasks.domain.durations import parse_duration_model
-    from cloud_tasks.manager.simulation import simulate
+    from cloud_tasks.service_layer.simulation import simulate
 
     job = load_config(config, provider_override="memory", cli_overrides={})
     model = parse_duration_model(duration)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud_tasks.manager.taskdb import TaskDatabase
+from cloud_tasks.adapters.local.taskdb import TaskDatabase
 
 TASKS = '[{"task_id": "t1", "data": {"n": 1}}]\n'
 WORKER = "print('the worker')\n"

@@ -33,7 +33,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from cloud_tasks.manager.taskdb import TaskDatabase
+from cloud_tasks.adapters.local.taskdb import TaskDatabase
 
 JOB = "chaos-job"
 N_TASKS = 1000

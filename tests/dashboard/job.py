@@ -188,8 +188,8 @@ def spot_job() -> tuple[Path, Callable[[], float], list[str]]:
     preempted instances.
     """
     from cloud_tasks.domain.options import PoolLimits
-    from cloud_tasks.manager.insight import PoolRecorder
-    from tests.manager.test_pool_memory import make_job
+    from cloud_tasks.service_layer.insight import PoolRecorder
+    from tests.service_layer.test_pool_memory import make_job
 
     job = make_job(80, duration_s=120.0, limits=PoolLimits(max_instances=4, max_total_cost=0.05))
     preempted: list[str] = []

@@ -9,12 +9,12 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from cloud_tasks.adapters.local.taskdb import TaskDatabase
 from cloud_tasks.config import load_config
 from cloud_tasks.domain.notifications import end_notice
 from cloud_tasks.domain.tasks import Task
 from cloud_tasks.entrypoints.cli.main import cli
-from cloud_tasks.manager.results import RESULT_KEYS
-from cloud_tasks.manager.taskdb import TaskDatabase
+from cloud_tasks.service_layer.results import RESULT_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "dashboard.md"

@@ -200,7 +200,7 @@ def test_kill_9_of_an_instance_mid_task_loses_nothing(tmp_path: Path) -> None:
     assert done == [f"t{i:03d}" for i in range(16)]
     starts = [p.name.split(".")[0] for p in (tmp_path / "started").iterdir()]
     assert len(starts) > 16  # the killed instance's tasks ran again elsewhere
-    from cloud_tasks.manager.taskdb import TaskDatabase
+    from cloud_tasks.adapters.local.taskdb import TaskDatabase
 
     with TaskDatabase(tmp_path / "e2e-job.db") as db:
         rows = list(db.iter_rows())

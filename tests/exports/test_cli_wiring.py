@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from cloud_tasks.adapters.local.taskdb import TaskDatabase
 from cloud_tasks.domain.tasks import Task
 from cloud_tasks.entrypoints.cli.main import main
-from cloud_tasks.manager.taskdb import TaskDatabase
 
 LOCAL = ["--provider", "local", "--job-id", "job-a"]
 

@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
+from cloud_tasks.adapters.local.taskdb import TaskDatabase
 from cloud_tasks.domain.tasks import Task
 from cloud_tasks.exceptions import CloudTasksError, ConfigError
-from cloud_tasks.manager.exports import (
+from cloud_tasks.service_layer.exports import (
     EventExport,
     dump_states,
     dump_tasks,
     open_earlier_database,
     skip_completed,
 )
-from cloud_tasks.manager.taskdb import TaskDatabase
 from cloud_tasks.taskfile import read_tasks
 
 _seq = iter(range(1_000_000))

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from cloud_tasks.adapters.local.taskdb import TaskDatabase
 from cloud_tasks.domain.tasks import Task
 from cloud_tasks.exceptions import ConfigError
-from cloud_tasks.manager.exports import EventExport, dump_tasks
-from cloud_tasks.manager.taskdb import TaskDatabase
+from cloud_tasks.service_layer.exports import EventExport, dump_tasks
 
 
 def _db(path: Path) -> TaskDatabase:

@@ -23,9 +23,9 @@ import boto3
 import pytest
 
 from cloud_tasks import bootstrap
+from cloud_tasks.adapters.local.taskdb import TaskDatabase
 from cloud_tasks.config import load_config
 from cloud_tasks.domain.tasks import Envelope, Task
-from cloud_tasks.manager.taskdb import TaskDatabase
 from cloud_tasks.ports import InstanceSpec
 from tests.fakes.aws_pricing import FakePricingApi, compute_product, storage_product
 from tests.faults.proxy import FaultProxy, Request, every_other

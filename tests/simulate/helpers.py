@@ -7,7 +7,7 @@ from pathlib import Path
 from cloud_tasks.config import load_config
 from cloud_tasks.domain.durations import DurationModel
 from cloud_tasks.domain.options import JobConfig
-from cloud_tasks.manager.simulation import SimulationRun, simulate
+from cloud_tasks.service_layer.simulation import SimulationRun, simulate
 
 
 def config(extra: str = "", *, max_instances: int = 4, name: str = "sim.yml") -> JobConfig:

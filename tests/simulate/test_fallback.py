@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from cloud_tasks.adapters.local.taskdb import TaskDatabase
 from cloud_tasks.domain.durations import ConstantDuration
-from cloud_tasks.manager.simulation import simulate
-from cloud_tasks.manager.taskdb import TaskDatabase
+from cloud_tasks.service_layer.simulation import simulate
 from tests.simulate.helpers import config, run
 
 LONG = ConstantDuration(4 * 3600.0)

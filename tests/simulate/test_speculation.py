@@ -11,7 +11,7 @@ from cloud_tasks.config import load_config
 from cloud_tasks.domain.durations import parse_duration_model
 from cloud_tasks.entrypoints.cli.main import cli
 from cloud_tasks.exceptions import ConfigError
-from cloud_tasks.manager.simulation import SimulationRun, parse_slow_instances, simulate
+from cloud_tasks.service_layer.simulation import SimulationRun, parse_slow_instances, simulate
 
 
 def _run(tmp_path: Path, extra: str, slow: tuple[float, float] | None) -> SimulationRun:

@@ -13,8 +13,8 @@ from cloud_tasks.adapters.memory.compute import InMemoryCompute
 from cloud_tasks.domain.durations import ConstantDuration
 from cloud_tasks.domain.options import JobConfig
 from cloud_tasks.entrypoints.cli.main import cli
-from cloud_tasks.manager.simulation import SimulationResult, simulate
 from cloud_tasks.ports import InstanceSpec
+from cloud_tasks.service_layer.simulation import SimulationResult, simulate
 from tests.simulate.helpers import config
 
 

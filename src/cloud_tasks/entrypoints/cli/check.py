@@ -14,8 +14,8 @@ from cloud_tasks.entrypoints.cli.options import (
     resolve_config,
     run_options,
 )
-from cloud_tasks.manager.preflight import failed, render, run_checks
-from cloud_tasks.manager.session import build_adapters, db_path_of, make_plan
+from cloud_tasks.service_layer.preflight import failed, render, run_checks
+from cloud_tasks.service_layer.session import build_adapters, db_path_of, make_plan
 
 #: Tasks assumed when no task file is given: the pool is then as large as the limits allow.
 _UNBOUNDED_TASKS = 10**9

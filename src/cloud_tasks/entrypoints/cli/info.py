@@ -110,7 +110,7 @@ def list_instance_types(
         pricing.offers(region, refresh=refresh_prices), constraints, config.provider_options.zone
     )
     from cloud_tasks.domain.spread import candidate_shares
-    from cloud_tasks.manager.plan import MAX_FALLBACK_TYPES
+    from cloud_tasks.service_layer.plan import MAX_FALLBACK_TYPES
 
     spread = candidate_shares(candidates, config.run.spot_spread_tolerance, 1 + MAX_FALLBACK_TYPES)
     if limit is not None:

@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 import attrs
 import click
 
+from cloud_tasks.adapters.local.taskdb import TaskDatabase, identify
 from cloud_tasks.adapters.memory.clock import SystemClock
 from cloud_tasks.domain.cost import estimate_job
 from cloud_tasks.domain.options import JobConfig
@@ -28,14 +29,15 @@ from cloud_tasks.entrypoints.cli.options import (
     verbosity,
 )
 from cloud_tasks.exceptions import CloudTasksError, ConfigError, QueueNotFoundError, TaskFileError
-from cloud_tasks.manager.exports import DUMP_CHOICES, EventExport
-from cloud_tasks.manager.insight import PoolRecorder
-from cloud_tasks.manager.joblock import JobLock, lock_holder
-from cloud_tasks.manager.notify import JobNotifier
-from cloud_tasks.manager.pool import JobOutcome, PoolManager, PoolSnapshot
-from cloud_tasks.manager.preflight import require_checks, run_checks
-from cloud_tasks.manager.report import build_report, format_report
-from cloud_tasks.manager.session import (
+from cloud_tasks.redact import redact, redact_startup_script
+from cloud_tasks.service_layer.exports import DUMP_CHOICES, EventExport
+from cloud_tasks.service_layer.insight import PoolRecorder
+from cloud_tasks.service_layer.joblock import JobLock, lock_holder
+from cloud_tasks.service_layer.notify import JobNotifier
+from cloud_tasks.service_layer.pool import JobOutcome, PoolManager, PoolSnapshot
+from cloud_tasks.service_layer.preflight import require_checks, run_checks
+from cloud_tasks.service_layer.report import build_report, format_report
+from cloud_tasks.service_layer.session import (
     RUNNABLE_PROVIDERS,
     Adapters,
     JobPlan,
@@ -49,8 +51,6 @@ from cloud_tasks.manager.session import (
     pool_settings,
     worker_credentials_notice,
 )
-from cloud_tasks.manager.taskdb import TaskDatabase, identify
-from cloud_tasks.redact import redact, redact_startup_script
 
 
 def _echo_err(message: str) -> None:
@@ -420,7 +420,7 @@ def _tasks_to_load(tasks_file: str, skip_completed_db: str | None) -> Iterator[T
     if skip_completed_db is None:
         yield from tasks
         return
-    from cloud_tasks.manager.exports import skip_completed
+    from cloud_tasks.service_layer.exports import skip_completed
 
     with TaskDatabase.open_existing(skip_completed_db) as earlier:
         yield from skip_completed(tasks, earlier)
@@ -546,7 +546,7 @@ def run_command(**params: Any) -> None:
     n_tasks = _validate_tasks(tasks_file, adapters.task_queue.max_message_bytes)
     skip_db: str | None = params["skip_completed_db"]
     if skip_db is not None:
-        from cloud_tasks.manager.exports import open_earlier_database
+        from cloud_tasks.service_layer.exports import open_earlier_database
 
         open_earlier_database(skip_db, db_path).close()
         skip_db = str(Path(skip_db).resolve())
@@ -891,7 +891,7 @@ def status_command(**params: Any) -> None:
 
 
 def _dump(db_path: Path, choice: str, output: str | None, job_id: str) -> None:
-    from cloud_tasks.manager.exports import dump_states, dump_tasks
+    from cloud_tasks.service_layer.exports import dump_states, dump_tasks
 
     with TaskDatabase.open_existing(db_path, job_id=job_id) as db:
         count = dump_tasks(db, dump_states(choice), output)

@@ -7,12 +7,12 @@ from typing import Any
 
 import click
 
+from cloud_tasks.adapters.local.taskdb import STATES
 from cloud_tasks.entrypoints.cli.options import common_options, resolve_config
 from cloud_tasks.entrypoints.dashboard import DEFAULT_HOST, DEFAULT_PORT, DashboardServer
-from cloud_tasks.manager.dbview import connect_read_only
-from cloud_tasks.manager.results import FORMATS, export_results, export_results_to_file
-from cloud_tasks.manager.session import db_path_of
-from cloud_tasks.manager.taskdb import STATES
+from cloud_tasks.service_layer.dbview import connect_read_only
+from cloud_tasks.service_layer.results import FORMATS, export_results, export_results_to_file
+from cloud_tasks.service_layer.session import db_path_of
 
 
 def _db_option(function: Any) -> Any:

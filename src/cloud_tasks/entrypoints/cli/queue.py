@@ -78,7 +78,7 @@ def _too_large(path: str, oversized: Sequence[str], limit: int, provider: str) -
 
 def _not_completed(tasks: Iterator[Task], earlier_db: str) -> Iterator[Task]:
     """``--skip-completed``: the tasks the earlier job's database does not record as completed."""
-    from cloud_tasks.manager.exports import open_earlier_database, skip_completed
+    from cloud_tasks.service_layer.exports import open_earlier_database, skip_completed
 
     with open_earlier_database(earlier_db) as earlier:
         yield from skip_completed(tasks, earlier)

@@ -99,7 +99,7 @@ def simulate_command(**params: Any) -> None:
     are preempted at --preemption-rate; each task takes a duration drawn from --task-duration.
     Nothing is started anywhere.
     """
-    from cloud_tasks.manager.simulation import (
+    from cloud_tasks.service_layer.simulation import (
         duration_model_from_option,
         format_result,
         parse_slow_instances,

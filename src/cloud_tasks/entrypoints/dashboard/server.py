@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from cloud_tasks.exceptions import CloudTasksError
-from cloud_tasks.manager.dashboard_data import job_view
-from cloud_tasks.manager.dbview import connect_read_only
+from cloud_tasks.service_layer.dashboard_data import job_view
+from cloud_tasks.service_layer.dbview import connect_read_only
 
 logger = logging.getLogger("cloud_tasks.dashboard")
 

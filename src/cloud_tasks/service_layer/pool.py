@@ -28,6 +28,8 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 import attrs
 
+from cloud_tasks.adapters.local.taskdb import InstanceRecord, TaskCounts
+from cloud_tasks.adapters.memory.taskstore import TaskStore
 from cloud_tasks.domain.options import PoolLimits
 from cloud_tasks.domain.selection import Candidate
 from cloud_tasks.domain.sizing import (
@@ -50,10 +52,6 @@ from cloud_tasks.exceptions import (
     RejectedError,
     TaskStoreBusyError,
 )
-from cloud_tasks.manager.insight import DecisionRecorder
-from cloud_tasks.manager.speculation import Speculator
-from cloud_tasks.manager.taskdb import InstanceRecord, TaskCounts
-from cloud_tasks.manager.taskstore import TaskStore
 from cloud_tasks.ports import (
     Clock,
     Compute,
@@ -63,6 +61,8 @@ from cloud_tasks.ports import (
     InstanceState,
     TaskQueue,
 )
+from cloud_tasks.service_layer.insight import DecisionRecorder
+from cloud_tasks.service_layer.speculation import Speculator
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")

@@ -28,10 +28,12 @@ from typing import Any, Final, ParamSpec, TypeVar
 
 import attrs
 
+from cloud_tasks.adapters.local.taskdb import TaskDatabase
 from cloud_tasks.adapters.memory.catalog import MemoryPricing, resolve_catalog
 from cloud_tasks.adapters.memory.clock import VirtualClock
 from cloud_tasks.adapters.memory.compact_queue import CompactEventQueue, CompactTaskQueue
 from cloud_tasks.adapters.memory.compute import InMemoryCompute
+from cloud_tasks.adapters.memory.taskstore import InMemoryTaskStore
 from cloud_tasks.domain.cost import lower_bound_cost_usd
 from cloud_tasks.domain.durations import DurationModel, durations_from_text, parse_duration_model
 from cloud_tasks.domain.options import JobConfig
@@ -41,11 +43,9 @@ from cloud_tasks.domain.sizing import target_pool_size
 from cloud_tasks.domain.tasks import Envelope, Task
 from cloud_tasks.exceptions import ConfigError
 from cloud_tasks.localfile import read_regular_file
-from cloud_tasks.manager.plan import ZoneChoice, launch_options, on_demand_options
-from cloud_tasks.manager.pool import PoolManager, PoolSettings
-from cloud_tasks.manager.simworkers import EventDrivenWorkers, FleetStats, run_on_virtual_time
-from cloud_tasks.manager.taskdb import TaskDatabase
-from cloud_tasks.manager.taskstore import InMemoryTaskStore
+from cloud_tasks.service_layer.plan import ZoneChoice, launch_options, on_demand_options
+from cloud_tasks.service_layer.pool import PoolManager, PoolSettings
+from cloud_tasks.service_layer.simworkers import EventDrivenWorkers, FleetStats, run_on_virtual_time
 
 #: Job id of a simulation whose configuration names none.
 DEFAULT_JOB_ID: Final = "simulation"

@@ -22,7 +22,7 @@ from cloud_tasks.domain.startup import (
     check_startup_script_size,
     worker_environment,
 )
-from cloud_tasks.manager.pool import LaunchOption
+from cloud_tasks.service_layer.pool import LaunchOption
 
 #: Instance types kept as fallbacks after the best one (each in every zone).
 MAX_FALLBACK_TYPES = 4

@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from cloud_tasks.manager.taskdb import TaskDatabase
+from cloud_tasks.adapters.local.taskdb import TaskDatabase
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -13,9 +13,9 @@ import pytest
 from cloud_tasks.domain.options import PoolLimits
 from cloud_tasks.domain.tasks import Task
 from cloud_tasks.exceptions import QueueNotFoundError, RejectedError
-from cloud_tasks.manager.pool import LAUNCH_BATCH, PoolManager
 from cloud_tasks.ports import InstanceSpec, InstanceState
-from tests.manager.test_pool_memory import START, make_job
+from cloud_tasks.service_layer.pool import LAUNCH_BATCH, PoolManager
+from tests.service_layer.test_pool_memory import START, make_job
 
 #: The first scaling check runs at START; the second one scaling_check_interval_s later.
 CHECK_S = 30.0
@@ -163,11 +163,11 @@ def test_a_spread_pool_refills_around_a_pool_without_capacity() -> None:
 def test_new_instances_go_to_the_next_region_when_the_job_region_has_no_capacity(
     tmp_path: Path,
 ) -> None:
+    from cloud_tasks.adapters.local.taskdb import TaskDatabase
     from cloud_tasks.adapters.memory.clock import VirtualClock
     from cloud_tasks.config import load_config
-    from cloud_tasks.manager.session import build_adapters, make_plan, pool_settings
-    from cloud_tasks.manager.simworkers import run_on_virtual_time
-    from cloud_tasks.manager.taskdb import TaskDatabase
+    from cloud_tasks.service_layer.session import build_adapters, make_plan, pool_settings
+    from cloud_tasks.service_layer.simworkers import run_on_virtual_time
 
     (tmp_path / "job.yml").write_text(
         "provider: aws\naws:\n  job_id: job\n  region: us-east-1\n"

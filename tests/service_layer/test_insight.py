@@ -15,15 +15,15 @@ from typing import Any
 
 import pytest
 
+from cloud_tasks.adapters.local.taskdb import TaskDatabase
 from cloud_tasks.domain.constraints import InstanceConstraints
 from cloud_tasks.domain.options import PoolLimits
 from cloud_tasks.domain.tasks import Task
 from cloud_tasks.entrypoints.dashboard import DashboardServer
-from cloud_tasks.manager.dashboard_data import job_view
-from cloud_tasks.manager.dbview import connect_read_only
-from cloud_tasks.manager.insight import PoolRecorder
-from cloud_tasks.manager.taskdb import TaskDatabase
-from tests.manager.test_pool_memory import START, Job, make_job
+from cloud_tasks.service_layer.dashboard_data import job_view
+from cloud_tasks.service_layer.dbview import connect_read_only
+from cloud_tasks.service_layer.insight import PoolRecorder
+from tests.service_layer.test_pool_memory import START, Job, make_job
 
 
 def _recorded(job: Job) -> PoolRecorder:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import yaml
 
+from cloud_tasks.adapters.local.taskdb import TaskDatabase
 from cloud_tasks.config import load_config
 from cloud_tasks.domain.tasks import Task
-from cloud_tasks.manager.report import build_report
-from cloud_tasks.manager.taskdb import TaskDatabase
+from cloud_tasks.service_layer.report import build_report
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "running-a-job.md"

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from cloud_tasks.adapters.local.taskdb import TaskDatabase
 from cloud_tasks.domain.tasks import Task
 from cloud_tasks.entrypoints.cli.main import cli
-from cloud_tasks.manager.results import RESULT_KEYS
-from cloud_tasks.manager.taskdb import TaskDatabase
+from cloud_tasks.service_layer.results import RESULT_KEYS
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 import pytest
 
+from cloud_tasks.adapters.local.taskdb import TaskDatabase
 from cloud_tasks.adapters.memory.catalog import bundled_catalog
 from cloud_tasks.adapters.memory.clock import VirtualClock
 from cloud_tasks.adapters.memory.compute import InMemoryCompute
@@ -18,10 +19,9 @@ from cloud_tasks.domain.constraints import InstanceConstraints
 from cloud_tasks.domain.options import PoolLimits
 from cloud_tasks.domain.selection import rank_offers
 from cloud_tasks.domain.tasks import Envelope, Task
-from cloud_tasks.manager.plan import ZoneChoice, launch_options
-from cloud_tasks.manager.pool import JobOutcome, PoolManager, PoolSettings
-from cloud_tasks.manager.simworkers import SimulatedWorkers, run_on_virtual_time
-from cloud_tasks.manager.taskdb import TaskDatabase
+from cloud_tasks.service_layer.plan import ZoneChoice, launch_options
+from cloud_tasks.service_layer.pool import JobOutcome, PoolManager, PoolSettings
+from cloud_tasks.service_layer.simworkers import SimulatedWorkers, run_on_virtual_time
 
 START = 1_800_000_000.0
 _DB_NUMBERS = itertools.count()

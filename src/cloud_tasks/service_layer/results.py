@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
 
+from cloud_tasks.adapters.local.taskdb import STATES
 from cloud_tasks.exceptions import ConfigError
-from cloud_tasks.manager.taskdb import STATES
 
 RESULT_KEYS: Final = (
     "task_id",

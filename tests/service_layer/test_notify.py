@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
+from cloud_tasks.adapters.local.taskdb import TaskCounts, TaskDatabase
 from cloud_tasks.adapters.memory.clock import VirtualClock
 from cloud_tasks.domain.options import Notify
-from cloud_tasks.manager.insight import PoolRecorder
-from cloud_tasks.manager.notify import JobNotifier
-from cloud_tasks.manager.pool import PoolSnapshot
-from cloud_tasks.manager.taskdb import TaskCounts, TaskDatabase
+from cloud_tasks.service_layer.insight import PoolRecorder
+from cloud_tasks.service_layer.notify import JobNotifier
+from cloud_tasks.service_layer.pool import PoolSnapshot
 from tests.fakes.http import LoopbackServer
 
 

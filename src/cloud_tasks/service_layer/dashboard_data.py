@@ -13,9 +13,9 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cloud_tasks.manager.dbview import has_table
-from cloud_tasks.manager.taskdb import COMPLETED, FAILED, PENDING, RUNNING, STATES
+from cloud_tasks.adapters.local.taskdb import COMPLETED, FAILED, PENDING, RUNNING, STATES
 from cloud_tasks.ports import InstanceState
+from cloud_tasks.service_layer.dbview import has_table
 
 #: Points on the time axis of every plot.
 TIME_BINS = 60

@@ -20,10 +20,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Final
 
+from cloud_tasks.adapters.local.taskdb import COMPLETED, STATES, TaskDatabase
 from cloud_tasks.domain.tasks import Task
 from cloud_tasks.domain.text import shown
 from cloud_tasks.exceptions import CloudTasksError, ConfigError
-from cloud_tasks.manager.taskdb import COMPLETED, STATES, TaskDatabase
 
 #: ``--dump`` accepts a state or ``unfinished`` (every task not completed).
 DUMP_CHOICES: Final = (*STATES, "unfinished")

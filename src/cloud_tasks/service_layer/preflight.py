@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 from cloud_tasks.domain.options import JobConfig
 from cloud_tasks.exceptions import CloudTasksError, CredentialsError
-from cloud_tasks.manager.session import Adapters, JobPlan
 from cloud_tasks.ports import CheckResult, PreflightRequest
+from cloud_tasks.service_layer.session import Adapters, JobPlan
 
 #: Bytes of startup script each provider accepts: EC2 user data, a Compute Engine metadata
 #: value.

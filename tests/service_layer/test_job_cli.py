@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from cloud_tasks.adapters.local.taskdb import InstanceRecord, TaskDatabase
 from cloud_tasks.domain.tasks import Task
-from cloud_tasks.manager.taskdb import InstanceRecord, TaskDatabase
 
 MEMORY_CONFIG = """\
 provider: memory

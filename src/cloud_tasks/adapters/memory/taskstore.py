@@ -17,9 +17,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from cloud_tasks.domain.events import OUTCOME_EVENTS, event_problem
-from cloud_tasks.domain.tasks import Task
-from cloud_tasks.manager.taskdb import (
+from cloud_tasks.adapters.local.taskdb import (
     COMPLETED,
     FAILED,
     PENDING,
@@ -30,6 +28,8 @@ from cloud_tasks.manager.taskdb import (
     TaskCounts,
     error_text,
 )
+from cloud_tasks.domain.events import OUTCOME_EVENTS, event_problem
+from cloud_tasks.domain.tasks import Task
 
 _OUTCOME_EVENTS = OUTCOME_EVENTS
 _STATES = (PENDING, RUNNING, COMPLETED, FAILED)

@@ -13,8 +13,8 @@ from typing import Any
 
 import attrs
 
+from cloud_tasks.adapters.local.taskdb import InstanceRecord, TaskCounts, TaskDatabase
 from cloud_tasks.domain.text import shown
-from cloud_tasks.manager.taskdb import InstanceRecord, TaskCounts, TaskDatabase
 
 THROUGHPUT_WINDOW_S = 300.0
 

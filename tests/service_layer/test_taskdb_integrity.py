@@ -20,11 +20,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cloud_tasks.adapters.local.taskdb import APPLICATION_ID, TaskDatabase, identify
+from cloud_tasks.adapters.memory.taskstore import InMemoryTaskStore
 from cloud_tasks.domain.events import event_problem
 from cloud_tasks.domain.tasks import Task
 from cloud_tasks.exceptions import CloudTasksError
-from cloud_tasks.manager.taskdb import APPLICATION_ID, TaskDatabase, identify
-from cloud_tasks.manager.taskstore import InMemoryTaskStore
 
 TASKS = [Task(f"t{i}", {"i": i}) for i in range(3)]
 

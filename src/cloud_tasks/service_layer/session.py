@@ -20,14 +20,14 @@ from cloud_tasks.domain.sizing import target_pool_size
 from cloud_tasks.domain.startup import ENV_PREFIX
 from cloud_tasks.domain.tasks import Envelope, Task
 from cloud_tasks.exceptions import ConfigError
-from cloud_tasks.manager.plan import (
+from cloud_tasks.ports import Clock, Compute, EventQueue, Pricing, TaskQueue
+from cloud_tasks.service_layer.plan import (
     ZoneChoice,
     launch_options,
     on_demand_options,
     startup_script_for,
 )
-from cloud_tasks.manager.pool import LaunchOption, PoolSettings
-from cloud_tasks.ports import Clock, Compute, EventQueue, Pricing, TaskQueue
+from cloud_tasks.service_layer.pool import LaunchOption, PoolSettings
 
 LOAD_BATCH = 500
 #: Providers whose instances really run workers; ``memory`` plans and simulates only.

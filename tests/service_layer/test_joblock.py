@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cloud_tasks.exceptions import CloudTasksError
-from cloud_tasks.manager.joblock import JobLock, lock_holder, lock_path
+from cloud_tasks.service_layer.joblock import JobLock, lock_holder, lock_path
 
 
 def test_a_second_holder_is_refused_with_the_first_ones_pid(tmp_path: Path) -> None:
@@ -30,7 +30,7 @@ def test_a_second_holder_is_refused_with_the_first_ones_pid(tmp_path: Path) -> N
 def test_the_lock_dies_with_its_process(tmp_path: Path) -> None:
     db = tmp_path / "job.db"
     code = (
-        "import os, sys; from cloud_tasks.manager.joblock import JobLock; "
+        "import os, sys; from cloud_tasks.service_layer.joblock import JobLock; "
         f"JobLock({str(db)!r}, 'job').acquire(); os._exit(0)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
