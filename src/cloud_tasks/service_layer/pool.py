@@ -14,6 +14,10 @@ database; every ``scaling_check_interval`` it reconciles the pool with the provi
 - idle instances beyond the target are stopped after ``instance_termination_delay``.
 
 When every task is terminal it stops every instance and deletes the queues.
+
+The rules are pure functions the manager acts on: instance health and broken-startup verdicts
+in ``domain.pool_health``, the scaling plan, on-demand and launch-error rules in
+``domain.replacement``, and the re-send of tasks whose outcome was lost in ``domain.retry``.
 """
 
 from __future__ import annotations
