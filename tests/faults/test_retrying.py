@@ -135,3 +135,77 @@ def test_a_task_file_on_a_flaky_web_server_is_read_after_retries(
     with pytest.raises(TaskFileError, match="404"):
         read_tasks(f"{url}/missing.json")
     assert seen["/missing.json"] == 1  # not retried
+
+
+def test_on_retry_is_told_each_retry_with_its_attempt_and_wait() -> None:
+    told: list[tuple[int, str, float]] = []
+    failures = iter([ConnectionResetError("one"), TimeoutError("two")])
+
+    def flaky() -> int:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return 7
+
+    result = call_with_retries(
+        flaky,
+        sleep=lambda _s: None,
+        jitter=lambda: 1.0,
+        on_retry=lambda n, exc, delay: told.append((n, str(exc), delay)),
+    )
+    assert result == 7
+    assert told == [(1, "one", 0.2), (2, "two", 0.4)]
+
+
+class _PartlyFailingSqs:
+    """An SQS client double: ``send_message_batch`` fails the first entry of the first
+    ``flaky`` calls on SQS's side, or rejects it as the sender's fault."""
+
+    def __init__(self, flaky: int, *, sender_fault: bool = False) -> None:
+        self.flaky = flaky
+        self.sender_fault = sender_fault
+        self.sent: list[list[str]] = []
+        self.stored: list[str] = []
+
+    def get_queue_url(self, QueueName: str) -> dict[str, str]:
+        return {"QueueUrl": f"http://127.0.0.1/{QueueName}"}
+
+    def send_message_batch(
+        self,
+        QueueUrl: str,
+        Entries: list[dict[str, str]],
+    ) -> dict[str, Any]:
+        self.sent.append([entry["Id"] for entry in Entries])
+        if len(self.sent) <= self.flaky:
+            first, rest = Entries[0], Entries[1:]
+            self.stored += [entry["MessageBody"] for entry in rest]
+            failure = {"Id": first["Id"], "Code": "InternalError", "Message": "try again"}
+            return {"Failed": [{**failure, "SenderFault": self.sender_fault}]}
+        self.stored += [entry["MessageBody"] for entry in Entries]
+        return {"Successful": [{"Id": entry["Id"]} for entry in Entries]}
+
+
+def _tasks(count: int) -> list[Any]:
+    from cloud_tasks.domain.tasks import Envelope, Task
+
+    return [Envelope(Task(f"t{i}", {})) for i in range(count)]
+
+
+def test_sqs_sends_again_only_the_entries_sqs_failed_then_gives_up_in_one_line() -> None:
+    from cloud_tasks.adapters.aws.sqs import SqsTaskQueue
+    from cloud_tasks.exceptions import ProviderError
+
+    client = _PartlyFailingSqs(flaky=2)
+    SqsTaskQueue("q", client=client).send(_tasks(3))  # type: ignore[arg-type]
+    assert client.sent == [["0", "1", "2"], ["0"], ["0"]]
+    assert sorted(client.stored) == sorted(e.encode() for e in _tasks(3))
+
+    stuck = _PartlyFailingSqs(flaky=100)
+    with pytest.raises(ProviderError, match="1 messages still failing after 6 attempts"):
+        SqsTaskQueue("q", client=stuck).send(_tasks(2))  # type: ignore[arg-type]
+    assert len(stuck.sent) == 6
+
+    rejected = _PartlyFailingSqs(flaky=1, sender_fault=True)
+    with pytest.raises(ProviderError, match="message rejected"):
+        SqsTaskQueue("q", client=rejected).send(_tasks(2))  # type: ignore[arg-type]
+    assert len(rejected.sent) == 1

@@ -1,10 +1,11 @@
 """Capped exponential backoff with full jitter, for calls that have no SDK-level retries.
 
 boto3 clients retry through botocore's retry modes and Google clients through
-``google.api_core.retry.Retry``; plain ``urllib`` calls (task files on web servers, instance
-metadata) use ``call_with_retries``. Only transient failures are retried (throttling, 5xx,
-timeouts, connection resets); anything else is raised at once, so a real error reaches the user
-as one clear message without a wait.
+``google.api_core.retry.Retry``; plain ``urllib`` calls (task files on web servers) and SQS
+batch sends that fail in part use ``call_with_retries``, which runs on tenacity with an
+injectable ``sleep`` (stamina, built on tenacity, always sleeps on the wall clock). Only
+transient failures are retried (throttling, 5xx, timeouts, connection resets); anything else is
+raised at once, so a real error reaches the user as one clear message without a wait.
 """
 
 from __future__ import annotations
@@ -89,22 +90,48 @@ def call_with_retries(
 
     Raises the last exception when it is not ``retryable`` or after ``backoff.max_attempts``
     tries. ``on_retry(attempt, exc, delay_s)`` is told about each retry (for logs and tests).
+    The waits go through ``sleep`` (a virtual clock's in tests).
     """
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return func()
-        except Exception as exc:
-            if attempt >= backoff.max_attempts or not retryable(exc):
-                raise
-            delay = backoff.delay_s(attempt - 1, jitter())
-            asked = retry_after_s(exc)
-            if asked is not None:
-                delay = max(delay, min(asked, backoff.maximum_s))
-            if on_retry is not None:
-                on_retry(attempt, exc, delay)
-            sleep(delay)
+    try:
+        return func()
+    except Exception as exc:
+        if backoff.max_attempts <= 1 or not retryable(exc):
+            raise
+        first = exc
+    # Imported on the first failure only: tenacity costs ~80 ms to import, and most calls
+    # succeed at once (a worker sending its events, a task file read over HTTP).
+    import tenacity
+
+    replay: list[BaseException] = [first]
+
+    def attempt() -> _T:
+        if replay:
+            raise replay.pop()
+        return func()
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        delay = backoff.delay_s(state.attempt_number - 1, jitter())
+        error = state.outcome.exception() if state.outcome is not None else None
+        asked = retry_after_s(error) if error is not None else None
+        if asked is not None:
+            delay = max(delay, min(asked, backoff.maximum_s))
+        return delay
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        if on_retry is not None and state.outcome is not None:
+            error = state.outcome.exception()
+            if error is not None:
+                on_retry(state.attempt_number, error, state.upcoming_sleep)
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(backoff.max_attempts),
+        retry=tenacity.retry_if_exception(lambda e: isinstance(e, Exception) and retryable(e)),
+        wait=wait,
+        sleep=sleep,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    return retrying(attempt)
 
 
 __all__ = [

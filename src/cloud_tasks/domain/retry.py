@@ -3,16 +3,20 @@
 ``decide_outcome`` is the one place that maps how a task attempt ended to what happens to its
 queue message. Application failures (a requested retry, an exception, an exit, a timeout) count
 against ``RetryPolicy.max_attempts``; deliveries lost to preemption, lost leases or worker
-shutdowns never do, and are capped separately by ``RetryPolicy.max_preemptions``.
+shutdowns never do, and are capped separately by ``RetryPolicy.max_preemptions``. The pool
+manager's re-send of tasks whose outcome was lost (``tasks_to_resend``) is the same rule: a lost
+run is a lost delivery.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 
 import attrs
 
 from cloud_tasks.domain.options import RetryPolicy
+from cloud_tasks.domain.tasks import Task
 
 
 class OutcomeKind(enum.Enum):
@@ -135,8 +139,52 @@ def decide_outcome(
     return Requeue()
 
 
+#: Times a task whose outcome was lost is sent again before it is marked failed.
+MAX_RESENDS = 3
+
+
+def decide_lost_outcome(times_resent: int, max_resends: int = MAX_RESENDS) -> Release | DeadLetter:
+    """Decide about a task that left the queue without an outcome event.
+
+    Its worker died between taking it and reporting (the task may or may not have finished);
+    that is not the task's fault, so like a preemption it runs again without using an attempt
+    (``Release``: send it again) until ``max_resends`` runs were lost after the first
+    (``DeadLetter``: mark it failed). ``max_resends`` caps like ``max_preemptions`` (0 = no cap).
+    """
+    runs_lost = times_resent + 1
+    if preemption_budget_exhausted(runs_lost, RetryPolicy(max_preemptions=max_resends)):
+        return DeadLetter(
+            f"no outcome event after {runs_lost} runs (the outcome was lost each time)"
+        )
+    return Release()
+
+
+@attrs.frozen
+class ResendPlan:
+    """Tasks whose outcome was lost: those to send again, and the ids of those to fail."""
+
+    resend: tuple[Task, ...] = ()
+    give_up: tuple[str, ...] = ()
+
+
+def tasks_to_resend(
+    unfinished: Iterable[tuple[Task, int]], max_resends: int = MAX_RESENDS
+) -> ResendPlan:
+    """Split tasks without an outcome, each with the times it was already sent again, by
+    :func:`decide_lost_outcome`."""
+    resend: list[Task] = []
+    give_up: list[str] = []
+    for task, resent in unfinished:
+        if isinstance(decide_lost_outcome(resent, max_resends), Release):
+            resend.append(task)
+        else:
+            give_up.append(task.task_id)
+    return ResendPlan(tuple(resend), tuple(give_up))
+
+
 __all__ = [
     "APPLICATION_FAILURES",
+    "MAX_RESENDS",
     "Complete",
     "DeadLetter",
     "Decision",
@@ -144,8 +192,11 @@ __all__ = [
     "OutcomeKind",
     "Release",
     "Requeue",
+    "ResendPlan",
     "admit_delivery",
+    "decide_lost_outcome",
     "decide_outcome",
     "preemption_budget_exhausted",
     "retry_due",
+    "tasks_to_resend",
 ]

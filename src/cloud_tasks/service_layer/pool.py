@@ -14,6 +14,10 @@ database; every ``scaling_check_interval`` it reconciles the pool with the provi
 - idle instances beyond the target are stopped after ``instance_termination_delay``.
 
 When every task is terminal it stops every instance and deletes the queues.
+
+The rules are pure functions the manager acts on: instance health and broken-startup verdicts
+in ``domain.pool_health``, the scaling plan, on-demand and launch-error rules in
+``domain.replacement``, and the re-send of tasks whose outcome was lost in ``domain.retry``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import math
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, ParamSpec, TypeVar
@@ -31,16 +34,35 @@ import attrs
 from cloud_tasks.adapters.local.taskdb import InstanceRecord, TaskCounts
 from cloud_tasks.adapters.memory.taskstore import TaskStore
 from cloud_tasks.domain.options import PoolLimits
-from cloud_tasks.domain.selection import Candidate
-from cloud_tasks.domain.sizing import (
-    apply_cost_cap,
-    cost_horizon_s,
-    idle_instances_to_terminate,
-    target_pool_size,
+from cloud_tasks.domain.pool_health import (
+    GONE,
+    LOST_OUTCOME_GRACE_S,
+    BrokenStartup,
+    StartupHistory,
+    TrackedInstance,
+    broken_startup,
+    lost_instances,
+    outcomes_presumed_lost,
+    record_loss,
+    silent_startup,
+    unhealthy_instances,
 )
+from cloud_tasks.domain.replacement import (
+    PERMANENT_ERRORS,
+    PROVIDER_OUTAGE_LIMIT_S,
+    fits_price_cap,
+    instances_needed,
+    launch_error_rank,
+    on_demand_room,
+    on_demand_wanted,
+    outage_outlasted,
+    plan_scaling,
+)
+from cloud_tasks.domain.retry import MAX_RESENDS, tasks_to_resend
+from cloud_tasks.domain.selection import Candidate
 from cloud_tasks.domain.speculation import SpeculationPolicy
 from cloud_tasks.domain.spread import SpreadPool, eligible_pools, spread_launches
-from cloud_tasks.domain.tasks import Envelope, Task
+from cloud_tasks.domain.tasks import Envelope
 from cloud_tasks.exceptions import (
     CapacityError,
     CloudTasksError,
@@ -71,26 +93,12 @@ logger = logging.getLogger("cloud_tasks.manager")
 
 #: Fields of a ``keep_alive`` event that may say how many tasks the worker is running.
 _BUSY_FIELDS = ("running_tasks", "tasks_running", "in_flight", "active_tasks")
-#: Startup failures (an instance lost before any keep-alive) tolerated while no instance has
-#: ever worked, before the job stops as "startup script probably broken".
-MAX_STARTUP_FAILURES = 3
-#: A queue that stays empty this long (and for three checks) while tasks still lack an outcome
-#: means those outcomes were lost; the tasks are marked failed rather than waited on forever.
-LOST_OUTCOME_GRACE_S = 30.0
-#: Times a task whose outcome was lost is sent again before it is marked failed.
-MAX_RESENDS = 3
-#: How long the manager keeps retrying while the provider fails (throttling, outages) before it
-#: gives up; the queue, the task database and the instances are kept for ``run --continue``.
-PROVIDER_OUTAGE_LIMIT_S = 900.0
 #: The step name under which a locked task database is timed (see ``_wait_for_store``).
 _STORE_STEP = "task database"
 #: Instances asked for in one launch call, and launch calls in flight at once. EC2 and Compute
 #: Engine throttle mutating calls per second; a few large calls stay far inside those limits.
 LAUNCH_BATCH = 100
 LAUNCH_CONCURRENCY = 10
-#: Errors no retry can fix: the run stops what it started and ends with the error's line
-#: (which names the setting to change). A queue deleted under the run ends it the same way.
-PERMANENT_ERRORS = (RejectedError, CredentialsError, ConfigError, QueueNotFoundError)
 
 Status = Literal["completed", "broken_startup", "cost_cap", "stopped"]
 
@@ -165,23 +173,6 @@ class PoolSnapshot:
     now: float
 
 
-@attrs.define
-class _Tracked:
-    instance_id: str
-    instance_type: str
-    zone: str
-    price_per_hour_usd: float
-    launched_at: float
-    tasks_per_instance: int
-    first_alive: float | None = None
-    last_alive: float | None = None
-    last_busy: float = 0.0
-    running_tasks: int = 0
-    on_demand: bool = False
-    #: Reported an event about a task (its worker took work), not only keep-alives.
-    worked: bool = False
-
-
 class _Abort(Exception):
     def __init__(self, status: Status, message: str) -> None:
         super().__init__(message)
@@ -228,7 +219,7 @@ class PoolManager:
         self.recorder = recorder
         self.log = log or logger.info
         self.stop_requested = stop_requested
-        self.tracked: dict[str, _Tracked] = {}
+        self.tracked: dict[str, TrackedInstance] = {}
         self.exhausted: set[tuple[str, str]] = set()
         self.ever_alive = False
         self.ever_worked = False
@@ -358,7 +349,7 @@ class PoolManager:
             since = self._failing_since.setdefault(name, now)
             if since == now:
                 self.log(f"provider error, retrying: {exc}")
-            elif now - since > PROVIDER_OUTAGE_LIMIT_S:
+            elif outage_outlasted(since, now):
                 raise
             return False
         if name in self._failing_since:
@@ -374,7 +365,7 @@ class PoolManager:
         since = self._failing_since.setdefault(_STORE_STEP, now)
         if since == now:
             self.log(f"{exc}; waiting for it")
-        elif now - since > PROVIDER_OUTAGE_LIMIT_S:
+        elif outage_outlasted(since, now):
             listed = await self._call(self.compute.list_instances, self.settings.job_id)
             ids = sorted({instance.instance_id for instance in listed} | set(self.tracked))
             if ids:
@@ -428,7 +419,7 @@ class PoolManager:
         for record in self.db.instances(active_only=True):
             option = self._option_by_type.get(record.instance_type)
             tasks = option.candidate.tasks_per_instance if option else 1
-            self.tracked[record.instance_id] = _Tracked(
+            self.tracked[record.instance_id] = TrackedInstance(
                 record.instance_id,
                 record.instance_type,
                 record.zone,
@@ -539,7 +530,7 @@ class PoolManager:
                 continue
             option = self._option_by_type.get(instance.instance_type)
             launched = now
-            self.tracked[instance.instance_id] = _Tracked(
+            self.tracked[instance.instance_id] = TrackedInstance(
                 instance.instance_id,
                 instance.instance_type,
                 instance.zone,
@@ -562,112 +553,71 @@ class PoolManager:
             self.log(f"found running instance {instance.instance_id}; supervising it")
 
     async def _remove_lost(self, by_id: dict[str, Instance], now: float) -> None:
-        lost: list[tuple[str, str]] = []
-        for instance_id in list(self.tracked):
-            instance = by_id.get(instance_id)
-            if instance is None:
-                lost.append((instance_id, "gone"))
-            elif instance.state in (
-                InstanceState.PREEMPTED,
-                InstanceState.FAILED,
-                InstanceState.TERMINATED,
-            ):
-                lost.append((instance_id, instance.state.value))
+        reported = {instance_id: instance.state.value for instance_id, instance in by_id.items()}
+        lost = lost_instances(list(self.tracked), reported)
         if not lost:
             return
-        cleanup = [i for i, reason in lost if reason != "gone"]
+        cleanup = [loss.instance_id for loss in lost if loss.reason != GONE]
         if cleanup:
             # Preempted and failed instances are deleted, not left behind.
             await self._call(self.compute.terminate, cleanup)
-        for instance_id, reason in lost:
-            tracked = self.tracked.pop(instance_id)
-            self.db.end_instance(instance_id, now, reason)
+        for loss in lost:
+            tracked = self.tracked.pop(loss.instance_id)
+            self.db.end_instance(loss.instance_id, now, loss.reason)
             self.replaced += 1
-            if tracked.first_alive is None:
-                self.startup_failures += 1
-            elif reason != InstanceState.PREEMPTED.value:
-                self._note_idle_death(tracked)
-            self.log(f"instance {instance_id} {reason}; it will be replaced if work remains")
-        if not self.ever_alive and self.startup_failures >= MAX_STARTUP_FAILURES:
-            raise _Abort(
-                "broken_startup",
-                self._broken_message(
-                    lost[-1][0],
-                    f"{self.startup_failures} instances ended before sending any keep-alive",
-                ),
+            self._record_loss(tracked, preempted=loss.preempted)
+            self.log(
+                f"instance {loss.instance_id} {loss.reason}; it will be replaced if work remains"
             )
-        self._check_idle_deaths(lost[-1][0])
+        self._stop_if_broken(broken_startup(self._history()), lost[-1].instance_id)
 
-    def _note_idle_death(self, tracked: _Tracked) -> None:
-        """An instance that sent keep-alives but ended (not preempted) before any task event."""
-        if not tracked.worked:
-            self.died_before_work += 1
+    def _history(self) -> StartupHistory:
+        return StartupHistory(
+            self.ever_alive, self.ever_worked, self.startup_failures, self.died_before_work
+        )
 
-    def _check_idle_deaths(self, instance_id: str) -> None:
-        """Stop a crash loop of workers that start, send a keep-alive and die before any work.
+    def _record_loss(self, tracked: TrackedInstance, *, preempted: bool) -> None:
+        history = record_loss(self._history(), tracked, preempted=preempted)
+        self.startup_failures = history.startup_failures
+        self.died_before_work = history.died_before_work
 
-        Like a startup failure, this only stops the job while no instance has ever worked.
-        """
-        if self.ever_worked or self.died_before_work == 0:
+    def _stop_if_broken(self, verdict: BrokenStartup | None, instance_id: str) -> None:
+        """End the run as ``broken_startup`` on the domain's verdict (see ``broken_startup``)."""
+        if verdict is None:
             return
-        ended = self.startup_failures + self.died_before_work
-        if ended >= MAX_STARTUP_FAILURES:
+        if verdict.crash_loop:
             self._check_stop()  # instances ended by 'cloud_tasks stop' are not a crash loop
-            raise _Abort(
-                "broken_startup",
-                self._broken_message(
-                    instance_id,
-                    f"{ended} instances ended before reporting any task "
-                    f"({self.died_before_work} of them after a keep-alive: the worker starts, "
-                    "then dies)",
-                ),
-            )
+        raise _Abort("broken_startup", self._broken_message(instance_id, verdict.what))
 
     async def _remove_unhealthy(self, now: float) -> None:
         s = self.settings
-        if s.keepalive_interval_s <= 0:
-            return  # workers were told not to send keep-alives
-        never, silent = [], []
-        for tracked in self.tracked.values():
-            if tracked.first_alive is None:
-                if (
-                    s.keepalive_startup_timeout_s > 0
-                    and now - tracked.launched_at > s.keepalive_startup_timeout_s
-                ):
-                    never.append(tracked.instance_id)
-            elif (
-                s.keepalive_timeout_s > 0
-                and tracked.last_alive is not None
-                and now - tracked.last_alive > s.keepalive_timeout_s
-            ):
-                silent.append(tracked.instance_id)
-        if never and not self.ever_alive:
-            raise _Abort(
-                "broken_startup",
-                self._broken_message(
-                    never[0],
-                    f"no instance sent a keep-alive within keepalive_startup_timeout="
-                    f"{s.keepalive_startup_timeout_s:g}s",
-                ),
-            )
-        for instance_id in never:
+        unhealthy = unhealthy_instances(
+            self.tracked.values(),
+            now,
+            keepalive_interval_s=s.keepalive_interval_s,
+            keepalive_startup_timeout_s=s.keepalive_startup_timeout_s,
+            keepalive_timeout_s=s.keepalive_timeout_s,
+        )
+        if unhealthy.never_alive:
+            verdict = silent_startup(unhealthy, self._history(), s.keepalive_startup_timeout_s)
+            self._stop_if_broken(verdict, unhealthy.never_alive[0])
+        for instance_id in unhealthy.never_alive:
             self.log(
                 f"instance {instance_id} sent no keep-alive within "
                 f"{s.keepalive_startup_timeout_s:g}s; replacing it"
             )
-        for instance_id in silent:
+        for instance_id in unhealthy.silent:
             self.log(
                 f"instance {instance_id} silent for more than {s.keepalive_timeout_s:g}s; "
                 "replacing it"
             )
-        bad = never + silent
+        bad = unhealthy.all
         if bad:
-            self.startup_failures += len(never)
-            for instance_id in silent:
-                self._note_idle_death(self.tracked[instance_id])
+            for instance_id in bad:
+                self._record_loss(self.tracked[instance_id], preempted=False)
             self.replaced += len(bad)
             await self._terminate(bad, now, "unhealthy")
-            self._check_idle_deaths(bad[-1])
+            self._stop_if_broken(broken_startup(self._history()), bad[-1])
 
     def _broken_message(self, instance_id: str, what: str) -> str:
         hint_func = getattr(self.compute, "startup_log_hint", None)
@@ -705,13 +655,8 @@ class PoolManager:
         A worker killed between acknowledging a task and reporting it loses the outcome; the
         task may or may not have finished. Tasks are run at least once, so it is sent again.
         """
-        resend: list[Task] = []
-        give_up: list[str] = []
-        for task, resent in self.db.unfinished():
-            if resent < MAX_RESENDS:
-                resend.append(task)
-            else:
-                give_up.append(task.task_id)
+        plan = tasks_to_resend(self.db.unfinished(), MAX_RESENDS)
+        resend, give_up = plan.resend, plan.give_up
         for start in range(0, len(resend), 500):
             chunk = resend[start : start + 500]
             await self._call(self.task_queue.send, [Envelope(task) for task in chunk])
@@ -723,7 +668,7 @@ class PoolManager:
             )
         if give_up:
             self.db.fail_tasks(
-                give_up,
+                list(give_up),
                 now,
                 f"no outcome event after {MAX_RESENDS + 1} runs (the outcome was lost each time)",
             )
@@ -762,20 +707,16 @@ class PoolManager:
             )
 
     def _quiet_for(self, now: float) -> bool:
-        """The queue has been empty, and no worker busy or reporting, for long enough.
-
-        Queue depths are approximate (and lag on some providers), so an empty queue alone is
-        not trusted: three checks in a row, a grace period, no task event and no keep-alive
-        reporting running tasks during it.
-        """
-        grace = max(LOST_OUTCOME_GRACE_S, 3 * self.settings.scaling_check_interval_s)
-        return (
-            self._empty_since is not None
-            and self._empty_checks >= 3
-            and now - self._empty_since >= grace
-            and now - self._last_task_event >= grace
-            and now - self._busy_reported_at >= grace
-            and all(t.running_tasks == 0 for t in self.tracked.values())
+        """Quiet long enough that tasks without an outcome lost it (``outcomes_presumed_lost``)."""
+        return outcomes_presumed_lost(
+            now=now,
+            empty_since=self._empty_since,
+            empty_checks=self._empty_checks,
+            last_task_event=self._last_task_event,
+            busy_reported_at=self._busy_reported_at,
+            running_tasks=(t.running_tasks for t in self.tracked.values()),
+            scaling_check_interval_s=self.settings.scaling_check_interval_s,
+            grace_s=LOST_OUTCOME_GRACE_S,
         )
 
     def _remaining(self) -> int:
@@ -791,64 +732,48 @@ class PoolManager:
             self.log("every instance type and zone hit a capacity error; retrying all of them")
             self.exhausted.clear()
             option = self.options[0]
-        pool_target = target_pool_size(option.candidate, self.settings.limits, remaining)
-        target = pool_target.count
         limits = self.settings.limits
-        # Busy instances first, so the cost cap keeps those that are working.
-        active = sorted(self.tracked.values(), key=lambda t: -t.last_busy)
         spent = self.db.spend_usd(now)
-        decision = apply_cost_cap(
-            target_count=target,
-            running_prices_per_hour_usd=[t.price_per_hour_usd for t in active],
-            new_price_per_hour_usd=option.candidate.price_per_hour_usd,
+        plan = plan_scaling(
+            candidate=option.candidate,
+            limits=limits,
+            remaining_tasks=remaining,
+            instances=list(self.tracked.values()),
             spent_usd=spent,
-            max_total_cost_usd=limits.max_total_cost,
-            horizon_s=cost_horizon_s(self.settings.scaling_check_interval_s),
+            now=now,
+            scaling_check_interval_s=self.settings.scaling_check_interval_s,
+            termination_delay_s=self.settings.instance_termination_delay_s,
         )
         if self.recorder is not None:
             self.recorder.record_decision(
                 now,
                 candidate=option.candidate,
-                target=pool_target,
-                decision=decision,
-                running=len(active),
+                target=plan.target,
+                decision=plan.cost,
+                running=plan.running,
                 remaining_tasks=remaining,
                 spent_usd=spent,
                 limits=limits,
             )
-        if decision.stop:
-            ids = [active[index].instance_id for index in decision.stop]
+        if plan.stop_for_cost:
             self.log(
-                f"max_total_cost=${limits.max_total_cost:g}: stopping {len(ids)} instances "
-                f"(spent ${spent:.4f})"
+                f"max_total_cost=${limits.max_total_cost:g}: stopping "
+                f"{len(plan.stop_for_cost)} instances (spent ${spent:.4f})"
             )
-            await self._terminate(ids, now, "cost cap")
-        if (
-            decision.at_cap
-            and not decision.keep
-            and decision.start == 0
-            and remaining > 0
-            and limits.max_total_cost is not None
-        ):
+            await self._terminate(plan.stop_for_cost, now, "cost cap")
+        if plan.cost_cap_reached:
             raise _Abort(
                 "cost_cap",
                 f"max_total_cost=${limits.max_total_cost:g} reached (spent ${spent:.4f}) with "
                 f"{remaining} tasks left; every instance was stopped. Raise max_total_cost and "
                 "run 'cloud_tasks run --continue' to finish",
             )
-        if len(self.tracked) > target:
-            idle = idle_instances_to_terminate(
-                now_s=now,
-                last_busy_s={t.instance_id: t.last_busy for t in self.tracked.values()},
-                termination_delay_s=self.settings.instance_termination_delay_s,
-                keep_at_least=target,
-            )
-            if idle:
-                self.log(f"work is running out: stopping {len(idle)} idle instances")
-                await self._terminate(list(idle), now, "idle")
-        if decision.start > 0 and remaining > 0:
+        if plan.stop_idle:
+            self.log(f"work is running out: stopping {len(plan.stop_idle)} idle instances")
+            await self._terminate(plan.stop_idle, now, "idle")
+        if plan.launch > 0:
             self._check_stop()  # 'stop' may have run during this check: replace nothing
-            await self._launch(decision.start, now, on_demand=self._on_demand_wanted())
+            await self._launch(plan.launch, now, on_demand=self._on_demand_wanted())
 
     def _on_demand_wanted(self) -> int:
         """On-demand instances to start for tasks that keep losing their runs to preemption."""
@@ -857,28 +782,23 @@ class PoolManager:
         if times <= 0 or not self._on_demand or option is None:
             return 0
         stuck = self.db.preempted_tasks(times)
-        if stuck <= 0:
-            return 0
         have = sum(1 for t in self.tracked.values() if t.on_demand)
-        wanted = instances_needed(stuck, option.candidate.tasks_per_instance) - have
+        wanted = on_demand_wanted(stuck, option.candidate.tasks_per_instance, have)
         if wanted > 0:
             self.log(
                 f"{stuck} task{'s' if stuck > 1 else ''} lost {times}+ runs to preemption: "
                 f"starting {wanted} on-demand instance{'s' if wanted > 1 else ''}"
             )
-        return max(wanted, 0)
+        return wanted
 
     def _on_demand_twin(self, option: LaunchOption) -> LaunchOption | None:
         """The on-demand twin of ``option`` when the pool's price limit leaves room for it."""
         twin = self._on_demand.get(option.key)
         if twin is None:
             return None
+        pool = sum(t.price_per_hour_usd for t in self.tracked.values())
         cap = self.settings.limits.max_total_price_per_hour
-        if cap is not None:
-            pool = sum(t.price_per_hour_usd for t in self.tracked.values())
-            if pool + twin.candidate.price_per_hour_usd > cap + 1e-9:
-                return None
-        return twin
+        return twin if fits_price_cap(pool, twin.candidate.price_per_hour_usd, cap) else None
 
     async def _launch(self, count: int, now: float, *, on_demand: int = 0) -> None:
         """Start ``count`` instances: the best option first, in batches of ``LAUNCH_BATCH``
@@ -940,7 +860,7 @@ class PoolManager:
                 reason = str(error) if error is not None else f"capacity for {got} of {asked} only"
                 self.log(f"{where}: {reason}; {nxt}")
             if errors:
-                raise min(errors, key=_error_rank)
+                raise min(errors, key=launch_error_rank)
         if started:
             self.log(
                 f"started {started} instance{'s' if started > 1 else ''} "
@@ -949,12 +869,9 @@ class PoolManager:
 
     def _on_demand_room(self, twin: LaunchOption) -> int:
         """How many on-demand ``twin`` instances fit under ``max_total_price_per_hour``."""
-        cap = self.settings.limits.max_total_price_per_hour
-        price = twin.candidate.price_per_hour_usd
-        if cap is None or price <= 0:
-            return 1 << 30
         pool = sum(t.price_per_hour_usd for t in self.tracked.values())
-        return max(1, int((cap - pool + 1e-9) // price))
+        cap = self.settings.limits.max_total_price_per_hour
+        return on_demand_room(pool, twin.candidate.price_per_hour_usd, cap)
 
     def _spread(self, option: LaunchOption, count: int) -> list[tuple[LaunchOption, int]]:
         """``count`` new instances over ``option`` and the spot options within the spread
@@ -1041,13 +958,13 @@ class PoolManager:
             for instance in result:
                 self._track_new(instance, option)
             started += len(result)
-        errors.sort(key=_error_rank)
+        errors.sort(key=launch_error_rank)
         return started, (errors[0] if errors else None)
 
     def _track_new(self, instance: Instance, option: LaunchOption) -> None:
         candidate = option.candidate
         launched = self._now()
-        self.tracked[instance.instance_id] = _Tracked(
+        self.tracked[instance.instance_id] = TrackedInstance(
             instance.instance_id,
             candidate.name,
             option.zone,
@@ -1086,21 +1003,6 @@ class PoolManager:
             self.log(f"stopping {len(ids)} instances ({reason})")
         await self._terminate(ids, self._now(), reason)
         return ids
-
-
-def _error_rank(error: CloudTasksError) -> int:
-    """Which launch error to act on first: a rejection, then a transient failure, then a
-    capacity error (which only moves the launch to the next option)."""
-    if isinstance(error, PERMANENT_ERRORS):
-        return 0
-    if isinstance(error, CapacityError):
-        return 2
-    return 1
-
-
-def instances_needed(remaining_tasks: int, tasks_per_instance: int) -> int:
-    """Instances needed to run every remaining task at once."""
-    return math.ceil(max(remaining_tasks, 0) / max(tasks_per_instance, 1))
 
 
 def describe(option: LaunchOption) -> dict[str, Any]:

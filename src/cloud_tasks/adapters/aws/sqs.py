@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import math
-import random
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from cloud_tasks.adapters._bodies import encode_events
+from cloud_tasks.adapters.retrying import Backoff, call_with_retries
 from cloud_tasks.domain.tasks import SQS_MAX_MESSAGE_BYTES, Envelope
 from cloud_tasks.exceptions import CredentialsError, ProviderError, QueueNotFoundError
 from cloud_tasks.ports import ReceivedEvent, ReceivedTask
@@ -41,7 +41,8 @@ SQS_MAX_BATCH_BYTES = 256 * 1024
 SQS_MAX_WAIT_S = 20
 SQS_MAX_VISIBILITY_S = 43_200  # 12 hours
 SQS_RETENTION_S = 1_209_600  # 14 days, the maximum
-_SEND_ATTEMPTS = 6
+#: Retries of batch entries SQS failed on its side (botocore retries whole failed calls).
+_SEND_BACKOFF = Backoff(initial_s=0.1, maximum_s=10.0, max_attempts=6)
 _MANAGED_TAG = {"managed-by": "cloud_tasks"}
 
 _MISSING_CODES = frozenset(
@@ -341,8 +342,11 @@ class _SqsQueueBase:
                 future.result()
 
     def _send_batch(self, url: str, entries: list[SendMessageBatchRequestEntryTypeDef]) -> None:
+        """Send one batch; entries SQS failed on its side are sent again with backoff."""
         pending = entries
-        for attempt in range(_SEND_ATTEMPTS):
+
+        def attempt() -> None:
+            nonlocal pending
             with self._errors("sending messages"):
                 response = self.client.send_message_batch(QueueUrl=url, Entries=pending)
             failed = response.get("Failed", [])
@@ -357,11 +361,19 @@ class _SqsQueueBase:
                 )
             failed_ids = {f["Id"] for f in failed}
             pending = [entry for entry in pending if entry["Id"] in failed_ids]
-            time.sleep(_backoff_s(attempt))
-        raise ProviderError(
-            f"SQS queue {self.sqs_name!r}: {len(pending)} messages still failing after "
-            f"{_SEND_ATTEMPTS} attempts; try again later"
-        )
+            raise _SendIncomplete
+
+        try:
+            call_with_retries(
+                attempt,
+                retryable=lambda exc: isinstance(exc, _SendIncomplete),
+                backoff=_SEND_BACKOFF,
+            )
+        except _SendIncomplete:
+            raise ProviderError(
+                f"SQS queue {self.sqs_name!r}: {len(pending)} messages still failing after "
+                f"{_SEND_BACKOFF.max_attempts} attempts; try again later"
+            ) from None
 
     # -- receiving -----------------------------------------------------------------------------
 
@@ -445,9 +457,8 @@ def _fifo_id(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _backoff_s(attempt: int, base_s: float = 0.1, cap_s: float = 10.0) -> float:
-    """Capped exponential backoff with full jitter."""
-    return random.uniform(0, min(cap_s, base_s * 2**attempt))
+class _SendIncomplete(Exception):
+    """SQS failed some entries of a batch on its side (``SenderFault`` false): send those again."""
 
 
 class SqsTaskQueue(_SqsQueueBase):
