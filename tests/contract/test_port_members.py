@@ -120,9 +120,9 @@ def _instances(tmp_path: Path) -> dict[str, Callable[[], object]]:
         "PubSubTaskQueue": lambda: load("cloud_tasks.adapters.gcp.pubsub:PubSubTaskQueue")(
             "queue", project_id="p"
         ),
-        "InMemoryEventQueue": lambda: load(
-            "cloud_tasks.adapters.memory.queue:InMemoryEventQueue"
-        )("q-events"),
+        "InMemoryEventQueue": lambda: load("cloud_tasks.adapters.memory.queue:InMemoryEventQueue")(
+            "q-events"
+        ),
         "CompactEventQueue": lambda: load(
             "cloud_tasks.adapters.memory.compact_queue:CompactEventQueue"
         )("q-events"),
@@ -164,9 +164,7 @@ def test_the_adapter_has_every_method_of_its_port_with_the_same_parameters(
 
 
 @pytest.mark.parametrize(("port", "path"), CASES, ids=[path for _port, path in CASES])
-def test_the_adapter_has_every_attribute_of_its_port(
-    port: type, path: str, tmp_path: Path
-) -> None:
+def test_the_adapter_has_every_attribute_of_its_port(port: type, path: str, tmp_path: Path) -> None:
     cls = _load(path)
     wanted = _attributes(port)
     if not wanted:

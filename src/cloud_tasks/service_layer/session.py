@@ -45,7 +45,7 @@ def job_id_of(config: JobConfig) -> str:
         where = f" ({config.source})" if config.source else ""
         raise ConfigError(
             f"job_id is not set{where}: add 'job_id: my-job' to the "
-            f"{getattr(config, 'section', None) or config.provider} section or pass --job-id"
+            f"{config.section or config.provider} section or pass --job-id"
         )
     return job_id
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from cloud_tasks import bootstrap
 from cloud_tasks.domain.retry import (
     Complete,
     DeadLetter,
@@ -140,8 +141,6 @@ class WorkerService:
         receive_wait_s: float,
         handle_signals: bool,
     ) -> None:
-        from cloud_tasks import bootstrap
-
         self.options = options
         self._retry_policy = options.retry_policy
         self._server = server
@@ -185,8 +184,6 @@ class WorkerService:
         self._changed = asyncio.Event()
         installed: list[int] = []
         try:
-            from cloud_tasks import bootstrap
-
             adapters = bootstrap.build_worker_adapters(
                 self.options,
                 self._environ,
