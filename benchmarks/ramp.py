@@ -30,8 +30,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from cloud_tasks.adapters.clock import SystemClock
 from cloud_tasks.adapters.local.taskdb import TaskDatabase
-from cloud_tasks.adapters.memory.clock import SystemClock
 from cloud_tasks.adapters.memory.queue import InMemoryEventQueue, InMemoryTaskQueue
 from cloud_tasks.domain.constraints import InstanceConstraints
 from cloud_tasks.domain.offers import BootDiskOption, InstanceOffer

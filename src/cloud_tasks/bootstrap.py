@@ -1,4 +1,9 @@
-"""The composition root: builds concrete adapters from a resolved configuration.
+"""The composition root: the one place that builds concrete adapters.
+
+Every entry point asks here for the ports it runs with: the job commands (``run``,
+``manage_pool``, ``status``, ...) call ``build_job_adapters``, the queue and info commands the
+``make_*`` functions, the worker ``build_worker_adapters`` and ``make_checkpoint_store``,
+``simulate`` ``build_simulation_adapters`` and the pytest plugin ``build_test_adapters``.
 
 SDK-backed adapters are imported here lazily, only for the provider in use; a cloud's client
 libraries that are not installed become one ``MissingLibraryError`` naming the pip extra.
@@ -9,11 +14,31 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from cloud_tasks.domain.options import JobConfig
 from cloud_tasks.exceptions import ConfigError, MissingLibraryError
-from cloud_tasks.ports import Clock, Compute, EventQueue, Preflight, Pricing, TaskQueue
+from cloud_tasks.ports import (
+    CheckpointStore,
+    Clock,
+    Compute,
+    EventQueue,
+    InstanceMetadata,
+    Preflight,
+    Pricing,
+    TaskQueue,
+)
+
+if TYPE_CHECKING:
+    from cloud_tasks.adapters.local.sqlite_queue import LoadJournal
+    from cloud_tasks.adapters.memory.catalog import MemoryPricing
+    from cloud_tasks.adapters.memory.clock import VirtualClock
+    from cloud_tasks.adapters.memory.compact_queue import CompactEventQueue, CompactTaskQueue
+    from cloud_tasks.adapters.memory.compute import InMemoryCompute
+    from cloud_tasks.adapters.memory.queue import InMemoryEventQueue, InMemoryTaskQueue
+    from cloud_tasks.entrypoints.worker.options import WorkerOptions
 
 #: Regions used when neither ``region`` nor ``zone`` is configured.
 DEFAULT_REGIONS: dict[str, str] = {"aws": "us-east-1", "gcp": "us-central1"}
@@ -99,6 +124,21 @@ def _catalog_of(config: JobConfig) -> Any:
         # `--provider memory` standing in for a cloud uses that cloud's part (SPEC §9).
         choice = config.section
     return resolve_catalog(choice)
+
+
+def _memory_pricing(config: JobConfig) -> MemoryPricing:
+    from cloud_tasks.adapters.memory.catalog import MemoryPricing
+
+    # Standing in for a cloud, a job without a region uses that cloud's default region.
+    home = DEFAULT_REGIONS.get(config.section) if config.section else None
+    return MemoryPricing(_catalog_of(config), home_region=home)
+
+
+def system_clock() -> Clock:
+    """The real clock: wall-clock time and real sleeps."""
+    from cloud_tasks.adapters.clock import SystemClock
+
+    return SystemClock()
 
 
 def _aws_session(config: JobConfig) -> Any:
@@ -313,9 +353,7 @@ def make_pricing(config: JobConfig) -> Pricing:
     """The ``Pricing`` adapter of ``config.provider``; AWS and GCP prices are cached on disk."""
     provider = config.provider
     if provider == "memory":
-        from cloud_tasks.adapters.memory.catalog import MemoryPricing
-
-        return MemoryPricing(_catalog_of(config))
+        return _memory_pricing(config)
     if provider == "local":
         from cloud_tasks.adapters.local.compute import LocalPricing
 
@@ -336,6 +374,7 @@ def make_pricing(config: JobConfig) -> Pricing:
                 session.client("pricing", region_name=PRICING_REGION, config=client_config())
             ),
             cache=PriceCache(),
+            default_region=session.region_name or DEFAULT_REGIONS["aws"],
         )
     if provider == "gcp":
         from cloud_tasks.adapters.gcp.billing import GcpPricing
@@ -347,6 +386,7 @@ def make_pricing(config: JobConfig) -> Pricing:
             catalog_client(credentials),
             project=_gcp_project(config),
             cache=PriceCache(),
+            default_region=DEFAULT_REGIONS["gcp"],
         )
     raise ConfigError(f"unknown provider {provider!r}")
 
@@ -386,24 +426,9 @@ def make_preflight(config: JobConfig, region: str) -> Preflight:
     return OfflinePreflight(provider)
 
 
-@client_libraries()
 def pricing_region(config: JobConfig, pricing: Pricing) -> str:
     """The region whose offers apply: configured, else the provider's default."""
-    region = configured_region(config)
-    if region:
-        return region
-    if config.provider == "local":
-        return "local"
-    default = getattr(pricing, "default_region", None)
-    if callable(default):
-        if config.section in DEFAULT_REGIONS:
-            return DEFAULT_REGIONS[config.section]
-        return str(default())
-    if config.provider == "aws":
-        import boto3
-
-        return str(boto3.session.Session().region_name or DEFAULT_REGIONS["aws"])
-    return DEFAULT_REGIONS.get(config.provider, "")
+    return configured_region(config) or pricing.default_region()
 
 
 # --- Queues ---------------------------------------------------------------------------------
@@ -525,3 +550,262 @@ def make_event_queue(
             name, project_id=options.project_id, credentials_file=options.credentials_file
         )
     raise ConfigError(f"unknown provider {provider!r}")
+
+
+def make_load_journal(config: JobConfig, queue: TaskQueue) -> LoadJournal | None:
+    """The record on this machine of the task ids loaded into a cloud queue, kept by
+    ``load_queue`` (``None`` for the local and memory providers)."""
+    if config.provider not in ("aws", "gcp"):
+        return None
+    from cloud_tasks.adapters.local.sqlite_queue import LoadJournal, default_state_dir
+
+    return LoadJournal(default_state_dir() / "loads.sqlite3", queue.address())
+
+
+# --- Job commands ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Adapters:
+    """The ports of one provider for one job (``run``, ``manage_pool``, ``status``, ...)."""
+
+    task_queue: TaskQueue
+    event_queue: EventQueue
+    compute: Compute
+    pricing: Pricing
+    clock: Clock
+    #: Variables every instance needs beyond the generated settings (e.g. the queue location).
+    instance_environment: Mapping[str, str] = attrs.field(factory=dict)
+
+
+def build_job_adapters(config: JobConfig, db_path: Path, clock: Clock | None = None) -> Adapters:
+    """The adapters of ``config.provider`` for the job whose task database is ``db_path``
+    (SDKs are imported only for that provider). ``clock`` drives the memory provider and the
+    pool manager; the default is the system clock."""
+    clock = clock if clock is not None else system_clock()
+    if config.provider == "local":
+        # The queue file lives with the job; instances get its directory explicitly, so they
+        # find the same file whatever their working directory.
+        queue_dir = local_queue_dir(config, db_path)
+        environment = {"RMS_CLOUD_TASKS_QUEUE_DIR": str(queue_dir)}
+        return Adapters(
+            make_task_queue(config, queue_dir=queue_dir),
+            make_event_queue(config, queue_dir=queue_dir),
+            make_local_compute(config, db_path=db_path, environment=environment),
+            make_pricing(config),
+            clock,
+            environment,
+        )
+    return Adapters(
+        make_task_queue(config, clock=clock),
+        make_event_queue(config, clock=clock),
+        make_compute(config, clock=clock),
+        make_pricing(config),
+        clock,
+    )
+
+
+def build_plan_adapters(
+    config: JobConfig, db_path: Path, clock: Clock | None = None
+) -> tuple[Adapters, str | None]:
+    """Adapters for a plan that changes nothing (``run --dry-run``): the provider's own when
+    its account can be asked, else the bundled catalog standing in for that cloud, with the
+    one-line notice that says so (``None`` for live prices)."""
+    notice = offline_plan_notice(config)
+    if notice is None:
+        return build_job_adapters(config, db_path, clock), None
+    return build_job_adapters(catalog_stand_in(config), db_path, clock), notice
+
+
+# --- The worker -----------------------------------------------------------------------------
+
+
+@attrs.frozen
+class WorkerAdapters:
+    """The ports a worker serves with: the queues in queue mode only (``None`` otherwise, or
+    when events are not sent to a queue), the instance metadata when the provider has one."""
+
+    task_queue: TaskQueue | None
+    event_queue: EventQueue | None
+    metadata: InstanceMetadata | None
+
+
+def worker_job_config(options: WorkerOptions) -> JobConfig:
+    """The provider part of a worker's options, as the ``make_*`` functions take it."""
+    from cloud_tasks.domain.options import ProviderOptions, RunOptions
+
+    return JobConfig(
+        provider=options.provider or "",
+        provider_options=ProviderOptions(
+            job_id=options.job_id,
+            queue_name=options.queue_name,
+            region=options.region,
+            zone=options.zone,
+            exactly_once_queue=options.exactly_once_queue,
+            project_id=options.project_id,
+        ),
+        run=RunOptions(max_runtime=options.max_runtime),
+    )
+
+
+def build_worker_adapters(
+    options: WorkerOptions,
+    environ: Mapping[str, str],
+    *,
+    queue_mode: bool,
+    task_queue: TaskQueue | None = None,
+    event_queue: EventQueue | None = None,
+    metadata: InstanceMetadata | None = None,
+) -> WorkerAdapters:
+    """The worker's ports: those given (by a program or a test), else built from ``options``.
+
+    A given ``task_queue`` without an ``event_queue`` means no event queue. Nothing is
+    contacted: the adapters connect on first use.
+
+    Raises:
+        ConfigError: queue mode without a provider, or with ``memory`` and no queue given.
+    """
+    queue: TaskQueue | None = None
+    events: EventQueue | None = None
+    if queue_mode:
+        queue = task_queue
+        if queue is None:
+            if options.provider is None:
+                raise ConfigError(
+                    "nothing to do: give --tasks FILE to run a task file, or --provider and "
+                    "--job-id to serve a queue"
+                )
+            if options.provider == "memory":
+                raise ConfigError(
+                    "provider 'memory' keeps its queue inside one process: pass "
+                    "task_queue=InMemoryTaskQueue(...) to Worker, or use provider 'local'"
+                )
+            queue = make_task_queue(worker_job_config(options))
+        if options.event_log_to_queue:
+            events = event_queue
+            if events is None and task_queue is None:
+                events = make_event_queue(worker_job_config(options))
+    if metadata is None:
+        metadata = make_metadata(options.provider, environ)
+    return WorkerAdapters(queue, events, metadata)
+
+
+def make_metadata(provider: str | None, environ: Mapping[str, str]) -> InstanceMetadata | None:
+    """What an instance of ``provider`` knows about itself (``None`` for ``memory`` or none);
+    the ``local`` provider's comes from ``environ``."""
+    if provider == "aws":
+        from cloud_tasks.adapters.aws.metadata import Ec2InstanceMetadata
+
+        return Ec2InstanceMetadata()
+    if provider == "gcp":
+        from cloud_tasks.adapters.gcp.metadata import GceInstanceMetadata
+
+        return GceInstanceMetadata()
+    if provider == "local":
+        from cloud_tasks.adapters.local.metadata import LocalInstanceMetadata
+
+        return LocalInstanceMetadata(environ)
+    return None
+
+
+def make_checkpoint_store(location: str) -> CheckpointStore:
+    """The checkpoint store at ``location``: a folder, ``s3://bucket/prefix`` or
+    ``gs://bucket/prefix`` (the cloud stores load their SDK on first use)."""
+    scheme, sep, rest = location.partition("://")
+    if sep and scheme in ("s3", "gs"):
+        bucket, _, prefix = rest.partition("/")
+        if not bucket:
+            raise ConfigError(
+                f"--checkpoint-location {location!r}: no bucket; give {scheme}://BUCKET/PREFIX"
+            )
+        if scheme == "s3":
+            from cloud_tasks.adapters.aws.checkpoints import S3CheckpointStore
+
+            return S3CheckpointStore(bucket, prefix)
+        from cloud_tasks.adapters.gcp.checkpoints import GcsCheckpointStore
+
+        return GcsCheckpointStore(bucket, prefix)
+    if sep:
+        raise ConfigError(
+            f"--checkpoint-location {location!r}: unknown scheme {scheme!r}; give a folder, "
+            "s3://BUCKET/PREFIX or gs://BUCKET/PREFIX"
+        )
+    from cloud_tasks.adapters.local.checkpoints import FolderCheckpointStore
+
+    return FolderCheckpointStore(location)
+
+
+# --- simulate and the pytest plugin ---------------------------------------------------------
+
+
+@attrs.frozen
+class SimulationAdapters:
+    """The memory provider on virtual time, as ``simulate`` drives it (the concrete types:
+    the simulation advances the clock and watches the compute)."""
+
+    clock: VirtualClock
+    compute: InMemoryCompute
+    pricing: MemoryPricing
+    task_queue: CompactTaskQueue
+    event_queue: CompactEventQueue
+
+
+def build_simulation_adapters(
+    config: JobConfig,
+    *,
+    queue_name: str,
+    boot_delay_s: float,
+    preemption_rate_per_hour: float = 0.0,
+    pool_preemption_rate_per_hour: float = 0.0,
+    seed: int = 0,
+) -> SimulationAdapters:
+    """A simulated cloud for ``config``'s job, starting at virtual time 0: the catalog of its
+    section (or ``catalog``), instances that boot in ``boot_delay_s`` and are preempted at the
+    given rates (drawn from ``seed``), and compact queues ``queue_name`` and
+    ``<queue_name>-events`` (not created yet)."""
+    from cloud_tasks.adapters.memory.clock import VirtualClock
+    from cloud_tasks.adapters.memory.compact_queue import CompactEventQueue, CompactTaskQueue
+    from cloud_tasks.adapters.memory.compute import InMemoryCompute
+
+    pricing = _memory_pricing(config)
+    clock = VirtualClock(0.0)
+    compute = InMemoryCompute(
+        pricing.catalog,
+        clock=clock,
+        boot_delay_s=boot_delay_s,
+        preemption_rate_per_hour=preemption_rate_per_hour,
+        seed=seed,
+        pool_preemption_rate_per_hour=pool_preemption_rate_per_hour,
+    )
+    return SimulationAdapters(
+        clock,
+        compute,
+        pricing,
+        CompactTaskQueue(queue_name, clock=clock),
+        CompactEventQueue(f"{queue_name}-events", clock=clock),
+    )
+
+
+@attrs.frozen
+class SimQueues:
+    """The in-memory task and event queues of a ``cloud_tasks.testing`` simulation."""
+
+    task_queue: InMemoryTaskQueue
+    event_queue: InMemoryEventQueue
+
+
+def build_test_adapters(queue_name: str) -> SimQueues:
+    """In-memory queues ``queue_name`` and ``<queue_name>-events`` on one queue service, on the
+    system clock (the worker under test runs real processes); not created yet."""
+    from cloud_tasks.adapters.memory.queue import (
+        InMemoryEventQueue,
+        InMemoryQueueService,
+        InMemoryTaskQueue,
+    )
+
+    service = InMemoryQueueService()
+    clock = system_clock()
+    return SimQueues(
+        InMemoryTaskQueue(queue_name, clock=clock, service=service),
+        InMemoryEventQueue(f"{queue_name}-events", clock=clock, service=service),
+    )

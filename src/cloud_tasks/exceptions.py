@@ -58,6 +58,11 @@ class QueueNotFoundError(ProviderError):
     """The named queue does not exist."""
 
 
+class NotSupportedError(ProviderError):
+    """This adapter cannot do what its port offers only to some providers (the port names the
+    capability to check first, e.g. ``TaskQueue.remembers_loads``)."""
+
+
 class MissingLibraryError(CloudTasksError):
     """A provider's client libraries are not installed; the message names the pip extra."""
 

@@ -67,11 +67,15 @@ class TaskQueue(Protocol):
     - ``requeue`` records one application failure: it sends the task again with
       ``failures + 1`` and then acks the delivery (send first, so nothing is lost on a crash).
     - ``depth`` is approximate: visible plus leased messages.
+    - ``send_once`` exists only where ``remembers_loads`` is true (the SQLite queue); elsewhere
+      it raises ``NotSupportedError`` and a loader keeps its own record of loaded ids.
     - Operations on a queue that does not exist raise ``QueueNotFoundError``.
     """
 
     name: str
     max_message_bytes: int
+    #: True when the queue itself records which task ids were ever loaded (``send_once``).
+    remembers_loads: bool
 
     def create(self) -> None:
         """Create the queue if missing (idempotent)."""
@@ -83,6 +87,17 @@ class TaskQueue(Protocol):
 
     def send(self, envelopes: Sequence[Envelope]) -> None:
         """Store every envelope; batches as the service allows."""
+
+    def send_once(self, envelopes: Sequence[Envelope]) -> int:
+        """Send only the tasks never loaded into this queue before; returns how many were sent.
+
+        Raises:
+            NotSupportedError: ``remembers_loads`` is false.
+        """
+
+    def address(self) -> str:
+        """Where the queue lives: provider, endpoint, region/project or file, and name; two
+        queues with the same address are the same queue (it keys a loader's record)."""
 
     def receive(
         self, max_messages: int, visibility_timeout_s: float, wait_s: float = 0.0
@@ -115,7 +130,9 @@ class EventQueue(Protocol):
     """The ``<queue>-events`` queue workers report to (SPEC §10 events, as JSON objects).
 
     At-least-once like ``TaskQueue``; consumers must tolerate duplicates. ``send`` refuses
-    (``ProviderError``, before any is sent) an event larger than ``MAX_EVENT_BYTES``.
+    (``ProviderError``, before any is sent) an event larger than ``MAX_EVENT_BYTES``. ``depth``
+    is approximate (unread plus leased events); ``purge`` removes every event and keeps the
+    queue.
     """
 
     name: str
@@ -131,6 +148,10 @@ class EventQueue(Protocol):
     def receive(self, max_messages: int, wait_s: float = 0.0) -> list[ReceivedEvent]: ...
 
     def ack(self, receipts: Iterable[str]) -> None: ...
+
+    def depth(self) -> int: ...
+
+    def purge(self) -> None: ...
 
 
 class InstanceState(enum.Enum):
@@ -227,6 +248,10 @@ class Compute(Protocol):
 
     def default_image(self, architecture: str) -> str: ...
 
+    def startup_log_hint(self, instance_id: str) -> str | None:
+        """Where to read an instance's startup script output (a command or a file), for the
+        message about a broken script; ``None`` when there is nothing better than the console."""
+
 
 CheckStatus = Literal["ok", "fail", "warn"]
 
@@ -272,6 +297,9 @@ class Pricing(Protocol):
 
     def offers(self, region: str, *, refresh: bool = False) -> list[InstanceOffer]:
         """Every offer in ``region``; per-zone offers where spot prices differ by zone."""
+
+    def default_region(self) -> str:
+        """The region a job uses when none is configured."""
 
 
 class InstanceMetadata(Protocol):

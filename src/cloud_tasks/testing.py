@@ -171,17 +171,11 @@ class CloudTasksSim:
     """
 
     def __init__(self) -> None:
-        from cloud_tasks.adapters.memory.queue import (
-            InMemoryEventQueue,
-            InMemoryQueueService,
-            InMemoryTaskQueue,
-        )
+        from cloud_tasks import bootstrap
 
-        service = InMemoryQueueService()
-        self._queue: InMemoryTaskQueue = InMemoryTaskQueue("cloud-tasks-sim", service=service)
-        self._events: InMemoryEventQueue = InMemoryEventQueue(
-            "cloud-tasks-sim-events", service=service
-        )
+        queues = bootstrap.build_test_adapters("cloud-tasks-sim")
+        self._queue: InMemoryTaskQueue = queues.task_queue
+        self._events: InMemoryEventQueue = queues.event_queue
         self._queue.create()
         self._events.create()
         self._task_ids: dict[str, int] = {}

@@ -28,6 +28,8 @@ class QueueKit:
     """Factories for one adapter, plus what the contract may differ on."""
 
     kind: str
+    #: The provider the adapter belongs to (the first part of a queue's address).
+    provider: str
     make_tasks: Callable[[str], TaskQueue]
     make_events: Callable[[str], EventQueue]
     # Pub/Sub has no backlog API offline: its depth counts visible messages only (see
@@ -49,6 +51,7 @@ def _memory_kit() -> QueueKit:
     service = queue_module.InMemoryQueueService()
     return QueueKit(
         "memory",
+        "memory",
         lambda name: queue_module.InMemoryTaskQueue(name, service=service),
         lambda name: queue_module.InMemoryEventQueue(
             name, service=service, visibility_timeout_s=EVENT_VISIBILITY_S
@@ -61,6 +64,7 @@ def _sqlite_kit(path: Path) -> QueueKit:
 
     return QueueKit(
         "sqlite",
+        "local",
         lambda name: SqliteTaskQueue(path, name),
         lambda name: SqliteEventQueue(path, name, visibility_timeout_s=EVENT_VISIBILITY_S),
     )
@@ -72,6 +76,7 @@ def _sqs_kit() -> QueueKit:
     client = build_sqs_client("us-east-1")
     return QueueKit(
         "sqs",
+        "aws",
         lambda name: SqsTaskQueue(name, client=client, region="us-east-1"),
         lambda name: SqsEventQueue(
             name, client=client, region="us-east-1", visibility_timeout_s=EVENT_VISIBILITY_S
@@ -90,6 +95,7 @@ def _pubsub_kit(project_id: str) -> QueueKit:
     publisher, subscriber = build_pubsub_clients()
     return QueueKit(
         "pubsub",
+        "gcp",
         lambda name: PubSubTaskQueue(
             name, project_id=project_id, publisher=publisher, subscriber=subscriber
         ),

@@ -70,6 +70,17 @@ def test_unacknowledged_events_come_back_and_acknowledged_ones_do_not(
     assert event_queue.receive(10, wait_s=0.3) == []
 
 
+def test_depth_counts_unread_events_and_purge_removes_them(event_queue: EventQueue) -> None:
+    assert event_queue.depth() == 0
+    event_queue.send([event(i) for i in range(4)])
+    assert event_queue.depth() == 4
+    event_queue.purge()
+    assert event_queue.depth() == 0
+    assert event_queue.exists()
+    event_queue.send([event(99)])  # the queue still works after a purge
+    assert [e.event["task_id"] for e in drain(event_queue, 1)] == ["t99"]
+
+
 def test_an_event_that_is_not_json_is_refused(event_queue: EventQueue) -> None:
     with pytest.raises(ProviderError):
         event_queue.send([{"bad": object()}])

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from cloud_tasks.domain.tasks import Envelope, Task
-from cloud_tasks.exceptions import ProviderError, QueueNotFoundError
+from cloud_tasks.exceptions import NotSupportedError, ProviderError, QueueNotFoundError
 from cloud_tasks.ports import ReceivedTask, TaskQueue
 from tests.contract.conftest import QueueKit
 
@@ -186,6 +186,30 @@ def test_purge_removes_every_message(task_queue: TaskQueue) -> None:
     assert task_queue.receive(10, LONG_LEASE_S, wait_s=QUIET_WAIT_S) == []
     task_queue.send(envelopes(1, prefix="after"))  # the queue still works after a purge
     assert [m.task_id for m in drain(task_queue, 1)] == ["after000"]
+
+
+def test_send_once_sends_each_task_once_where_the_queue_remembers_loads(
+    task_queue: TaskQueue,
+) -> None:
+    if not task_queue.remembers_loads:
+        with pytest.raises(NotSupportedError, match=task_queue.name):
+            task_queue.send_once(envelopes(3))
+        assert task_queue.depth() == 0
+        return
+    assert task_queue.send_once(envelopes(3)) == 3
+    assert task_queue.send_once(envelopes(5)) == 2
+    assert task_queue.depth() == 5
+
+
+def test_two_adapters_of_one_queue_share_its_address(
+    queue_kit: QueueKit, task_queue: TaskQueue
+) -> None:
+    same = queue_kit.make_tasks(task_queue.name)
+    other = queue_kit.make_tasks(queue_kit.new_name())
+    assert same.address() == task_queue.address()
+    assert other.address() != task_queue.address()
+    assert task_queue.address().startswith(f"{queue_kit.provider}|")
+    assert task_queue.address().endswith(f"|{task_queue.name}")
 
 
 def test_delete_removes_the_queue_and_is_idempotent(

@@ -165,8 +165,9 @@ def test_new_instances_go_to_the_next_region_when_the_job_region_has_no_capacity
 ) -> None:
     from cloud_tasks.adapters.local.taskdb import TaskDatabase
     from cloud_tasks.adapters.memory.clock import VirtualClock
+    from cloud_tasks.bootstrap import build_job_adapters
     from cloud_tasks.config import load_config
-    from cloud_tasks.service_layer.session import build_adapters, make_plan, pool_settings
+    from cloud_tasks.service_layer.session import make_plan, pool_settings
     from cloud_tasks.service_layer.simworkers import run_on_virtual_time
 
     (tmp_path / "job.yml").write_text(
@@ -176,7 +177,7 @@ def test_new_instances_go_to_the_next_region_when_the_job_region_has_no_capacity
     )
     config = load_config(tmp_path / "job.yml", provider_override="memory", cli_overrides={})
     clock = VirtualClock(START)
-    adapters = build_adapters(config, tmp_path / "job.db", clock)
+    adapters = build_job_adapters(config, tmp_path / "job.db", clock)
     plan = make_plan(config, adapters, 40)
     regions = [o.candidate.offer.region for o in plan.options]
     # The job's region first, then the others by price; never back and forth.

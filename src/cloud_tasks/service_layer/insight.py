@@ -254,9 +254,8 @@ class _WatchedCompute:
     def default_image(self, architecture: str) -> str:
         return self._compute.default_image(architecture)
 
-    def __getattr__(self, name: str) -> Any:
-        # Optional capabilities of the wrapped adapter (e.g. ``startup_log_hint``).
-        return getattr(self._compute, name)
+    def startup_log_hint(self, instance_id: str) -> str | None:
+        return self._compute.startup_log_hint(instance_id)
 
 
 __all__ = ["MAX_LOG_LINES", "SCHEMA", "DecisionRecorder", "PoolRecorder"]

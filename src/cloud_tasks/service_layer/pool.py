@@ -620,15 +620,7 @@ class PoolManager:
             self._stop_if_broken(broken_startup(self._history()), bad[-1])
 
     def _broken_message(self, instance_id: str, what: str) -> str:
-        hint_func = getattr(self.compute, "startup_log_hint", None)
-        if callable(hint_func):
-            where = str(hint_func(instance_id))
-        elif self.compute.provider == "aws":
-            where = f"'aws ec2 get-console-output --instance-id {instance_id}'"
-        elif self.compute.provider == "gcp":
-            where = f"'gcloud compute instances get-serial-port-output {instance_id}'"
-        else:
-            where = "the instance's console output"
+        where = self.compute.startup_log_hint(instance_id) or "the instance's console output"
         return (
             f"{what}: the startup script is probably broken. Look at {where}; fix the "
             "script, then resume with 'cloud_tasks run --continue' (the queue and the task "

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from cloud_tasks.domain.options import JobConfig
 from cloud_tasks.exceptions import CloudTasksError, CredentialsError
 from cloud_tasks.ports import CheckResult, PreflightRequest
-from cloud_tasks.service_layer.session import Adapters, JobPlan
+from cloud_tasks.service_layer.session import JobPlan
+
+if TYPE_CHECKING:
+    from cloud_tasks.bootstrap import Adapters
 
 #: Bytes of startup script each provider accepts: EC2 user data, a Compute Engine metadata
 #: value.

@@ -1,8 +1,9 @@
-"""Everything a job command needs, assembled from a resolved configuration.
+"""Everything a job command needs beyond its adapters, from a resolved configuration.
 
-``JobSession`` holds the adapters of the configured provider, the task database path and the
-launch plan. ``run``, ``manage_pool``, ``status``, ``stop`` and ``monitor_event_queue`` are thin
-click commands over it; tests use it directly.
+The adapters come from the composition root (``bootstrap.build_job_adapters``); this module
+plans the launch over them (types, zones, pool size, startup scripts), loads tasks and names
+the job's files. ``run``, ``manage_pool``, ``status``, ``stop`` and ``monitor_event_queue`` are
+thin click commands over it; tests use it directly.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -20,7 +21,7 @@ from cloud_tasks.domain.sizing import target_pool_size
 from cloud_tasks.domain.startup import ENV_PREFIX
 from cloud_tasks.domain.tasks import Envelope, Task
 from cloud_tasks.exceptions import ConfigError
-from cloud_tasks.ports import Clock, Compute, EventQueue, Pricing, TaskQueue
+from cloud_tasks.ports import Pricing, TaskQueue
 from cloud_tasks.service_layer.plan import (
     ZoneChoice,
     launch_options,
@@ -29,21 +30,12 @@ from cloud_tasks.service_layer.plan import (
 )
 from cloud_tasks.service_layer.pool import LaunchOption, PoolSettings
 
+if TYPE_CHECKING:
+    from cloud_tasks.bootstrap import Adapters
+
 LOAD_BATCH = 500
 #: Providers whose instances really run workers; ``memory`` plans and simulates only.
 RUNNABLE_PROVIDERS = ("aws", "gcp", "local")
-
-
-@attrs.frozen
-class Adapters:
-    """The ports of one provider for one job."""
-
-    task_queue: TaskQueue
-    event_queue: EventQueue
-    compute: Compute
-    pricing: Pricing
-    #: Variables every instance needs beyond the generated settings (e.g. the queue location).
-    instance_environment: Mapping[str, str] = attrs.field(factory=dict)
 
 
 def job_id_of(config: JobConfig) -> str:
@@ -53,7 +45,7 @@ def job_id_of(config: JobConfig) -> str:
         where = f" ({config.source})" if config.source else ""
         raise ConfigError(
             f"job_id is not set{where}: add 'job_id: my-job' to the "
-            f"{getattr(config, 'section', None) or config.provider} section or pass --job-id"
+            f"{config.section or config.provider} section or pass --job-id"
         )
     return job_id
 
@@ -65,45 +57,6 @@ def queue_name_of(config: JobConfig) -> str:
 def db_path_of(config: JobConfig) -> Path:
     """``db_file`` from the configuration, else ``<job_id>.db`` in the current directory."""
     return Path(config.run.db_file or f"{job_id_of(config)}.db")
-
-
-def build_adapters(config: JobConfig, db_path: Path, clock: Clock | None = None) -> Adapters:
-    """The adapters of ``config.provider`` (SDKs are imported only for that provider)."""
-    from cloud_tasks import bootstrap
-
-    provider = config.provider
-    if provider == "local":
-        # The queue file lives with the job; instances get its directory explicitly, so they
-        # find the same file whatever their working directory.
-        queue_dir = bootstrap.local_queue_dir(config, db_path)
-        environment = {"RMS_CLOUD_TASKS_QUEUE_DIR": str(queue_dir)}
-        return Adapters(
-            bootstrap.make_task_queue(config, queue_dir=queue_dir),
-            bootstrap.make_event_queue(config, queue_dir=queue_dir),
-            bootstrap.make_local_compute(config, db_path=db_path, environment=environment),
-            bootstrap.make_pricing(config),
-            environment,
-        )
-    return Adapters(
-        bootstrap.make_task_queue(config, clock=clock),
-        bootstrap.make_event_queue(config, clock=clock),
-        bootstrap.make_compute(config, clock=clock),
-        bootstrap.make_pricing(config),
-    )
-
-
-def plan_adapters(
-    config: JobConfig, db_path: Path, clock: Clock | None = None
-) -> tuple[Adapters, str | None]:
-    """Adapters for a plan that changes nothing (``run --dry-run``): the provider's own when
-    its account can be asked, else the bundled catalog standing in for that cloud, with the
-    one-line notice that says so (``None`` for live prices)."""
-    from cloud_tasks import bootstrap
-
-    notice = bootstrap.offline_plan_notice(config)
-    if notice is None:
-        return build_adapters(config, db_path, clock), None
-    return build_adapters(bootstrap.catalog_stand_in(config), db_path, clock), notice
 
 
 @attrs.frozen
@@ -264,16 +217,15 @@ def load_tasks(
 ) -> int:
     """Send every task to the queue in batches; returns the number sent.
 
-    Uses the queue's ``send_once`` when it has one (the SQLite queue remembers loaded ids), so a
-    load interrupted and restarted does not enqueue a task twice.
+    Uses the queue's ``send_once`` when it ``remembers_loads`` (the SQLite queue), so a load
+    interrupted and restarted does not enqueue a task twice.
     """
-    send_once = getattr(task_queue, "send_once", None)
     sent = 0
     iterator = iter(tasks)
     while batch := list(itertools.islice(iterator, LOAD_BATCH)):
         envelopes = [Envelope(task) for task in batch]
-        if callable(send_once):
-            send_once(envelopes)
+        if task_queue.remembers_loads:
+            task_queue.send_once(envelopes)
         else:
             task_queue.send(envelopes)
         sent += len(batch)
@@ -341,15 +293,12 @@ def describe_plan(plan: JobPlan, config: JobConfig, n_tasks: int) -> dict[str, A
 
 __all__ = [
     "RUNNABLE_PROVIDERS",
-    "Adapters",
     "JobPlan",
-    "build_adapters",
     "db_path_of",
     "describe_plan",
     "job_id_of",
     "load_tasks",
     "make_plan",
-    "plan_adapters",
     "plan_spread",
     "pool_settings",
     "queue_name_of",

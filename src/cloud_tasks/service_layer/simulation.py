@@ -28,10 +28,9 @@ from typing import Any, Final, ParamSpec, TypeVar
 
 import attrs
 
+from cloud_tasks import bootstrap
 from cloud_tasks.adapters.local.taskdb import TaskDatabase
-from cloud_tasks.adapters.memory.catalog import MemoryPricing, resolve_catalog
-from cloud_tasks.adapters.memory.clock import VirtualClock
-from cloud_tasks.adapters.memory.compact_queue import CompactEventQueue, CompactTaskQueue
+from cloud_tasks.adapters.memory.catalog import MemoryPricing
 from cloud_tasks.adapters.memory.compute import InMemoryCompute
 from cloud_tasks.adapters.memory.taskstore import InMemoryTaskStore
 from cloud_tasks.domain.cost import lower_bound_cost_usd
@@ -208,9 +207,7 @@ def _ranked(config: JobConfig, pricing: MemoryPricing, region: str) -> list[Cand
 
 
 def _region(config: JobConfig, pricing: MemoryPricing) -> str:
-    from cloud_tasks import bootstrap
-
-    return bootstrap.pricing_region(config, pricing) or pricing.default_region()
+    return bootstrap.pricing_region(config, pricing)
 
 
 _P = ParamSpec("_P")
@@ -282,22 +279,19 @@ def simulate(
     if not job_tasks:
         raise ConfigError("nothing to simulate: give --tasks FILE or --num-tasks N (> 0)")
 
-    choice = config.provider_options.catalog
-    if choice is None and config.section in ("aws", "gcp"):
-        choice = config.section
-    catalog = resolve_catalog(choice)
-    pricing = MemoryPricing(catalog)
-    region = _region(config, pricing)
-    ranked = _ranked(config, pricing, region)
-    clock = VirtualClock(0.0)
-    compute = InMemoryCompute(
-        catalog,
-        clock=clock,
+    job_id = config.provider_options.job_id or DEFAULT_JOB_ID
+    queue_name = config.provider_options.effective_queue_name or job_id
+    simulated = bootstrap.build_simulation_adapters(
+        config,
+        queue_name=queue_name,
         boot_delay_s=boot_time_s,
         preemption_rate_per_hour=preemption_rate_per_hour,
-        seed=seed,
         pool_preemption_rate_per_hour=pool_preemption_rate_per_hour,
+        seed=seed,
     )
+    pricing, clock, compute = simulated.pricing, simulated.clock, simulated.compute
+    region = _region(config, pricing)
+    ranked = _ranked(config, pricing, region)
     region_zones: tuple[str, ...] = ()
     for listed in compute.list_regions():
         if listed.name == region:
@@ -316,10 +310,7 @@ def simulate(
     if len(index_of) != len(job_tasks):
         raise ConfigError("task ids must be unique")
 
-    job_id = config.provider_options.job_id or DEFAULT_JOB_ID
-    queue_name = config.provider_options.effective_queue_name or job_id
-    task_queue = CompactTaskQueue(queue_name, clock=clock)
-    event_queue = CompactEventQueue(f"{queue_name}-events", clock=clock)
+    task_queue, event_queue = simulated.task_queue, simulated.event_queue
     task_queue.create()
     event_queue.create()
     for start in range(0, len(job_tasks), _SEND_BATCH):

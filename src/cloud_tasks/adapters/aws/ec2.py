@@ -241,6 +241,9 @@ class Ec2Compute:
             )
         return images[0].name
 
+    def startup_log_hint(self, instance_id: str) -> str | None:
+        return f"'aws ec2 get-console-output --instance-id {instance_id}'"
+
 
 def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))

@@ -42,6 +42,7 @@ class AwsPricing:
         ec2_for_region: returns an EC2 client for a region.
         pricing: a Pricing API client (its endpoint region is ``us-east-1``).
         cache: the on-disk price cache; ``None`` fetches every time.
+        default_region: the region of a job that configures none (the session's).
     """
 
     provider = "aws"
@@ -52,10 +53,15 @@ class AwsPricing:
         pricing: Any,
         *,
         cache: PriceCache | None = None,
+        default_region: str = "us-east-1",
     ) -> None:
         self._ec2_for_region = ec2_for_region
         self._pricing = pricing
         self._cache = cache
+        self._default_region = default_region
+
+    def default_region(self) -> str:
+        return self._default_region
 
     def offers(self, region: str, *, refresh: bool = False) -> list[InstanceOffer]:
         return cached_offers(

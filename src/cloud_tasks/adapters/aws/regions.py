@@ -83,5 +83,8 @@ class MultiRegionEc2Compute:
     def default_image(self, architecture: str) -> str:
         return self.home.default_image(architecture)
 
+    def startup_log_hint(self, instance_id: str) -> str | None:
+        return self.home.startup_log_hint(instance_id)
+
 
 __all__ = ["MultiRegionEc2Compute"]

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,12 @@ import attrs
 from cloud_tasks.adapters._bodies import encode_events
 from cloud_tasks.adapters.retrying import Backoff, call_with_retries
 from cloud_tasks.domain.tasks import SQS_MAX_MESSAGE_BYTES, Envelope
-from cloud_tasks.exceptions import CredentialsError, ProviderError, QueueNotFoundError
+from cloud_tasks.exceptions import (
+    CredentialsError,
+    NotSupportedError,
+    ProviderError,
+    QueueNotFoundError,
+)
 from cloud_tasks.ports import ReceivedEvent, ReceivedTask
 
 if TYPE_CHECKING:
@@ -491,6 +497,21 @@ class SqsTaskQueue(_SqsQueueBase):
             secret_key=secret_key,
         )
         self.max_message_bytes = SQS_MAX_MESSAGE_BYTES
+
+    #: SQS keeps no record of loaded task ids; ``load_queue`` keeps one on this machine.
+    remembers_loads = False
+
+    def send_once(self, envelopes: Sequence[Envelope]) -> int:
+        """Not available (``remembers_loads`` is false)."""
+        raise NotSupportedError(
+            f"SQS queue {self.sqs_name!r} keeps no record of loaded tasks; use send"
+        )
+
+    def address(self) -> str:
+        """``aws|<endpoint>|<region>|<name>``; the endpoint is set only for an emulator."""
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_SQS") or os.environ.get("AWS_ENDPOINT_URL")
+        region = self.region or str(self.client.meta.region_name or "")
+        return f"aws|{endpoint or ''}|{region}|{self.name}"
 
     def send(self, envelopes: Sequence[Envelope]) -> None:
         """Store every envelope; an oversized task is reported before anything is sent."""

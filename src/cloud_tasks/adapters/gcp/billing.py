@@ -33,6 +33,7 @@ class GcpPricing:
         catalog: a ``billing_v1.CloudCatalogClient``.
         project: the project whose machine types are listed.
         cache: the on-disk price cache; ``None`` fetches every time.
+        default_region: the region of a job that configures none.
     """
 
     provider = "gcp"
@@ -44,11 +45,16 @@ class GcpPricing:
         *,
         project: str,
         cache: PriceCache | None = None,
+        default_region: str = "us-central1",
     ) -> None:
         self._machine_types = machine_types
         self._catalog = catalog
         self._project = project
         self._cache = cache
+        self._default_region = default_region
+
+    def default_region(self) -> str:
+        return self._default_region
 
     def offers(self, region: str, *, refresh: bool = False) -> list[InstanceOffer]:
         return cached_offers(

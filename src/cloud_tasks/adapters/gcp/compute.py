@@ -301,3 +301,6 @@ class GceCompute:
         with gcp_errors("finding the default image"):
             image = self._images.get_from_family(project=UBUNTU_PROJECT, family=family)
         return f"projects/{UBUNTU_PROJECT}/global/images/{image.name}"
+
+    def startup_log_hint(self, instance_id: str) -> str | None:
+        return f"'gcloud compute instances get-serial-port-output {instance_id}'"

@@ -29,7 +29,12 @@ import attrs
 
 from cloud_tasks.adapters._bodies import encode_events
 from cloud_tasks.domain.tasks import PUBSUB_MAX_MESSAGE_BYTES, Envelope
-from cloud_tasks.exceptions import CredentialsError, ProviderError, QueueNotFoundError
+from cloud_tasks.exceptions import (
+    CredentialsError,
+    NotSupportedError,
+    ProviderError,
+    QueueNotFoundError,
+)
 from cloud_tasks.ports import ReceivedEvent, ReceivedTask
 
 if TYPE_CHECKING:
@@ -594,6 +599,20 @@ class PubSubTaskQueue(_PubSubQueueBase):
             exactly_once=exactly_once,
         )
         self.max_message_bytes = PUBSUB_MAX_MESSAGE_BYTES
+
+    #: Pub/Sub keeps no record of loaded task ids; ``load_queue`` keeps one on this machine.
+    remembers_loads = False
+
+    def send_once(self, envelopes: Sequence[Envelope]) -> int:
+        """Not available (``remembers_loads`` is false)."""
+        raise NotSupportedError(
+            f"Pub/Sub queue {self.name!r} keeps no record of loaded tasks; use send"
+        )
+
+    def address(self) -> str:
+        """``gcp|<emulator>|<project>|<name>``; the emulator is set only when one is used."""
+        emulator = os.environ.get("PUBSUB_EMULATOR_HOST")
+        return f"gcp|{emulator or ''}|{self.project_id}|{self.name}"
 
     @property
     def dead_letter_topic_path(self) -> str:

@@ -66,6 +66,9 @@ class LocalPricing:
     def offers(self, region: str, *, refresh: bool = False) -> list[InstanceOffer]:
         return [local_offer()]
 
+    def default_region(self) -> str:
+        return LOCAL_REGION
+
 
 def _alive(pid: int, create_time: float) -> bool:
     """True while the process that was started (not a later one reusing its pid) runs."""
@@ -328,7 +331,7 @@ class LocalCompute:
     def default_image(self, architecture: str) -> str:
         return LOCAL_IMAGE
 
-    def startup_log_hint(self, instance_id: str) -> str:
+    def startup_log_hint(self, instance_id: str) -> str | None:
         """Where to look when an instance's startup script misbehaves."""
         return f"the startup script output in {self.log_path(instance_id)}"
 

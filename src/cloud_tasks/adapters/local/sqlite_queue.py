@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 
 from cloud_tasks.adapters._bodies import encode_envelopes, encode_events
-from cloud_tasks.adapters.memory.clock import SystemClock
+from cloud_tasks.adapters.clock import SystemClock
 from cloud_tasks.domain.tasks import SQS_MAX_MESSAGE_BYTES, Envelope
 from cloud_tasks.exceptions import ProviderError, QueueNotFoundError
 from cloud_tasks.ports import Clock, ReceivedEvent, ReceivedTask
@@ -304,6 +304,13 @@ class SqliteTaskQueue(_SqliteQueueBase):
     def send(self, envelopes: Sequence[Envelope]) -> None:
         """Store every envelope in one transaction (all or nothing)."""
         self._insert(self._bodies(envelopes))
+
+    #: The ``loaded`` table records every task id ``send_once`` stored.
+    remembers_loads = True
+
+    def address(self) -> str:
+        """The SQLite file and the queue name."""
+        return f"local||{self.path.resolve()}|{self.name}"
 
     def send_once(self, envelopes: Sequence[Envelope]) -> int:
         """Send only tasks never loaded into this queue before; returns how many were sent.

@@ -51,18 +51,25 @@ def resolve_catalog(choice: str | None = None, catalog_file: str | None = None) 
 
 
 class MemoryPricing:
-    """Serves offers from a catalog; nothing is fetched, so ``refresh`` changes nothing."""
+    """Serves offers from a catalog; nothing is fetched, so ``refresh`` changes nothing.
+
+    ``home_region`` is the region used when none is configured (standing in for a cloud, that
+    cloud's default); else the catalog's first region.
+    """
 
     provider = "memory"
 
-    def __init__(self, catalog: Catalog | None = None) -> None:
+    def __init__(self, catalog: Catalog | None = None, *, home_region: str | None = None) -> None:
         self.catalog = catalog if catalog is not None else bundled_catalog("all")
+        self.home_region = home_region
 
     def regions(self) -> list[str]:
         return self.catalog.region_names()
 
     def default_region(self) -> str:
-        """The first region of the catalog (used when no region is configured)."""
+        """``home_region``, else the first region of the catalog."""
+        if self.home_region:
+            return self.home_region
         names = self.catalog.region_names()
         if not names:
             raise ConfigError("the instance catalog is empty; give a catalog file with offers")

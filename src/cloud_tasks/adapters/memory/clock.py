@@ -1,4 +1,4 @@
-"""Clocks implementing ``ports.Clock``: the system clock and a virtual one for tests/simulation."""
+"""A virtual ``Clock`` for tests and simulations (the real one is ``adapters.clock``)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,6 @@ import asyncio
 import heapq
 import itertools
 import threading
-import time
-
-
-class SystemClock:
-    """Wall-clock time and real sleeps."""
-
-    def now(self) -> float:
-        return time.time()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds))
 
 
 class VirtualClock:
@@ -98,4 +87,4 @@ def _wake(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-__all__ = ["SystemClock", "VirtualClock"]
+__all__ = ["VirtualClock"]

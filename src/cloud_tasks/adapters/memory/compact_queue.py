@@ -17,9 +17,9 @@ from typing import Any
 
 import attrs
 
-from cloud_tasks.adapters.memory.clock import SystemClock
+from cloud_tasks.adapters.clock import SystemClock
 from cloud_tasks.domain.tasks import SQS_MAX_MESSAGE_BYTES, Envelope
-from cloud_tasks.exceptions import ProviderError, QueueNotFoundError
+from cloud_tasks.exceptions import NotSupportedError, ProviderError, QueueNotFoundError
 from cloud_tasks.ports import Clock, ReceivedEvent, ReceivedTask
 
 
@@ -74,6 +74,18 @@ class CompactTaskQueue:
         self._messages.clear()
         self._visible.clear()
         self._leases.clear()
+
+    remembers_loads = False
+
+    def send_once(self, envelopes: Sequence[Envelope]) -> int:
+        """Not available (``remembers_loads`` is false)."""
+        raise NotSupportedError(
+            f"queue {self.name!r} keeps no record of loaded tasks; use send (memory provider)"
+        )
+
+    def address(self) -> str:
+        """Unique within this process: every compact queue is a queue of its own."""
+        return f"memory||{id(self):x}|{self.name}"
 
     def send(self, envelopes: Sequence[Envelope]) -> None:
         self._check()
@@ -268,6 +280,11 @@ class CompactEventQueue:
 
     def depth(self) -> int:
         return len(self._waiting) + len(self._unacked)
+
+    def purge(self) -> None:
+        self._check()
+        self._waiting.clear()
+        self._unacked.clear()
 
 
 __all__ = ["CompactEventQueue", "CompactTaskQueue"]

@@ -24,8 +24,8 @@ from typing import Literal
 
 import attrs
 
+from cloud_tasks.adapters.clock import SystemClock
 from cloud_tasks.adapters.memory.catalog import bundled_catalog
-from cloud_tasks.adapters.memory.clock import SystemClock
 from cloud_tasks.adapters.offer_records import Catalog
 from cloud_tasks.exceptions import CapacityError, ProviderError, QuotaError, RejectedError
 from cloud_tasks.ports import Clock, Image, Instance, InstanceSpec, InstanceState, Region
@@ -380,6 +380,10 @@ class InMemoryCompute:
             if image.architecture == architecture:
                 return image.name
         raise ProviderError(f"no simulated image for architecture {architecture!r}")
+
+    def startup_log_hint(self, instance_id: str) -> str | None:
+        """Simulated instances run no startup script."""
+        return None
 
     def _current(self, vm: _Vm, now: float) -> Instance:
         if vm.preempt_at is not None and now >= vm.preempt_at:

@@ -17,9 +17,9 @@ from typing import Any
 import attrs
 
 from cloud_tasks.adapters._bodies import encode_envelopes, encode_events
-from cloud_tasks.adapters.memory.clock import SystemClock
+from cloud_tasks.adapters.clock import SystemClock
 from cloud_tasks.domain.tasks import SQS_MAX_MESSAGE_BYTES, Envelope
-from cloud_tasks.exceptions import ProviderError, QueueNotFoundError
+from cloud_tasks.exceptions import NotSupportedError, ProviderError, QueueNotFoundError
 from cloud_tasks.ports import Clock, ReceivedEvent, ReceivedTask
 
 
@@ -68,6 +68,15 @@ class _MemoryQueueBase:
         """Delete the queue and everything in it (idempotent)."""
         with self._cond:
             self._service.stores.pop(self.name, None)
+
+    def depth(self) -> int:
+        """Messages not yet acknowledged: visible plus leased (exact)."""
+        with self._cond:
+            return len(self._store().messages)
+
+    def purge(self) -> None:
+        with self._cond:
+            self._store().messages.clear()
 
     def _store(self) -> _Store:
         store = self._service.stores.get(self.name)
@@ -155,9 +164,22 @@ class InMemoryTaskQueue(_MemoryQueueBase):
         super().__init__(name, clock, service)
         self.max_message_bytes = max_message_bytes
 
+    #: Like the cloud queues it stands in for, it keeps no record of loaded task ids.
+    remembers_loads = False
+
     def send(self, envelopes: Sequence[Envelope]) -> None:
         """Store every envelope (all or nothing when one is too large)."""
         self._put(encode_envelopes(self.name, envelopes, self.max_message_bytes))
+
+    def send_once(self, envelopes: Sequence[Envelope]) -> int:
+        """Not available (``remembers_loads`` is false)."""
+        raise NotSupportedError(
+            f"queue {self.name!r} keeps no record of loaded tasks; use send (memory provider)"
+        )
+
+    def address(self) -> str:
+        """Unique within this process: the queue service and the name."""
+        return f"memory||{id(self._service):x}|{self.name}"
 
     def receive(
         self, max_messages: int, visibility_timeout_s: float, wait_s: float = 0.0
@@ -190,14 +212,6 @@ class InMemoryTaskQueue(_MemoryQueueBase):
         with self._cond:
             self.send([envelope])
             self._ack(message.receipt)
-
-    def depth(self) -> int:
-        with self._cond:
-            return len(self._store().messages)
-
-    def purge(self) -> None:
-        with self._cond:
-            self._store().messages.clear()
 
     def peek(self) -> list[Envelope]:
         """Every stored message (visible or leased) in send order, without leasing any."""

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from cloud_tasks.bootstrap import build_job_adapters
 from cloud_tasks.entrypoints.cli.options import (
     common_options,
     format_option,
@@ -15,7 +16,7 @@ from cloud_tasks.entrypoints.cli.options import (
     run_options,
 )
 from cloud_tasks.service_layer.preflight import failed, render, run_checks
-from cloud_tasks.service_layer.session import build_adapters, db_path_of, make_plan
+from cloud_tasks.service_layer.session import db_path_of, make_plan
 
 #: Tasks assumed when no task file is given: the pool is then as large as the limits allow.
 _UNBOUNDED_TASKS = 10**9
@@ -41,7 +42,7 @@ def check_command(**params: Any) -> None:
     cannot be verified (the API is unavailable, or the caller may not ask) is a warning.
     """
     config = resolve_config(**params)
-    adapters = build_adapters(config, db_path_of(config))
+    adapters = build_job_adapters(config, db_path_of(config))
     n_tasks = _UNBOUNDED_TASKS
     if params["tasks_file"]:
         from cloud_tasks.entrypoints.cli.job import _validate_tasks

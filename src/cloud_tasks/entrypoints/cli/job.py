@@ -16,7 +16,7 @@ import attrs
 import click
 
 from cloud_tasks.adapters.local.taskdb import TaskDatabase, identify
-from cloud_tasks.adapters.memory.clock import SystemClock
+from cloud_tasks.bootstrap import Adapters, build_job_adapters, build_plan_adapters
 from cloud_tasks.domain.cost import estimate_job
 from cloud_tasks.domain.options import JobConfig
 from cloud_tasks.domain.tasks import Task
@@ -39,15 +39,12 @@ from cloud_tasks.service_layer.preflight import require_checks, run_checks
 from cloud_tasks.service_layer.report import build_report, format_report
 from cloud_tasks.service_layer.session import (
     RUNNABLE_PROVIDERS,
-    Adapters,
     JobPlan,
-    build_adapters,
     db_path_of,
     describe_plan,
     job_id_of,
     load_tasks,
     make_plan,
-    plan_adapters,
     pool_settings,
     worker_credentials_notice,
 )
@@ -205,7 +202,7 @@ def _supervise(
     settings = pool_settings(config, plan, tasks_known=tasks_known)
     display = _LiveDisplay(counts.total, quiet)
     export = EventExport(db, output_file) if output_file else None
-    clock = SystemClock()
+    clock = adapters.clock
     with (
         display,
         export or contextlib.nullcontext(),
@@ -540,9 +537,9 @@ def run_command(**params: Any) -> None:
     offline_notice: str | None = None
     if params["dry_run"]:
         # Without an account (or its libraries) the plan comes from the bundled catalog.
-        adapters, offline_notice = plan_adapters(config, db_path)
+        adapters, offline_notice = build_plan_adapters(config, db_path)
     else:
-        adapters = build_adapters(config, db_path)
+        adapters = build_job_adapters(config, db_path)
     n_tasks = _validate_tasks(tasks_file, adapters.task_queue.max_message_bytes)
     skip_db: str | None = params["skip_completed_db"]
     if skip_db is not None:
@@ -657,7 +654,7 @@ def _resume(
     job_id = job_id_of(config)
     with TaskDatabase.open_existing(db_path, job_id=job_id) as db, JobLock(db_path, job_id):
         db.set_meta(stop_requested=None)  # a 'stop' of an earlier run is not for this one
-        adapters = build_adapters(config, db_path)
+        adapters = build_job_adapters(config, db_path)
         meta = db.meta()
         if not db.recorded() and not meta.get("loaded") and meta.get("tasks_file"):
             # The first run stopped while it recorded the tasks: record them all before the
@@ -792,7 +789,7 @@ def manage_pool_command(**params: Any) -> None:
     quiet = verbosity(params) < 0
     db_path = db_path_of(config)
     job_id = job_id_of(config)
-    adapters = build_adapters(config, db_path)
+    adapters = build_job_adapters(config, db_path)
     if not adapters.task_queue.exists():
         raise ConfigError(
             f"queue {adapters.task_queue.name!r} does not exist; load it first with "
@@ -813,13 +810,13 @@ def manage_pool_command(**params: Any) -> None:
         hint = "cloud_tasks manage_pool" + (f" --config {config.source}" if config.source else "")
         db.set_meta(stop_requested=None)
         display = _LiveDisplay(0, quiet)
-        with display, PoolRecorder(db.path, SystemClock()) as recorder:
+        with display, PoolRecorder(db.path, adapters.clock) as recorder:
             manager = PoolManager(
                 compute=recorder.watch(adapters.compute),
                 task_queue=adapters.task_queue,
                 event_queue=adapters.event_queue,
                 db=db,
-                clock=SystemClock(),
+                clock=adapters.clock,
                 options=plan.options,
                 settings=settings,
                 on_update=display.update,
@@ -880,7 +877,7 @@ def status_command(**params: Any) -> None:
         states = None
         if config.provider in RUNNABLE_PROVIDERS:
             try:
-                states = _instance_states(build_adapters(config, db_path), job_id)
+                states = _instance_states(build_job_adapters(config, db_path), job_id)
             except CloudTasksError:
                 states = None
         report = build_report(db, time.time(), job_id=job_id, instance_states=states)
@@ -909,7 +906,7 @@ def stop_command(**params: Any) -> None:
     _require_runnable(config)
     db_path = db_path_of(config)
     job_id = job_id_of(config)
-    adapters = build_adapters(config, db_path)
+    adapters = build_job_adapters(config, db_path)
     # Tell a running manager first, so that it replaces none of the instances stopped here.
     holder = lock_holder(db_path)  # before it is told: it may end at once
     db = _own_database(db_path, job_id)
@@ -983,7 +980,7 @@ def monitor_event_queue_command(**params: Any) -> None:
     _require_runnable(config)
     db_path = db_path_of(config)
     job_id = job_id_of(config)
-    adapters = build_adapters(config, db_path)
+    adapters = build_job_adapters(config, db_path)
     if not adapters.event_queue.exists():
         raise ConfigError(
             f"event queue {adapters.event_queue.name!r} does not exist; create it with "

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -23,6 +22,9 @@ from cloud_tasks.entrypoints.cli.options import (
 )
 from cloud_tasks.exceptions import ProviderError, QueueNotFoundError, TaskFileError
 from cloud_tasks.ports import EventQueue, TaskQueue
+
+if TYPE_CHECKING:
+    from cloud_tasks.adapters.local.sqlite_queue import LoadJournal
 
 #: Tasks handed to the queue per call (and recorded as loaded at once); the adapters split
 #: them into service-sized batches. SQS takes ten per request, so smaller chunks keep the
@@ -40,25 +42,11 @@ def _queues(config: JobConfig) -> tuple[TaskQueue, EventQueue]:
     return bootstrap.make_task_queue(config), bootstrap.make_event_queue(config)
 
 
-def _journal(config: JobConfig, queue: TaskQueue) -> Any:
+def _journal(config: JobConfig, queue: TaskQueue) -> LoadJournal | None:
     """The local record of loaded task ids for a cloud queue (None for local/memory)."""
-    if config.provider not in ("aws", "gcp"):
-        return None
-    from cloud_tasks.adapters.local.sqlite_queue import LoadJournal, default_state_dir
+    from cloud_tasks import bootstrap
 
-    if config.provider == "aws":
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_SQS") or os.environ.get("AWS_ENDPOINT_URL")
-        location = getattr(queue, "region", None) or queue_region(queue)
-    else:
-        endpoint = os.environ.get("PUBSUB_EMULATOR_HOST")
-        location = getattr(queue, "project_id", "")
-    key = f"{config.provider}|{endpoint or ''}|{location}|{queue.name}"
-    return LoadJournal(default_state_dir() / "loads.sqlite3", key)
-
-
-def queue_region(queue: TaskQueue) -> str:
-    client = getattr(queue, "client", None)
-    return str(getattr(getattr(client, "meta", None), "region_name", "") or "")
+    return bootstrap.make_load_journal(config, queue)
 
 
 def _chunks(tasks: Iterator[Task], size: int) -> Iterator[list[Task]]:
@@ -206,7 +194,8 @@ def load_queue(
     journal = _journal(config, queue)
     if journal is not None and (reload or not existed):
         journal.clear()  # a new queue holds none of the tasks recorded for an older one
-    send_once = None if reload else getattr(queue, "send_once", None)
+    # The queue's own record when it keeps one (SQLite), else the journal (SQS, Pub/Sub).
+    send_once = queue.remembers_loads and not reload
 
     quiet = output_format == "json" or verbosity(params) < 0
     advance, close = _progress(not quiet, to_load)
@@ -214,8 +203,8 @@ def load_queue(
 
     def send(chunk: list[Task]) -> int:
         """Send the chunk's unrecorded tasks; returns how many were sent."""
-        if callable(send_once):
-            return int(send_once([Envelope(task) for task in chunk]))
+        if send_once:
+            return queue.send_once([Envelope(task) for task in chunk])
         fresh = chunk
         if journal is not None:
             known = journal.known([task.task_id for task in chunk])
@@ -325,24 +314,15 @@ def show_queue(detail: bool, output_format: str, **params: Any) -> None:
 
 
 def _event_depth(events: EventQueue) -> int | None:
-    depth = getattr(events, "depth", None)
-    if not callable(depth):
-        return None
     try:
-        return int(depth())
+        return events.depth()
     except QueueNotFoundError:
         return None
 
 
 def _purge_events(events: EventQueue) -> None:
-    if not events.exists():
-        return
-    purge = getattr(events, "purge", None)
-    if callable(purge):
-        purge()
-    else:
-        events.delete()
-        events.create()
+    if events.exists():
+        events.purge()
 
 
 @click.command("purge_queue")

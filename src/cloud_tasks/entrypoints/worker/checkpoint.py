@@ -34,33 +34,10 @@ def open_checkpoint_store(location: str) -> CheckpointStore:
     One store per location and process, so a task that saves often reuses its client.
     """
     store = _stores.get(location)
-    if store is not None:
-        return store
-    scheme, sep, rest = location.partition("://")
-    if sep and scheme in ("s3", "gs"):
-        bucket, _, prefix = rest.partition("/")
-        if not bucket:
-            raise ConfigError(
-                f"--checkpoint-location {location!r}: no bucket; give {scheme}://BUCKET/PREFIX"
-            )
-        if scheme == "s3":
-            from cloud_tasks.adapters.aws.checkpoints import S3CheckpointStore
+    if store is None:
+        from cloud_tasks import bootstrap
 
-            store = S3CheckpointStore(bucket, prefix)
-        else:
-            from cloud_tasks.adapters.gcp.checkpoints import GcsCheckpointStore
-
-            store = GcsCheckpointStore(bucket, prefix)
-    elif sep:
-        raise ConfigError(
-            f"--checkpoint-location {location!r}: unknown scheme {scheme!r}; give a folder, "
-            "s3://BUCKET/PREFIX or gs://BUCKET/PREFIX"
-        )
-    else:
-        from cloud_tasks.adapters.local.checkpoints import FolderCheckpointStore
-
-        store = FolderCheckpointStore(location)
-    _stores[location] = store
+        store = _stores[location] = bootstrap.make_checkpoint_store(location)
     return store
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from cloud_tasks import bootstrap
 from cloud_tasks.domain.retry import (
     Complete,
     DeadLetter,
@@ -140,8 +141,6 @@ class WorkerService:
         receive_wait_s: float,
         handle_signals: bool,
     ) -> None:
-        from cloud_tasks.adapters.memory.clock import SystemClock
-
         self.options = options
         self._retry_policy = options.retry_policy
         self._server = server
@@ -152,7 +151,7 @@ class WorkerService:
         self._task_queue = task_queue
         self._event_queue = event_queue
         self._metadata = metadata
-        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._clock: Clock = clock if clock is not None else bootstrap.system_clock()
         self._metadata_poll_interval_s = metadata_poll_interval_s
         self._receive_wait_s = receive_wait_s
         self._handle_signals = handle_signals
@@ -185,14 +184,22 @@ class WorkerService:
         self._changed = asyncio.Event()
         installed: list[int] = []
         try:
-            task_queue = None if tasks is not None else self._build_task_queue()
+            adapters = bootstrap.build_worker_adapters(
+                self.options,
+                self._environ,
+                queue_mode=tasks is None,
+                task_queue=self._task_queue,
+                event_queue=self._event_queue,
+                metadata=self._metadata,
+            )
+            task_queue = adapters.task_queue
             if task_queue is not None and not await asyncio.to_thread(task_queue.exists):
                 raise ConfigError(
                     f"queue {task_queue.name!r} does not exist: load it first "
                     "(cloud_tasks load_queue) or check --job-id/--queue-name"
                 )
-            event_queue = self._build_event_queue() if task_queue is not None else None
-            metadata = self._build_metadata()
+            event_queue = adapters.event_queue
+            metadata = adapters.metadata
             if metadata is not None:
                 self._instance_id = await self._lookup_instance_id(metadata)
             path = self.options.event_log_file if self.options.event_log_to_file else None
@@ -233,85 +240,7 @@ class WorkerService:
                 await self._events.close()
             self._server.close()
 
-    # ------------------------------------------------------------------ building ports
-
-    def _build_task_queue(self) -> TaskQueue:
-        if self._task_queue is not None:
-            return self._task_queue
-        provider = self.options.provider
-        if provider is None:
-            raise ConfigError(
-                "nothing to do: give --tasks FILE to run a task file, or --provider and --job-id "
-                "to serve a queue"
-            )
-        if provider == "memory":
-            raise ConfigError(
-                "provider 'memory' keeps its queue inside one process: pass "
-                "task_queue=InMemoryTaskQueue(...) to Worker, or use provider 'local'"
-            )
-        factory = self._bootstrap("make_task_queue")
-        queue: TaskQueue = factory(self._job_config())
-        return queue
-
-    def _build_event_queue(self) -> EventQueue | None:
-        if not self.options.event_log_to_queue:
-            return None
-        if self._event_queue is not None:
-            return self._event_queue
-        if self._task_queue is not None:
-            return None
-        factory = self._bootstrap("make_event_queue")
-        queue: EventQueue = factory(self._job_config())
-        return queue
-
-    def _job_config(self) -> Any:
-        """The provider part of the options, as the composition root takes it."""
-        from cloud_tasks.domain.options import JobConfig, ProviderOptions, RunOptions
-
-        options = self.options
-        return JobConfig(
-            provider=options.provider or "",
-            provider_options=ProviderOptions(
-                job_id=options.job_id,
-                queue_name=options.queue_name,
-                region=options.region,
-                zone=options.zone,
-                exactly_once_queue=options.exactly_once_queue,
-                project_id=options.project_id,
-            ),
-            run=RunOptions(max_runtime=options.max_runtime),
-        )
-
-    def _bootstrap(self, name: str) -> Callable[[Any], Any]:
-        try:
-            from cloud_tasks import bootstrap
-        except ImportError as exc:  # pragma: no cover - bootstrap ships with the package
-            raise ConfigError(f"queue mode is unavailable: {exc}") from exc
-        factory = getattr(bootstrap, name, None)
-        if factory is None:
-            raise ConfigError(
-                f"provider {self.options.provider!r}: queue mode is not available in this "
-                "version (no queue adapter); run a task file with --tasks instead"
-            )
-        built: Callable[[Any], Any] = factory
-        return built
-
-    def _build_metadata(self) -> InstanceMetadata | None:
-        if self._metadata is not None:
-            return self._metadata
-        if self.options.provider == "aws":
-            from cloud_tasks.adapters.aws.metadata import Ec2InstanceMetadata
-
-            return Ec2InstanceMetadata()
-        if self.options.provider == "gcp":
-            from cloud_tasks.adapters.gcp.metadata import GceInstanceMetadata
-
-            return GceInstanceMetadata()
-        if self.options.provider == "local":
-            from cloud_tasks.adapters.local.metadata import LocalInstanceMetadata
-
-            return LocalInstanceMetadata(self._environ)
-        return None
+    # ------------------------------------------------------------------ ports
 
     async def _lookup_instance_id(self, metadata: InstanceMetadata) -> str | None:
         try:
