@@ -70,7 +70,9 @@ def test_unacknowledged_events_come_back_and_acknowledged_ones_do_not(
     assert event_queue.receive(10, wait_s=0.3) == []
 
 
-def test_an_event_that_is_not_json_is_refused(event_queue: EventQueue) -> None:
+def test_an_event_that_is_not_json_is_refused(queue_kit: QueueKit, event_queue: EventQueue) -> None:
+    if not queue_kit.checks_bodies:
+        pytest.skip(f"the {queue_kit.kind} queues never serialize events")
     with pytest.raises(ProviderError):
         event_queue.send([{"bad": object()}])
 
