@@ -35,6 +35,9 @@ class ComputeKit:
     no_capacity: Callable[[], None] | None = None
     #: Make launches of ``spec`` fail on a quota (None: the provider has none).
     no_quota: Callable[[], None] | None = None
+    #: Leave room for only this many more instances of ``spec`` (None: the provider starts
+    #: a batch whole or not at all, like EC2 with MinCount = MaxCount, or has no limit).
+    room_for: Callable[[int], None] | None = None
     #: The architecture of the spec's instance type.
     architecture: str = "x86_64"
 
@@ -70,6 +73,7 @@ def _memory_kit() -> ComputeKit:
         no_quota=lambda: compute.inject_capacity_error(
             instance_type=offer.name, zone=zone, quota=True
         ),
+        room_for=lambda n: compute.limit_capacity(n, instance_type=offer.name, zone=zone),
     )
 
 
@@ -194,6 +198,7 @@ def _gce_kit(monkeypatch: pytest.MonkeyPatch) -> Iterator[ComputeKit]:
             spec,
             no_capacity=lambda: fake.insert_failures.update({zone: "ZONE_RESOURCE_POOL_EXHAUSTED"}),
             no_quota=no_quota,
+            room_for=lambda n: fake.zone_capacity.update({zone: n}),
         )
     finally:
         fake.server.stop()
@@ -304,6 +309,20 @@ def test_an_exhausted_quota_raises_quota_error(kit: ComputeKit) -> None:
             launch()
         assert "\n" not in str(caught.value)
     assert kit.compute.list_instances("job-a") == []
+
+
+def test_a_zone_with_room_for_fewer_starts_fewer_and_never_none(kit: ComputeKit) -> None:
+    if kit.room_for is None:
+        whole = f"the {kit.kind} provider starts a batch whole or not at all"
+        pytest.skip("the local provider has no capacity limit" if kit.kind == "local" else whole)
+    kit.room_for(2)
+    spec = kit.for_job("job-a")
+    started = kit.compute.create_instances(spec, 4)
+    assert len(started) == 2
+    assert ids(kit.compute.list_instances("job-a")) == ids(started)
+    with pytest.raises(CapacityError):
+        kit.compute.create_instances(spec, 4)
+    assert ids(kit.compute.list_instances("job-a")) == ids(started)
 
 
 def test_the_spec_zone_is_listed_and_the_default_image_is_one_of_the_images(
