@@ -1,8 +1,10 @@
-"""One queue contract, every adapter: memory, SQLite, SQS on moto, Pub/Sub on the emulator.
+"""One queue contract, every adapter: memory, the simulator's compact queues, SQLite, SQS on
+moto, Pub/Sub on the emulator.
 
 ``queue_kit`` hands each test factories for task and event queues of one adapter. Every call
 of a factory builds a new adapter object, so two of them act like two processes sharing a
-queue.
+queue (the compact queues hold their messages in the object itself: their factories hand out
+one object per name).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pytest
 
 from cloud_tasks.ports import EventQueue, TaskQueue
 
-ADAPTERS = ["memory", "sqlite", "sqs", "pubsub"]
+ADAPTERS = ["memory", "compact", "sqlite", "sqs", "pubsub"]
 
 # A short lease for the event queue so tests can watch unacknowledged events come back.
 EVENT_VISIBILITY_S = 1.0
@@ -39,6 +41,13 @@ class QueueKit:
     # message may, rarely, be handed out twice. SQLite and memory lease each message to one
     # receiver at a time.
     exclusive_leases: bool = True
+    # The compact queues serve one thread driving a simulation on virtual time: receive never
+    # waits, and nothing may call them from two threads.
+    shared_across_threads: bool = True
+    # The compact queues keep envelopes and events as the objects given and never serialize
+    # them, so they refuse neither an oversized task nor an event that is not JSON: checking
+    # would cost simulate seconds of CPU per million tasks.
+    checks_bodies: bool = True
 
     def new_name(self) -> str:
         return f"q{uuid.uuid4().hex[:10]}"
@@ -56,6 +65,22 @@ def _memory_kit() -> QueueKit:
         lambda name: queue_module.InMemoryEventQueue(
             name, service=service, visibility_timeout_s=EVENT_VISIBILITY_S
         ),
+    )
+
+
+def _compact_kit() -> QueueKit:
+    from cloud_tasks.adapters.memory.compact_queue import CompactEventQueue, CompactTaskQueue
+
+    tasks: dict[str, CompactTaskQueue] = {}
+    events: dict[str, CompactEventQueue] = {}
+    return QueueKit(
+        "compact",
+        lambda name: tasks.setdefault(name, CompactTaskQueue(name)),
+        lambda name: events.setdefault(
+            name, CompactEventQueue(name, visibility_timeout_s=EVENT_VISIBILITY_S)
+        ),
+        shared_across_threads=False,
+        checks_bodies=False,
     )
 
 
@@ -116,6 +141,8 @@ def queue_kit(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[QueueK
     kind: str = request.param
     if kind == "memory":
         yield _memory_kit()
+    elif kind == "compact":
+        yield _compact_kit()
     elif kind == "sqlite":
         yield _sqlite_kit(tmp_path / "queues.sqlite3")
     elif kind == "sqs":

@@ -81,7 +81,9 @@ def test_depth_counts_unread_events_and_purge_removes_them(event_queue: EventQue
     assert [e.event["task_id"] for e in drain(event_queue, 1)] == ["t99"]
 
 
-def test_an_event_that_is_not_json_is_refused(event_queue: EventQueue) -> None:
+def test_an_event_that_is_not_json_is_refused(queue_kit: QueueKit, event_queue: EventQueue) -> None:
+    if not queue_kit.checks_bodies:
+        pytest.skip(f"the {queue_kit.kind} queues never serialize events")
     with pytest.raises(ProviderError):
         event_queue.send([{"bad": object()}])
 

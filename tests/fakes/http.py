@@ -1,13 +1,15 @@
-"""A tiny threaded HTTP server on 127.0.0.1 for the loopback fakes."""
+"""A JSON API fake on 127.0.0.1, on pytest-httpserver: one handler answers every request."""
 
 from __future__ import annotations
 
 import json
-import threading
+import re
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
+
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 #: (method, path, query, json body, headers) -> (status, json payload)
 Handler = Callable[[str, str, dict[str, list[str]], Any, dict[str, str]], tuple[int, Any]]
@@ -19,48 +21,32 @@ class LoopbackServer:
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
         self.requests: list[tuple[str, str, dict[str, list[str]], Any, dict[str, str]]] = []
-        outer = self
+        # Threaded: a fake may hold a request (a long operation wait) while others are served.
+        self._server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+        self._server.expect_request(re.compile(r"/.*")).respond_with_handler(self._serve)
 
-        class _RequestHandler(BaseHTTPRequestHandler):
-            def _serve(self) -> None:
-                parts = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                body = json.loads(raw) if raw.strip() else None
-                query = parse_qs(parts.query)
-                headers = dict(self.headers)
-                outer.requests.append((self.command, parts.path, query, body, headers))
-                try:
-                    status, payload = outer.handler(self.command, parts.path, query, body, headers)
-                except Exception as exc:  # a bug in a fake should show up as a 500, not a hang
-                    status, payload = 500, {"error": {"code": 500, "message": repr(exc)}}
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = _serve
-            do_POST = _serve
-            do_DELETE = _serve
-            do_PATCH = _serve
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _RequestHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+    def _serve(self, request: Request) -> Response:
+        raw = request.get_data()
+        body = json.loads(raw) if raw.strip() else None
+        query = parse_qs(request.query_string.decode("latin-1"))
+        headers = dict(request.headers)
+        self.requests.append((request.method, request.path, query, body, headers))
+        try:
+            status, payload = self.handler(request.method, request.path, query, body, headers)
+        except Exception as exc:  # a bug in a fake should show up as a 500, not a hang
+            status, payload = 500, {"error": {"code": 500, "message": repr(exc)}}
+        return Response(json.dumps(payload), status=status, content_type="application/json")
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"http://{self._server.host}:{self._server.port}"
 
     def start(self) -> LoopbackServer:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        """Stop serving (idempotent: a test may stop a fake to see it unreachable)."""
+        if self._server.is_running():
+            self._server.clear()
+            self._server.stop()

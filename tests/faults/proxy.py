@@ -12,7 +12,9 @@ them as they would in production:
 - ``html502``: a 502 whose body is a proxy's HTML error page, not the service's format;
 - ``deny``: a non-retryable ``AccessDenied``/``UnauthorizedOperation``/``403 PERMISSION_DENIED``;
 - ``signature``: AWS ``SignatureDoesNotMatch`` whose message quotes the access key id, as AWS
-  does (for the test that credentials never reach our output).
+  does (for the test that credentials never reach our output);
+- ``capacity``, ``quota``: EC2's ``InsufficientInstanceCapacity`` (a 500, which botocore
+  retries) and ``VcpuLimitExceeded`` answers to ``RunInstances``.
 """
 
 from __future__ import annotations
@@ -133,6 +135,18 @@ def fault_response(fault: str, request: Request) -> tuple[int, str, bytes]:
             f"Check your AWS Secret Access Key and signing method. Credential={key}/20250101"
         )
         return _aws_error(request, "SignatureDoesNotMatch", message, 403)
+    if fault == "capacity":
+        message = (
+            "We currently do not have sufficient capacity in the Availability Zone you "
+            "requested. Our system will be working on provisioning additional capacity."
+        )
+        return _aws_error(request, "InsufficientInstanceCapacity", message, 500)
+    if fault == "quota":
+        message = (
+            "You have requested more vCPU capacity than your current vCPU limit of 32 allows "
+            "for the instance bucket that the specified instance type belongs to."
+        )
+        return _aws_error(request, "VcpuLimitExceeded", message, 400)
     raise ValueError(f"unknown fault {fault!r}")
 
 

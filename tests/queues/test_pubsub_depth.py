@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import threading
-import urllib.parse
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -14,51 +10,34 @@ import pytest
 from cloud_tasks.adapters.gcp.pubsub import PubSubTaskQueue
 from cloud_tasks.domain.tasks import Envelope, Task
 from cloud_tasks.exceptions import CredentialsError
+from tests.fakes.http import LoopbackServer
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*return_immediately:DeprecationWarning")
 
 
-class FakeMonitoring(ThreadingHTTPServer):
+class FakeMonitoring:
     """Answers timeSeries.list with ``reply`` (status, body) and remembers the queries."""
 
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
         self.reply: tuple[int, dict[str, Any]] = (200, {})
-        self.queries: list[tuple[str, dict[str, list[str]]]] = []
+        self.server = LoopbackServer(lambda *_request: self.reply)
 
-
-class _Handler(BaseHTTPRequestHandler):
-    server: FakeMonitoring
-
-    def do_GET(self) -> None:
-        url = urllib.parse.urlsplit(self.path)
-        self.server.queries.append((url.path, urllib.parse.parse_qs(url.query)))
-        status, body = self.server.reply
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+    @property
+    def queries(self) -> list[tuple[str, dict[str, list[str]]]]:
+        return [(path, query) for _method, path, query, _body, _h in self.server.requests]
 
 
 @pytest.fixture
 def monitoring(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeMonitoring]:
-    server = FakeMonitoring()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    host, port = server.server_address[:2]
+    fake = FakeMonitoring()
+    fake.server.start()
     monkeypatch.setenv(
-        "CLOUDSDK_API_ENDPOINT_OVERRIDES_MONITORING", f"http://{host!s}:{port}/monitoring/v3/"
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_MONITORING", f"{fake.server.url}/monitoring/v3/"
     )
     try:
-        yield server
+        yield fake
     finally:
-        server.shutdown()
-        server.server_close()
+        fake.server.stop()
 
 
 @pytest.fixture

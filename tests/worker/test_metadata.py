@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tests.worker.fakes import gce_metadata_server, imds_server
+from tests.fakes.metadata import gce_metadata_server, imds_server
 
 from cloud_tasks.adapters.aws.metadata import Ec2InstanceMetadata
 from cloud_tasks.adapters.gcp.metadata import GceInstanceMetadata

@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from tests.worker.fakes import imds_server
+from tests.fakes.metadata import imds_server
 from tests.worker.scripts.outcomes_worker import process_task
 
 from cloud_tasks.adapters.aws.metadata import Ec2InstanceMetadata
