@@ -13,7 +13,8 @@ from typing import Any
 
 from cloud_tasks.domain.options import JobConfig
 from cloud_tasks.exceptions import ConfigError, MissingLibraryError
-from cloud_tasks.ports import Clock, Compute, EventQueue, Preflight, Pricing, TaskQueue
+from cloud_tasks.locations import Location
+from cloud_tasks.ports import Clock, Compute, EventQueue, Preflight, Pricing, TaskQueue, TaskSource
 
 #: Regions used when neither ``region`` nor ``zone`` is configured.
 DEFAULT_REGIONS: dict[str, str] = {"aws": "us-east-1", "gcp": "us-central1"}
@@ -525,3 +526,24 @@ def make_event_queue(
             name, project_id=options.project_id, credentials_file=options.credentials_file
         )
     raise ConfigError(f"unknown provider {provider!r}")
+
+
+def make_task_source(location: Location) -> TaskSource:
+    """The ``TaskSource`` for a task file's location, chosen by its scheme (whatever the
+    provider: a local job may read ``s3://``); a cloud SDK is imported only when a file is
+    opened, and one that is missing becomes a ``ProviderError`` naming the pip extra."""
+    if location.scheme == "s3":
+        from cloud_tasks.adapters.aws.s3 import S3TaskSource
+
+        return S3TaskSource()
+    if location.scheme == "gs":
+        from cloud_tasks.adapters.gcp.storage import GcsTaskSource
+
+        return GcsTaskSource()
+    if location.scheme in ("http", "https"):
+        from cloud_tasks.adapters.web.http import HttpTaskSource
+
+        return HttpTaskSource()
+    from cloud_tasks.adapters.local.taskfile import LocalTaskSource
+
+    return LocalTaskSource()
