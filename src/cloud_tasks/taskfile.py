@@ -88,8 +88,8 @@ def iter_tasks(path: str | Path, *, source: TaskSource | None = None) -> Iterato
         source = make_task_source(location)
     stream = source.open(location)
     if suffix == ".json":
-        source = _JsonStream(stream, where)
-        return _tasks(_json_records(source), source.line_at, stream, where, from_yaml=False)
+        text = _JsonStream(stream, where)
+        return _tasks(_json_records(text), text.line_at, stream, where, from_yaml=False)
     return _tasks(_yaml_records(stream, where), _same_line, stream, where, from_yaml=True)
 
 
