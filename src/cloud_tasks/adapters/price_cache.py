@@ -23,9 +23,11 @@ _FORMAT = 1
 
 
 def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/cloud_tasks`` or ``~/.cache/cloud_tasks``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "cloud_tasks"
+    """The per-user cache folder (platformdirs): ``$XDG_CACHE_HOME/cloud_tasks`` or
+    ``~/.cache/cloud_tasks`` on Linux."""
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("cloud_tasks", appauthor=False))
 
 
 class PriceCache:

@@ -414,12 +414,14 @@ class SqliteEventQueue(_SqliteQueueBase):
 
 def default_state_dir() -> Path:
     """Where Cloud Tasks keeps local state: ``RMS_CLOUD_TASKS_STATE_DIR`` if set, else
-    ``$XDG_STATE_HOME/cloud_tasks`` (``~/.local/state/cloud_tasks``)."""
+    the per-user state folder (platformdirs): ``$XDG_STATE_HOME/cloud_tasks`` or
+    ``~/.local/state/cloud_tasks`` on Linux."""
+    import platformdirs
+
     explicit = os.environ.get("RMS_CLOUD_TASKS_STATE_DIR")
     if explicit:
         return Path(explicit).expanduser()
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "cloud_tasks"
+    return Path(platformdirs.user_state_dir("cloud_tasks", appauthor=False))
 
 
 def queue_file(queue_name: str, directory: str | os.PathLike[str]) -> Path:
