@@ -10,6 +10,7 @@ of the rest written to a ``TaskSpool``, an unnamed temporary file the later pass
 from __future__ import annotations
 
 import collections
+import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,8 @@ from cloud_tasks.taskfile import iter_tasks
 
 #: Ids named in the error about tasks too large for the queue.
 _OVERSIZED_SHOWN = 5
+#: Bytes of the spool decoded at once.
+_READ_BYTES = 1 << 20
 
 
 @attrs.frozen
@@ -53,7 +56,7 @@ class TaskSpool:
         self.count = 0
 
     def add(self, body: str) -> None:
-        """Keep one task's message (compact JSON, so one line: ``Envelope.encode``)."""
+        """Keep one task's queue message (``Envelope.encode``: compact JSON, so one line)."""
         self._file.write(body.encode("utf-8"))
         self._file.write(b"\n")
         self.count += 1
@@ -61,8 +64,11 @@ class TaskSpool:
     def __iter__(self) -> Iterator[Task]:
         self._file.flush()
         self._file.seek(0)
-        for line in self._file:
-            yield Envelope.decode(line).task
+        # A batch of lines is one JSON list (whitespace may follow each value): one call of
+        # the C decoder per megabyte instead of one per task.
+        while lines := self._file.readlines(_READ_BYTES):
+            for message in json.loads(b"[" + b",".join(lines) + b"]"):
+                yield Task(message["task_id"], message["data"])
 
     def close(self) -> None:
         self._file.close()
