@@ -14,17 +14,19 @@ import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import attrs
 
-from cloud_tasks.adapters.local.taskdb import TaskDatabase
 from cloud_tasks.domain.tasks import Envelope, Task
 from cloud_tasks.domain.text import shown
 from cloud_tasks.exceptions import TaskFileError
-from cloud_tasks.ports import TaskSource
 from cloud_tasks.service_layer.exports import skip_completed
 from cloud_tasks.taskfile import iter_tasks
+
+if TYPE_CHECKING:
+    from cloud_tasks.adapters.local.taskdb import TaskDatabase
+    from cloud_tasks.ports import TaskSource
 
 #: Ids named in the error about tasks too large for the queue.
 _OVERSIZED_SHOWN = 5

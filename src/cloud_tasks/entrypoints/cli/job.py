@@ -406,14 +406,19 @@ class _FirstRunTasks:
     def tasks(self, meta: dict[str, Any]) -> TaskSpool:
         """The tasks; ``meta`` is the task database's metadata, which names the task file."""
         if self._spool is None:
-            self._spool = TaskSpool(self._directory)
-            with contextlib.ExitStack() as stack:
-                earlier = None
-                if meta.get("skip_completed"):
-                    earlier = stack.enter_context(
-                        TaskDatabase.open_existing(meta["skip_completed"])
-                    )
-                read_task_file(meta["tasks_file"], earlier=earlier, spool=self._spool)
+            spool = TaskSpool(self._directory)
+            try:
+                with contextlib.ExitStack() as stack:
+                    earlier = None
+                    if meta.get("skip_completed"):
+                        earlier = stack.enter_context(
+                            TaskDatabase.open_existing(meta["skip_completed"])
+                        )
+                    read_task_file(meta["tasks_file"], earlier=earlier, spool=spool)
+            except BaseException:
+                spool.close()  # never kept half read
+                raise
+            self._spool = spool
         return self._spool
 
     def close(self) -> None:
