@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import platformdirs
 
 from cloud_tasks.adapters._bodies import encode_envelopes, encode_events
 from cloud_tasks.adapters.memory.clock import SystemClock
@@ -416,8 +417,6 @@ def default_state_dir() -> Path:
     """Where Cloud Tasks keeps local state: ``RMS_CLOUD_TASKS_STATE_DIR`` if set, else
     the per-user state folder (platformdirs): ``$XDG_STATE_HOME/cloud_tasks`` or
     ``~/.local/state/cloud_tasks`` on Linux."""
-    import platformdirs
-
     explicit = os.environ.get("RMS_CLOUD_TASKS_STATE_DIR")
     if explicit:
         return Path(explicit).expanduser()

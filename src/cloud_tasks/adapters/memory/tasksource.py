@@ -1,4 +1,4 @@
-"""Task files held in memory: the ``TaskSource`` for tests and dry runs, counting each read."""
+"""Task files held in memory: a ``TaskSource`` for tests that counts the reads of each file."""
 
 from __future__ import annotations
 
