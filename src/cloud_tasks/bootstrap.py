@@ -20,6 +20,7 @@ import attrs
 
 from cloud_tasks.domain.options import JobConfig
 from cloud_tasks.exceptions import ConfigError, MissingLibraryError
+from cloud_tasks.locations import Location
 from cloud_tasks.ports import (
     CheckpointStore,
     Clock,
@@ -29,6 +30,7 @@ from cloud_tasks.ports import (
     Preflight,
     Pricing,
     TaskQueue,
+    TaskSource,
 )
 
 if TYPE_CHECKING:
@@ -809,3 +811,22 @@ def build_test_adapters(queue_name: str) -> SimQueues:
         InMemoryTaskQueue(queue_name, clock=clock, service=service),
         InMemoryEventQueue(f"{queue_name}-events", clock=clock, service=service),
     )
+def make_task_source(location: Location) -> TaskSource:
+    """The ``TaskSource`` for a task file's location, chosen by its scheme (whatever the
+    provider: a local job may read ``s3://``); a cloud SDK is imported only when a file is
+    opened, and one that is missing becomes a ``ProviderError`` naming the pip extra."""
+    if location.scheme == "s3":
+        from cloud_tasks.adapters.aws.s3 import S3TaskSource
+
+        return S3TaskSource()
+    if location.scheme == "gs":
+        from cloud_tasks.adapters.gcp.storage import GcsTaskSource
+
+        return GcsTaskSource()
+    if location.scheme in ("http", "https"):
+        from cloud_tasks.adapters.web.http import HttpTaskSource
+
+        return HttpTaskSource()
+    from cloud_tasks.adapters.local.taskfile import LocalTaskSource
+
+    return LocalTaskSource()

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import IO, Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
 from cloud_tasks.domain.offers import InstanceOffer
 from cloud_tasks.domain.tasks import SQS_MAX_MESSAGE_BYTES, Envelope, Task
+from cloud_tasks.locations import Location
 
 #: The largest event (compact JSON, UTF-8) any ``EventQueue`` takes: the smallest limit of any
 #: provider (SQS, 256 KiB), on every provider, so a worker behaves the same on all of them.
@@ -336,6 +337,21 @@ class CheckpointStore(Protocol):
     def delete(self, key: str) -> None: ...
 
 
+class TaskSource(Protocol):
+    """Task files at one kind of location (a local path, S3, Cloud Storage, a web server).
+
+    ``open`` makes the request at once, so a missing, forbidden or unreachable file fails before
+    anything is read, and returns a read-only binary stream the caller reads chunk by chunk (a
+    remote file is never held in memory whole); closing it releases every connection. Each call
+    is one read of the file: a caller that needs the tasks twice keeps them itself. Failures,
+    at open or while reading, are ``TaskFileError`` naming ``location.display``
+    (``CredentialsError`` when no credentials exist, ``ProviderError`` when the cloud's SDK is
+    not installed); no SDK exception escapes.
+    """
+
+    def open(self, location: Location) -> IO[bytes]: ...
+
+
 __all__ = [
     "CheckResult",
     "CheckStatus",
@@ -356,4 +372,5 @@ __all__ = [
     "Region",
     "Task",
     "TaskQueue",
+    "TaskSource",
 ]

@@ -8,7 +8,7 @@ Every error is a ``TaskFileError`` whose message names the file, the task index 
 0 in file order, as ``--start-task`` counts) and, where the parser knows it, the line.
 
 A task file may also live in a bucket or on a web server (``s3://bucket/key``,
-``gs://bucket/object``, ``https://…``): ``cloud_tasks.sources`` opens it as a stream and the
+``gs://bucket/object``, ``https://…``): a ``TaskSource`` adapter opens it as a stream and the
 same parser reads it as it arrives; the extension comes from the object name or URL path.
 """
 
@@ -29,11 +29,13 @@ from typing import IO, TYPE_CHECKING, Any
 
 from cloud_tasks.domain.tasks import Task, encoded_size
 from cloud_tasks.exceptions import TaskFileError
-from cloud_tasks.sources import open_location, parse_location
+from cloud_tasks.locations import parse_location
 
 if TYPE_CHECKING:
     import yaml
     from yaml.nodes import MappingNode, Node
+
+    from cloud_tasks.ports import TaskSource
 
 TASK_FILE_SUFFIXES: tuple[str, ...] = (".json", ".yaml", ".yml")
 #: Values one YAML task may stand for once its aliases are expanded (a task message is at most
@@ -57,14 +59,15 @@ _SHORT.maxdict = 4
 _SHORT.maxlevel = 2
 
 
-def iter_tasks(path: str | Path) -> Iterator[Task]:
+def iter_tasks(path: str | Path, *, source: TaskSource | None = None) -> Iterator[Task]:
     """Yield the tasks of a JSON or YAML task file in file order, reading lazily.
 
-    ``path`` is a local path or a location ``cloud_tasks.sources`` opens (``s3://``,
-    ``gs://``, ``http(s)://``). The extension and the file's existence (and, for a remote
-    file, access to it) are checked at once; everything else is checked as the tasks are
-    read, so an error may come after some tasks were yielded. Call ``validate_task_file``
-    first when nothing may happen unless the whole file is valid.
+    ``path`` is a local path or a URL (``s3://``, ``gs://``, ``http(s)://``); ``source`` opens
+    it (default: the adapter ``bootstrap.make_task_source`` picks for its scheme). Each call
+    reads the file once. The extension and the file's existence (and, for a remote file,
+    access to it) are checked at once; everything else is checked as the tasks are read, so
+    an error may come after some tasks were yielded. Call ``validate_task_file`` first when
+    nothing may happen unless the whole file is valid.
 
     Raises:
         TaskFileError: the file is missing, forbidden, unreachable, unreadable, malformed, or
@@ -79,10 +82,14 @@ def iter_tasks(path: str | Path) -> Iterator[Task]:
             f"{where}: unsupported task file extension {suffix or '(none)'!r}; "
             "use .json, .yaml or .yml"
         )
-    stream = open_location(location)
+    if source is None:
+        from cloud_tasks.bootstrap import make_task_source
+
+        source = make_task_source(location)
+    stream = source.open(location)
     if suffix == ".json":
-        source = _JsonStream(stream, where)
-        return _tasks(_json_records(source), source.line_at, stream, where, from_yaml=False)
+        text = _JsonStream(stream, where)
+        return _tasks(_json_records(text), text.line_at, stream, where, from_yaml=False)
     return _tasks(_yaml_records(stream, where), _same_line, stream, where, from_yaml=True)
 
 

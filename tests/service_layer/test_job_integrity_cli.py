@@ -189,12 +189,12 @@ def _status(directory: Path) -> dict[str, int]:
     return dict(json.loads(result.stdout)["tasks"])
 
 
-# -- killed while recording -----------------------------------------------------------------
+# -- killed while reading the task file -----------------------------------------------------
 
 
 class _StallingServer:
     """Serves the task file; the ``stall_on``-th request gets part of it, then nothing until
-    the test ends (the manager is killed while it reads and records)."""
+    the test ends (the manager is killed while it reads the task file)."""
 
     def __init__(self, body: bytes, stall_on: int, sent_fraction: float) -> None:
         self.requests = 0
@@ -232,25 +232,30 @@ class _StallingServer:
         self.server.server_close()
 
 
-def test_a_manager_killed_while_recording_loses_no_task_on_continue(tmp_path: Path) -> None:
-    n_tasks = 6000  # more than one 5,000-row chunk: the first would have been committed
+def test_a_manager_killed_while_reading_the_task_file_leaves_a_clean_start(
+    tmp_path: Path,
+) -> None:
+    # The task file is read once, before anything is created (a manager killed while it
+    # records is tests/sources/test_reads_once.py's --continue case, and the recording's all
+    # or nothing is tests/service_layer/test_taskdb_integrity.py's).
+    n_tasks = 6000
     tasks = [{"task_id": f"t{i:05d}", "data": {"pad": "x" * 200}} for i in range(n_tasks)]
     _write_job(tmp_path, [], slots=8)
-    # Request 1 checks the whole file; request 2 is the recording: it stalls at 70 %.
-    server = _StallingServer(json.dumps(tasks).encode(), stall_on=2, sent_fraction=0.7)
+    # Request 1 stalls at 70 %; request 2, of the run started again, gets the whole file.
+    server = _StallingServer(json.dumps(tasks).encode(), stall_on=1, sent_fraction=0.7)
     manager = _start(tmp_path, "run", "--config", "config.yml", "--tasks", server.url)
     try:
         with _cleanup(tmp_path, manager):
-            _wait_for("the recording to stall", server.stalled.is_set)
-            # Recording is under way, in one transaction: another reader sees none of it.
-            _wait_for("the task database", lambda: (tmp_path / f"{JOB}.db").exists())
-            time.sleep(1.0)  # let the manager record what it was sent
-            assert _db_counts(tmp_path) == (0, False)
+            _wait_for("the download to stall", server.stalled.is_set)
+            time.sleep(1.0)  # let the manager read and spool what it was sent
             manager.send_signal(signal.SIGKILL)
             manager.wait(timeout=30)
-            assert _db_counts(tmp_path) == (0, False)
+            assert not (tmp_path / f"{JOB}.db").exists()
+            assert _instance_groups(tmp_path) == []
+            # The spool had no name: nothing is left to clean up.
+            assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".tasks-")]
 
-            result = _cli(tmp_path, "run", "--config", "config.yml", "--continue")
+            result = _cli(tmp_path, "run", "--config", "config.yml", "--tasks", server.url)
             assert result.returncode == 0, result.stdout + result.stderr
             assert f"All {n_tasks} tasks completed." in result.stdout
             assert _db_counts(tmp_path) == (n_tasks, True)
@@ -261,6 +266,7 @@ def test_a_manager_killed_while_recording_loses_no_task_on_continue(tmp_path: Pa
                 "failed": 0,
                 "total": n_tasks,
             }
+            assert server.requests == 2
             with TaskDatabase.open_existing(tmp_path / f"{JOB}.db") as db:
                 ran = {e["task_id"] for e in db.events() if e["event_type"] == "task_completed"}
             assert ran == {task["task_id"] for task in tasks}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cloud_tasks.exceptions import TaskFileError
-from cloud_tasks.sources import Location, is_remote, parse_location
+from cloud_tasks.locations import Location, is_remote, parse_location
 from cloud_tasks.taskfile import iter_tasks
 
 

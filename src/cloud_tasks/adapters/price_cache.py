@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import platformdirs
+
 from cloud_tasks.adapters.offer_records import offer_from_record, offer_to_record
 from cloud_tasks.domain.offers import InstanceOffer
 
@@ -23,9 +25,9 @@ _FORMAT = 1
 
 
 def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/cloud_tasks`` or ``~/.cache/cloud_tasks``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "cloud_tasks"
+    """The per-user cache folder (platformdirs): ``$XDG_CACHE_HOME/cloud_tasks`` or
+    ``~/.cache/cloud_tasks`` on Linux."""
+    return Path(platformdirs.user_cache_dir("cloud_tasks", appauthor=False))
 
 
 class PriceCache:

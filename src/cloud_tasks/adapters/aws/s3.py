@@ -1,4 +1,4 @@
-"""Reading a task file from Amazon S3 as a stream (``s3://bucket/key``).
+"""Task files in Amazon S3 (``s3://bucket/key``): the ``TaskSource`` that streams them.
 
 boto3 is imported only when an object is opened. The client uses the default credential
 chain and honours ``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_S3``; botocore follows a bucket's
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import IO, Final
 
+from cloud_tasks.adapters._streams import object_stream
 from cloud_tasks.exceptions import CloudTasksError, CredentialsError, ProviderError, TaskFileError
-from cloud_tasks.sources import object_stream
+from cloud_tasks.locations import Location
 
 _MISSING_CODES: Final = frozenset({"NoSuchKey", "NoSuchBucket", "404", "NotFound"})
 _FORBIDDEN_CODES: Final = frozenset({"AccessDenied", "403", "AllAccessDisabled", "AccountProblem"})
@@ -25,6 +26,13 @@ _CREDENTIAL_CODES: Final = frozenset(
     }
 )
 _MALFORMED_CODES: Final = frozenset({"InvalidBucketName", "KeyTooLongError", "InvalidURI"})
+
+
+class S3TaskSource:
+    """Opens ``s3://`` task files with the default credential chain."""
+
+    def open(self, location: Location) -> IO[bytes]:
+        return open_s3_object(location.bucket, location.key, location.display)
 
 
 def open_s3_object(bucket: str, key: str, where: str) -> IO[bytes]:

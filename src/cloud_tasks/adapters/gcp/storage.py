@@ -1,4 +1,5 @@
-"""Reading a task file from Google Cloud Storage as a stream (``gs://bucket/object``).
+"""Task files in Google Cloud Storage (``gs://bucket/object``): the ``TaskSource`` that streams
+them.
 
 google-cloud-storage is imported only when an object is opened. The object's metadata is read
 first (so a missing or forbidden object fails at once, and the generation is pinned: a file
@@ -13,8 +14,9 @@ from __future__ import annotations
 import gc
 from typing import IO, Any, Final
 
+from cloud_tasks.adapters._streams import object_stream
 from cloud_tasks.exceptions import CloudTasksError, CredentialsError, ProviderError, TaskFileError
-from cloud_tasks.sources import object_stream
+from cloud_tasks.locations import Location
 
 #: Bytes fetched per ranged request while reading.
 GCS_CHUNK_BYTES: Final = 8 * 1024 * 1024
@@ -22,6 +24,18 @@ GCS_CHUNK_BYTES: Final = 8 * 1024 * 1024
 _CREDENTIALS_HINT = (
     "run 'gcloud auth application-default login' or set GOOGLE_APPLICATION_CREDENTIALS"
 )
+
+
+class GcsTaskSource:
+    """Opens ``gs://`` task files, fetching ``chunk_bytes`` per ranged request."""
+
+    def __init__(self, *, chunk_bytes: int = GCS_CHUNK_BYTES) -> None:
+        self.chunk_bytes = chunk_bytes
+
+    def open(self, location: Location) -> IO[bytes]:
+        return open_gcs_object(
+            location.bucket, location.key, location.display, chunk_bytes=self.chunk_bytes
+        )
 
 
 def open_gcs_object(

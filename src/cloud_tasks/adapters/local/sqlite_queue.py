@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import platformdirs
 
 from cloud_tasks.adapters._bodies import encode_envelopes, encode_events
 from cloud_tasks.adapters.clock import SystemClock
@@ -421,12 +422,12 @@ class SqliteEventQueue(_SqliteQueueBase):
 
 def default_state_dir() -> Path:
     """Where Cloud Tasks keeps local state: ``RMS_CLOUD_TASKS_STATE_DIR`` if set, else
-    ``$XDG_STATE_HOME/cloud_tasks`` (``~/.local/state/cloud_tasks``)."""
+    the per-user state folder (platformdirs): ``$XDG_STATE_HOME/cloud_tasks`` or
+    ``~/.local/state/cloud_tasks`` on Linux."""
     explicit = os.environ.get("RMS_CLOUD_TASKS_STATE_DIR")
     if explicit:
         return Path(explicit).expanduser()
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "cloud_tasks"
+    return Path(platformdirs.user_state_dir("cloud_tasks", appauthor=False))
 
 
 def queue_file(queue_name: str, directory: str | os.PathLike[str]) -> Path:

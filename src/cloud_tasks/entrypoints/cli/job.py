@@ -19,8 +19,7 @@ from cloud_tasks.adapters.local.taskdb import TaskDatabase, identify
 from cloud_tasks.bootstrap import Adapters, build_job_adapters, build_plan_adapters
 from cloud_tasks.domain.cost import estimate_job
 from cloud_tasks.domain.options import JobConfig
-from cloud_tasks.domain.tasks import Task
-from cloud_tasks.domain.text import one_line, shown
+from cloud_tasks.domain.text import one_line
 from cloud_tasks.entrypoints.cli.options import (
     common_options,
     format_option,
@@ -28,7 +27,7 @@ from cloud_tasks.entrypoints.cli.options import (
     run_options,
     verbosity,
 )
-from cloud_tasks.exceptions import CloudTasksError, ConfigError, QueueNotFoundError, TaskFileError
+from cloud_tasks.exceptions import CloudTasksError, ConfigError, QueueNotFoundError
 from cloud_tasks.redact import redact, redact_startup_script
 from cloud_tasks.service_layer.exports import DUMP_CHOICES, EventExport
 from cloud_tasks.service_layer.insight import PoolRecorder
@@ -48,6 +47,7 @@ from cloud_tasks.service_layer.session import (
     pool_settings,
     worker_credentials_notice,
 )
+from cloud_tasks.service_layer.taskload import TaskSpool, read_task_file
 
 
 def _echo_err(message: str) -> None:
@@ -85,25 +85,7 @@ def _require_runnable(config: JobConfig) -> None:
 
 def _validate_tasks(path: str, max_message_bytes: int) -> int:
     """Check the whole task file (and message sizes) in one pass, before anything is created."""
-    from cloud_tasks.domain.tasks import encoded_size
-    from cloud_tasks.taskfile import iter_tasks
-
-    count = 0
-    oversized: list[str] = []
-    for task in iter_tasks(path):
-        count += 1
-        if encoded_size(task) > max_message_bytes:
-            oversized.append(task.task_id)
-    if count == 0:
-        raise TaskFileError(f"{path}: the task file holds no tasks; nothing to run")
-    if oversized:
-        ids = ", ".join(f"'{shown(task_id)}'" for task_id in oversized[:5])
-        ids += " ..." if len(oversized) > 5 else ""
-        raise TaskFileError(
-            f"{path}: {len(oversized)} tasks are larger than the queue's {max_message_bytes}-byte "
-            f"message limit ({ids}); keep large inputs in files and pass their paths"
-        )
-    return count
+    return read_task_file(path, max_message_bytes=max_message_bytes).total
 
 
 class _LiveDisplay:
@@ -409,18 +391,42 @@ def _with_export(
     return update_and_export
 
 
-def _tasks_to_load(tasks_file: str, skip_completed_db: str | None) -> Iterator[Task]:
-    """The task file's tasks, without those completed in ``--skip-completed``'s database."""
-    from cloud_tasks.taskfile import iter_tasks
+class _FirstRunTasks:
+    """For ``run --continue``: the tasks of the interrupted first run (its task file, less
+    those completed in its ``--skip-completed`` database), read once when first needed into a
+    spool that the recording and the loading both read."""
 
-    tasks = iter_tasks(tasks_file)
-    if skip_completed_db is None:
-        yield from tasks
-        return
-    from cloud_tasks.service_layer.exports import skip_completed
+    def __init__(self, db_path: Path) -> None:
+        self._directory = db_path.parent
+        self._spool: TaskSpool | None = None
 
-    with TaskDatabase.open_existing(skip_completed_db) as earlier:
-        yield from skip_completed(tasks, earlier)
+    def tasks(self, meta: dict[str, Any]) -> TaskSpool:
+        """The tasks; ``meta`` is the task database's metadata, which names the task file."""
+        if self._spool is None:
+            spool = TaskSpool(self._directory)
+            try:
+                with contextlib.ExitStack() as stack:
+                    earlier = None
+                    if meta.get("skip_completed"):
+                        earlier = stack.enter_context(
+                            TaskDatabase.open_existing(meta["skip_completed"])
+                        )
+                    read_task_file(meta["tasks_file"], earlier=earlier, spool=spool)
+            except BaseException:
+                spool.close()  # never kept half read
+                raise
+            self._spool = spool
+        return self._spool
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+
+    def __enter__(self) -> _FirstRunTasks:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 def _ask_after_interrupt(display: _LiveDisplay) -> str:
@@ -540,19 +546,49 @@ def run_command(**params: Any) -> None:
         adapters, offline_notice = build_plan_adapters(config, db_path)
     else:
         adapters = build_job_adapters(config, db_path)
-    n_tasks = _validate_tasks(tasks_file, adapters.task_queue.max_message_bytes)
+    # The task file is read once: checked whole (and every message sized) before anything is
+    # created, and the tasks to run kept in a spool that the recording and the loading read.
+    spool = None if params["dry_run"] else TaskSpool(db_path.parent)
+    try:
+        _run_job(
+            config, params, adapters, tasks_file, spool, offline_notice, job_id=job_id, quiet=quiet
+        )
+    finally:
+        if spool is not None:
+            spool.close()
+
+
+def _run_job(
+    config: JobConfig,
+    params: dict[str, Any],
+    adapters: Adapters,
+    tasks_file: str,
+    spool: TaskSpool | None,
+    offline_notice: str | None,
+    *,
+    job_id: str,
+    quiet: bool,
+) -> None:
+    """``run`` with a task file, once the adapters are built; ``spool`` is None for a dry run."""
+    db_path = db_path_of(config)
     skip_db: str | None = params["skip_completed_db"]
-    if skip_db is not None:
+    max_bytes = adapters.task_queue.max_message_bytes
+    if skip_db is None:
+        n_tasks = read_task_file(tasks_file, max_message_bytes=max_bytes, spool=spool).total
+    else:
         from cloud_tasks.service_layer.exports import open_earlier_database
 
-        open_earlier_database(skip_db, db_path).close()
+        with open_earlier_database(skip_db, db_path) as earlier:
+            summary = read_task_file(
+                tasks_file, max_message_bytes=max_bytes, earlier=earlier, spool=spool
+            )
         skip_db = str(Path(skip_db).resolve())
-        n_tasks = sum(1 for _task in _tasks_to_load(tasks_file, skip_db))
+        n_tasks = summary.selected
         if n_tasks == 0:
             click.echo(f"every task in {tasks_file} is completed in {skip_db}; nothing to run")
             return
     plan = make_plan(config, adapters, n_tasks)
-    if params["dry_run"]:
+    if spool is None:
         if offline_notice is not None:
             _echo_err(offline_notice)
         _print_dry_run(
@@ -605,11 +641,12 @@ def run_command(**params: Any) -> None:
             )
             # One transaction: a manager killed while recording leaves no task rows, and
             # 'recorded' tells --continue to record them again.
-            db.add_tasks(_tasks_to_load(tasks_file, skip_db), now, complete=True)
+            db.add_tasks(spool, now, complete=True)
             if not quiet:
                 _echo_err(f"loading {n_tasks} tasks into queue {adapters.task_queue.name!r}")
-            load_tasks(adapters.task_queue, _tasks_to_load(tasks_file, skip_db))
+            load_tasks(adapters.task_queue, spool)
             db.set_meta(loaded=True)
+            spool.close()
             _supervise(
                 config,
                 adapters,
@@ -652,15 +689,18 @@ def _resume(
     dashboard_port: int | None = None,
 ) -> None:
     job_id = job_id_of(config)
-    with TaskDatabase.open_existing(db_path, job_id=job_id) as db, JobLock(db_path, job_id):
+    with (
+        TaskDatabase.open_existing(db_path, job_id=job_id) as db,
+        JobLock(db_path, job_id),
+        _FirstRunTasks(db_path) as first_run,
+    ):
         db.set_meta(stop_requested=None)  # a 'stop' of an earlier run is not for this one
         adapters = build_job_adapters(config, db_path)
         meta = db.meta()
         if not db.recorded() and not meta.get("loaded") and meta.get("tasks_file"):
             # The first run stopped while it recorded the tasks: record them all before the
             # database is trusted (tasks already recorded are left as they are).
-            tasks = _tasks_to_load(meta["tasks_file"], meta.get("skip_completed"))
-            added = db.add_tasks(tasks, time.time(), complete=True)
+            added = db.add_tasks(first_run.tasks(meta), time.time(), complete=True)
             if not quiet:
                 _echo_err(f"recorded {added} tasks the interrupted run had not recorded")
         elif not db.recorded() and not meta.get("loaded") and db.counts().total == 0:
@@ -678,9 +718,9 @@ def _resume(
             click.echo("every task was already done")
             return
         if not meta.get("loaded") and meta.get("tasks_file"):
-            tasks = _tasks_to_load(meta["tasks_file"], meta.get("skip_completed"))
-            load_tasks(adapters.task_queue, tasks)
+            load_tasks(adapters.task_queue, first_run.tasks(meta))
             db.set_meta(loaded=True)
+            first_run.close()
         if not quiet:
             _echo_err(f"resuming job {job_id}: {db.counts().remaining} tasks left")
         _supervise(
