@@ -72,6 +72,13 @@ ADAPTERS: dict[type, tuple[str, ...]] = {
         "cloud_tasks.adapters.aws.checkpoints:S3CheckpointStore",
         "cloud_tasks.adapters.gcp.checkpoints:GcsCheckpointStore",
     ),
+    ports.TaskSource: (
+        "cloud_tasks.adapters.memory.tasksource:InMemoryTaskSource",
+        "cloud_tasks.adapters.local.taskfile:LocalTaskSource",
+        "cloud_tasks.adapters.aws.s3:S3TaskSource",
+        "cloud_tasks.adapters.gcp.storage:GcsTaskSource",
+        "cloud_tasks.adapters.web.http:HttpTaskSource",
+    ),
 }
 
 CASES = [(port, path) for port, paths in ADAPTERS.items() for path in paths]

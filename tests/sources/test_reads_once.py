@@ -21,8 +21,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from cloud_tasks.adapters.local.taskdb import TaskDatabase
+from cloud_tasks.bootstrap import build_job_adapters
 from cloud_tasks.config.loader import load_config
-from cloud_tasks.service_layer.session import build_adapters
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -144,7 +144,7 @@ def test_continue_after_a_kill_while_recording_downloads_once(
     monkeypatch.chdir(job)
     config = load_config("config.yml", cli_overrides={})
     db_path = job / "once-job.db"
-    adapters = build_adapters(config, db_path)
+    adapters = build_job_adapters(config, db_path)
     adapters.task_queue.create()
     adapters.event_queue.create()
     with TaskDatabase(db_path, job_id="once-job") as db:
