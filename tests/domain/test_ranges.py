@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cloud_tasks.config import RUN_OPTIONS, load_config
-from cloud_tasks.domain.ranges import RANGES, range_problem
 from cloud_tasks.domain.option_schema import OPTIONS
+from cloud_tasks.domain.ranges import RANGES, range_problem
 from cloud_tasks.entrypoints.worker.options import parse_worker_options
 from cloud_tasks.exceptions import ConfigError
 

@@ -1,8 +1,9 @@
 """Loading a configuration (SPEC §4): file sections, command-line overrides, validation.
 
-Precedence: command line > the provider's section > ``run:`` > defaults. Every value is
-checked where it is read, so an error names the exact place it came from (``gcp.max_cpu``,
-``--max-cpu``) and the file.
+Precedence: command line > the provider's section > ``run:`` > defaults. Each section (and the
+flags the user passed) is structured whole into ``schema.Section`` by the one converter; its
+keys, then its values, are checked in the order they were written, so an error names the exact
+place it came from (``gcp.max_cpu``, ``gcp.instance_types[1]``, ``--max-cpu``) and the file.
 """
 
 from __future__ import annotations

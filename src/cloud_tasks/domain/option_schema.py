@@ -82,7 +82,7 @@ class Option:
     @property
     def range(self) -> Range | None:
         """The sane range of a numeric option (``domain.ranges``)."""
-        return RANGES.get(self.name) if self.kind in ("int", "float", "count") else None
+        return RANGES.get(self.name) if self.kind in ("int", "float") else None
 
     @property
     def worker_text(self) -> str:
