@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import reprlib
-from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import attrs
@@ -182,12 +181,9 @@ def structure(value: Any, cls: type[_T], path: str) -> _T:
 
         lines = cattrs.transform_error(exc, path, message)
         # transform_error writes "<message> @ <path>"; the path is what follows our message.
-        raise StructureError(
-            [Problem(line[len(text) + 3 :], text) for line, text in _pairs(lines, messages)]
-        ) from None
+        problems = [
+            Problem(line[len(text) + 3 :], text) for line, text in zip(lines, messages, strict=True)
+        ]
+        raise StructureError(problems) from None
     except ValueProblem as exc:
         raise StructureError([Problem(path, str(exc))]) from None
-
-
-def _pairs(lines: list[str], messages: list[str]) -> Iterator[tuple[str, str]]:
-    return zip(lines, messages, strict=True)
