@@ -91,21 +91,17 @@ class Option:
         return text.format(default=format_default(self.default))
 
 
-def _o(name: str, kind: Kind, default: Any, help: str, **more: Any) -> Option:
-    return Option(name, kind, default, help, **more)
-
-
 def _c(group: Group, name: str, kind: Kind, default: Any, help: str, **more: Any) -> Option:
     """A configuration option; ``None`` is allowed when it is the default."""
     more.setdefault("optional", default is None)
     return Option(name, kind, default, help, group=group, **more)
 
 
-#: Every option. The worker's options come first, in the order of its ``--help``; the
-#: configuration keys are listed in the order of their value objects' fields.
+#: Every option. The worker's options come first, in the order of its ``--help``; the other
+#: configuration keys follow in the order of their value objects' fields.
 OPTIONS: tuple[Option, ...] = (
     # --- the worker's options (SPEC §10), shared keys with the configuration among them
-    _o(
+    Option(
         "task_file",
         "str",
         None,
@@ -114,7 +110,7 @@ OPTIONS: tuple[Option, ...] = (
         worker_flags=("--tasks", "--task-file"),
         env_aliases=("TASKS",),
     ),
-    _o(
+    Option(
         "provider",
         "str",
         None,
@@ -185,14 +181,14 @@ OPTIONS: tuple[Option, ...] = (
         worker_help="the queue was created with exactly-once delivery (Pub/Sub)",
         export="EXACTLY_ONCE_QUEUE",
     ),
-    _o(
+    Option(
         "event_log_file",
         "str",
         "events.log",
         "file for JSON-lines events (default: {default})",
         worker_flags=("--event-log-file",),
     ),
-    _o(
+    Option(
         "event_log_to_file",
         "bool",
         None,
@@ -200,7 +196,7 @@ OPTIONS: tuple[Option, ...] = (
         optional=True,
         worker_flags=("--event-log-to-file",),
     ),
-    _o(
+    Option(
         "event_log_to_queue",
         "bool",
         None,
@@ -219,7 +215,7 @@ OPTIONS: tuple[Option, ...] = (
         worker_help="seconds between keep_alive events in queue mode (default {default}; 0 = off)",
         export="KEEPALIVE_INTERVAL",
     ),
-    _o(
+    Option(
         "instance_type",
         "str",
         None,
@@ -228,7 +224,7 @@ OPTIONS: tuple[Option, ...] = (
         worker_flags=("--instance-type",),
         export="INSTANCE_TYPE",
     ),
-    _o(
+    Option(
         "num_cpus",
         "int",
         None,
@@ -237,7 +233,7 @@ OPTIONS: tuple[Option, ...] = (
         worker_flags=("--num-cpus",),
         export="NUM_CPUS",
     ),
-    _o(
+    Option(
         "memory",
         "float",
         None,
@@ -246,7 +242,7 @@ OPTIONS: tuple[Option, ...] = (
         worker_flags=("--memory",),
         export="MEMORY",
     ),
-    _o(
+    Option(
         "local_ssd",
         "float",
         None,
@@ -255,7 +251,7 @@ OPTIONS: tuple[Option, ...] = (
         worker_flags=("--local-ssd",),
         export="LOCAL_SSD",
     ),
-    _o(
+    Option(
         "boot_disk",
         "float",
         None,
@@ -264,7 +260,7 @@ OPTIONS: tuple[Option, ...] = (
         worker_flags=("--boot-disk",),
         export="BOOT_DISK",
     ),
-    _o(
+    Option(
         "is_spot",
         "bool",
         False,
@@ -272,7 +268,7 @@ OPTIONS: tuple[Option, ...] = (
         worker_flags=("--is-spot",),
         export="IS_SPOT",
     ),
-    _o(
+    Option(
         "price",
         "float",
         None,
@@ -281,7 +277,7 @@ OPTIONS: tuple[Option, ...] = (
         worker_flags=("--price",),
         export="PRICE",
     ),
-    _o(
+    Option(
         "num_simultaneous_tasks",
         "int",
         None,
@@ -335,14 +331,14 @@ OPTIONS: tuple[Option, ...] = (
         "(default {default}; 0 = no cap)",
         export="MAX_PREEMPTIONS",
     ),
-    _o(
+    Option(
         "shutdown_grace_period",
         "float",
         30.0,
         "seconds running tasks get to finish after SIGINT/SIGTERM (default {default})",
         worker_flags=("--shutdown-grace-period",),
     ),
-    _o(
+    Option(
         "tasks_to_skip",
         "int",
         0,
@@ -350,7 +346,7 @@ OPTIONS: tuple[Option, ...] = (
         worker_flags=("--tasks-to-skip",),
         env_aliases=("TO_SKIP",),
     ),
-    _o(
+    Option(
         "max_num_tasks",
         "int",
         None,
@@ -388,7 +384,7 @@ OPTIONS: tuple[Option, ...] = (
         worker_help="retry a task that exceeded --max-runtime",
         export="RETRY_ON_TIMEOUT",
     ),
-    _o(
+    Option(
         "simulate_spot_termination_after",
         "float",
         None,
@@ -396,7 +392,7 @@ OPTIONS: tuple[Option, ...] = (
         optional=True,
         worker_flags=("--simulate-spot-termination-after",),
     ),
-    _o(
+    Option(
         "simulate_spot_termination_delay",
         "float",
         None,
@@ -404,7 +400,7 @@ OPTIONS: tuple[Option, ...] = (
         optional=True,
         worker_flags=("--simulate-spot-termination-delay",),
     ),
-    _o(
+    Option(
         "exit_when_idle",
         "float",
         None,
@@ -412,14 +408,14 @@ OPTIONS: tuple[Option, ...] = (
         optional=True,
         worker_flags=("--exit-when-idle",),
     ),
-    _o(
+    Option(
         "visibility_timeout",
         "float",
         120.0,
         "queue mode: lease length in seconds, renewed every third of it (default {default})",
         worker_flags=("--visibility-timeout",),
     ),
-    _o(
+    Option(
         "checkpoint_location",
         "str",
         None,
@@ -427,7 +423,7 @@ OPTIONS: tuple[Option, ...] = (
         optional=True,
         worker_flags=("--checkpoint-location",),
     ),
-    _o(
+    Option(
         "gpus",
         "int",
         None,
@@ -447,7 +443,7 @@ OPTIONS: tuple[Option, ...] = (
         worker_help="GPUs each task slot sees (default: an equal share of --gpus)",
         export="GPUS_PER_TASK",
     ),
-    _o(
+    Option(
         "report_task_starts",
         "bool",
         False,
@@ -455,7 +451,7 @@ OPTIONS: tuple[Option, ...] = (
         worker_flags=("--report-task-starts",),
         export="REPORT_TASK_STARTS",
     ),
-    _o(
+    Option(
         "verbose",
         "count",
         0,
