@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from cloud_tasks.domain.option_schema import default
 from cloud_tasks.domain.ranges import range_problem
 from cloud_tasks.domain.tasks import Envelope, Task
 from cloud_tasks.exceptions import TaskFileError
@@ -270,10 +271,10 @@ class CloudTasksSim:
         *,
         num_simultaneous_tasks: int = 2,
         max_runtime: float = 10,
-        max_attempts: int = 5,
-        retry_on_exception: bool = False,
-        retry_on_exit: bool = False,
-        retry_on_timeout: bool = False,
+        max_attempts: int = default("max_attempts"),
+        retry_on_exception: bool = default("retry_on_exception"),
+        retry_on_exit: bool = default("retry_on_exit"),
+        retry_on_timeout: bool = default("retry_on_timeout"),
         spot_termination_after: float | None = None,
         spot_termination_delay: float | None = None,
         duplicate_delivery: bool = False,

@@ -11,11 +11,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cloud_tasks.config import RUN_OPTIONS, load_config
+from cloud_tasks.domain.option_schema import OPTIONS
 from cloud_tasks.domain.ranges import RANGES, range_problem
-from cloud_tasks.entrypoints.worker.options import _SPECS, parse_worker_options
+from cloud_tasks.entrypoints.worker.options import parse_worker_options
 from cloud_tasks.exceptions import ConfigError
 
-WORKER_NUMBERS = [spec.dest for spec in _SPECS if spec.kind in ("int", "float")]
+WORKER_OPTIONS = [option for option in OPTIONS if option.worker_flags]
+WORKER_NUMBERS = [spec.name for spec in WORKER_OPTIONS if spec.kind in ("int", "float")]
 CONFIG_NUMBERS = [name for name, spec in RUN_OPTIONS.items() if spec.kind in ("int", "float")]
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -119,7 +121,7 @@ def test_docs_list_every_range() -> None:
     for name in CONFIG_NUMBERS:
         interval = re.escape(RANGES[name].interval())
         assert re.search(rf"\| `{name}` \| [^|]+ \| `{interval}` \|", config), name
-    for spec in _SPECS:
-        if spec.dest in WORKER_NUMBERS:
-            row = next(line for line in worker if line.startswith(f"| `{spec.flags[0]}"))
-            assert f"`{RANGES[spec.dest].interval()}`" in row
+    for spec in WORKER_OPTIONS:
+        if spec.name in WORKER_NUMBERS:
+            row = next(line for line in worker if line.startswith(f"| `{spec.worker_flags[0]}"))
+            assert f"`{RANGES[spec.name].interval()}`" in row

@@ -1,20 +1,29 @@
 """The one cattrs converter for configuration values, with strict scalar hooks.
 
 ``int(2.5)`` and ``bool("no")`` never happen here: a value of the wrong type is rejected with
-a ``ValueProblem`` that says what was expected and what was found; the loader adds the key
-path and the file.
+a ``ValueProblem`` that says what was expected and what was found. Whole classes are
+structured at once (``structure``); cattrs' own ``transform_error`` gives the path of every bad
+value (``gcp.instance_types[1]``), and the loader adds the file.
 """
 
 from __future__ import annotations
 
 import math
 import reprlib
-from typing import Any
+from typing import Any, TypeVar
 
+import attrs
 import cattrs
+from cattrs.errors import (
+    AttributeValidationNote,
+    ClassValidationError,
+    IterableValidationError,
+    IterableValidationNote,
+)
 
-from cloud_tasks.config.schema import Kind, OptionSpec
 from cloud_tasks.domain.options import Notify
+
+_T = TypeVar("_T")
 
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = 60
@@ -25,14 +34,23 @@ _SHORT.maxlevel = 2
 
 
 class ValueProblem(ValueError):
-    """A value has the wrong type or shape; the message has no location yet.
+    """A value has the wrong type or shape; the message has no location."""
 
-    ``subpath`` locates the bad part inside the value (``[1]`` for the second list item).
-    """
 
-    def __init__(self, message: str, subpath: str = "") -> None:
-        super().__init__(message)
-        self.subpath = subpath
+@attrs.frozen
+class Problem:
+    """One bad value: where (``gcp.max_instances``) and what is wrong with it."""
+
+    path: str
+    message: str
+
+
+class StructureError(ValueError):
+    """Some values could not be structured; ``problems`` in the order of the class's fields."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(f"{p.path}: {p.message}" for p in problems))
+        self.problems = problems
 
 
 def describe(value: Any) -> str:
@@ -75,15 +93,25 @@ def _strict_str(value: Any, _type: Any) -> str:
     return value
 
 
+def _noted(exc: Exception, note: str) -> Exception:
+    exc.add_note(note)
+    return exc
+
+
 def _str_tuple(value: Any, _type: Any) -> tuple[str, ...]:
     """A string or a list of strings, as a tuple (``"n2-"`` → ``("n2-",)``)."""
     if isinstance(value, str):
         return (value,)
     if not isinstance(value, list | tuple):
         raise _expected("a string or a list of strings", value)
+    errors: list[Exception] = []
     for index, item in enumerate(value):
-        if not isinstance(item, str):
-            raise ValueProblem(f"expected a string, got {describe(item)}", f"[{index}]")
+        try:
+            _strict_str(item, str)
+        except ValueProblem as exc:
+            errors.append(_noted(exc, IterableValidationNote(f"@ [{index}]", index, str)))
+    if errors:
+        raise IterableValidationError("invalid items", errors, tuple[str, ...])
     return tuple(value)
 
 
@@ -103,23 +131,25 @@ def _notify(value: Any, _type: Any) -> Notify:
             f"got a {type(value).__name__}"
         )
     fields: dict[str, Any] = {}
+    errors: list[Exception] = []
     for key, item in value.items():
         name = key.replace("-", "_") if isinstance(key, str) else key
-        if name not in _NOTIFY_KEYS:
-            raise ValueProblem(
-                f"unknown key {describe(key)}; use {', '.join(_NOTIFY_KEYS)}", f".{key}"
-            )
         try:
+            if name not in _NOTIFY_KEYS:
+                raise ValueProblem(f"unknown key {describe(key)}; use {', '.join(_NOTIFY_KEYS)}")
             fields[name] = (
                 _strict_float(item, float) if name == "failure_rate" else _strict_str(item, str)
             )
         except ValueProblem as exc:
-            raise ValueProblem(str(exc), f".{name}") from None
+            shown = name if name in _NOTIFY_KEYS else key
+            errors.append(_noted(exc, AttributeValidationNote(f"@ {shown}", shown, Any)))
+    if errors:
+        raise ClassValidationError("invalid notify", errors, Notify)
     return Notify(**fields)
 
 
 def _make_converter() -> cattrs.Converter:
-    converter = cattrs.Converter(forbid_extra_keys=True)
+    converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
     converter.register_structure_hook(int, _strict_int)
     converter.register_structure_hook(float, _strict_float)
     converter.register_structure_hook(bool, _strict_bool)
@@ -132,34 +162,28 @@ def _make_converter() -> cattrs.Converter:
 #: The converter every configuration value and value object goes through.
 converter = _make_converter()
 
-_TYPES: dict[Kind, Any] = {
-    "int": int,
-    "float": float,
-    "bool": bool,
-    "str": str,
-    "str_list": tuple[str, ...],
-    "notify": Notify,
-}
 
-
-def structure_option(spec: OptionSpec, value: Any) -> Any:
-    """Convert a raw value for option ``spec`` strictly; ``None`` only where "no limit" is valid.
+def structure(value: Any, cls: type[_T], path: str) -> _T:
+    """Structure ``value`` into ``cls``; ``path`` names ``value`` in error messages.
 
     Raises:
-        ValueProblem: the value has the wrong type.
+        StructureError: every bad value with its path (``path.key[index]``).
     """
-    if value is None:
-        if spec.optional:
-            return None
-        raise _expected(_WHAT[spec.kind], value)
-    return converter.structure(value, _TYPES[spec.kind])
+    try:
+        return converter.structure(value, cls)
+    except (ClassValidationError, IterableValidationError) as exc:
+        messages: list[str] = []
 
+        def message(error: BaseException, _type: Any) -> str:
+            text = str(error) if isinstance(error, ValueProblem) else f"invalid value ({error})"
+            messages.append(text)
+            return text
 
-_WHAT: dict[Kind, str] = {
-    "int": "an integer",
-    "float": "a number",
-    "bool": "true or false",
-    "str": "a string",
-    "str_list": "a string or a list of strings",
-    "notify": "a webhook URL or a mapping with webhook and/or command",
-}
+        lines = cattrs.transform_error(exc, path, message)
+        # transform_error writes "<message> @ <path>"; the path is what follows our message.
+        problems = [
+            Problem(line[len(text) + 3 :], text) for line, text in zip(lines, messages, strict=True)
+        ]
+        raise StructureError(problems) from None
+    except ValueProblem as exc:
+        raise StructureError([Problem(path, str(exc))]) from None

@@ -1,8 +1,9 @@
 """Loading a configuration (SPEC §4): file sections, command-line overrides, validation.
 
-Precedence: command line > the provider's section > ``run:`` > defaults. Every value is
-checked where it is read, so an error names the exact place it came from (``gcp.max_cpu``,
-``--max-cpu``) and the file.
+Precedence: command line > the provider's section > ``run:`` > defaults. Each section (and the
+flags the user passed) is structured whole into ``schema.Section`` by the one converter; its
+keys, then its values, are checked in the order they were written, so an error names the exact
+place it came from (``gcp.max_cpu``, ``gcp.instance_types[1]``, ``--max-cpu``) and the file.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from typing import Any
 
 import attrs
 
-from cloud_tasks.config.convert import ValueProblem, converter, describe, structure_option
+from cloud_tasks.config.convert import Problem, StructureError, converter, describe, structure
 from cloud_tasks.config.schema import (
     PROVIDER_OPTIONS,
     RUN_OPTIONS,
     SECTIONS,
     OptionSpec,
+    Section,
     format_value,
     nested_group,
 )
@@ -212,15 +214,20 @@ def _read_section(resolver: _Resolver, section: str, raw: Any) -> dict[str, Any]
         raise resolver.fail(section, f"expected a mapping of options, got {describe(raw)}")
     allowed = _allowed(section)
     spelled: dict[str, str] = {}
-    result: dict[str, Any] = {}
+    given: dict[str, Any] = {}
     for key, value in raw.items():
         if not isinstance(key, str):
             raise resolver.fail(section, f"option name {describe(key)} is not a name")
         name = key.replace("-", "_")
-        path = f"{section}.{name}"
         if name in spelled:
+            path = f"{section}.{name}"
             raise resolver.fail(path, f"given twice (as {spelled[name]} and {key}); keep one")
         spelled[name] = key
+        given[name] = value
+    structured = _structure(given, allowed)
+    result: dict[str, Any] = {}
+    for name in given:
+        path = f"{section}.{name}"
         if name not in allowed:
             raise resolver.fail(path, _unknown_key_problem(section, name, allowed))
         spec = allowed[name]
@@ -231,10 +238,44 @@ def _read_section(resolver: _Resolver, section: str, raw: Any) -> dict[str, Any]
                 f"{name} is a{'n' if owner == 'aws' else ''} {_PROVIDER_TITLES[owner]} "
                 f"option; move it to the {owner}: section",
             )
-        result[name] = _checked_value(resolver, spec, value, path, from_file=True)
+        result[name] = _checked_value(resolver, structured, spec, path, from_file=True)
     if all(name in result for name in _STARTUP_PAIR):
         raise resolver.fail(section, "give startup_script or startup_script_file, not both")
     return result
+
+
+@attrs.frozen
+class _Structured:
+    """A section structured by the converter: the good values, the problems by option name.
+
+    A problem's ``path`` is the part below the option (``[1]`` for a list's second item).
+    """
+
+    values: Any
+    problems: dict[str, Problem]
+
+
+def _structure(given: Mapping[str, Any], allowed: Mapping[str, OptionSpec]) -> _Structured:
+    """Structure the known keys of ``given`` into one ``Section`` with the converter.
+
+    The keys with bad values are set aside and the rest structured again, so that the loader
+    can report the first problem in the order of the file, whatever kind it is.
+    """
+    known = {name: value for name, value in given.items() if name in allowed}
+    problems: dict[str, Problem] = {}
+    while True:
+        try:
+            values: Any = structure(known, Section, "")
+        except StructureError as exc:
+            before = len(known)
+            for problem in exc.problems:
+                name = problem.path[1:].split("[", 1)[0].split(".", 1)[0]
+                problems.setdefault(name, Problem(problem.path[1 + len(name) :], problem.message))
+                known.pop(name, None)
+            if len(known) == before:
+                raise  # a problem outside every key: a bug, not a user's mistake
+            continue
+        return _Structured(values, problems)
 
 
 def _unknown_key_problem(section: str, name: str, allowed: Mapping[str, OptionSpec]) -> str:
@@ -247,16 +288,21 @@ def _unknown_key_problem(section: str, name: str, allowed: Mapping[str, OptionSp
 
 
 def _checked_value(
-    resolver: _Resolver, spec: OptionSpec, value: Any, path: str, *, from_file: bool
+    resolver: _Resolver,
+    structured: _Structured,
+    spec: OptionSpec,
+    path: str,
+    *,
+    from_file: bool,
 ) -> Any:
-    """Convert one value strictly and apply the rules that need no other value."""
-    try:
-        result = structure_option(spec, value)
-    except ValueProblem as exc:
-        raise resolver.fail(path + exc.subpath, str(exc), from_file=from_file) from None
-    problem, subpath = _value_problem(spec, result)
-    if problem:
-        raise resolver.fail(path + subpath, problem, from_file=from_file)
+    """The structured value of ``spec``, checked by the rules that need no other value."""
+    problem = structured.problems.get(spec.name)
+    if problem is not None:
+        raise resolver.fail(path + problem.path, problem.message, from_file=from_file)
+    result = getattr(structured.values, spec.name)
+    message, subpath = _value_problem(spec, result)
+    if message:
+        raise resolver.fail(path + subpath, message, from_file=from_file)
     return result
 
 
@@ -315,10 +361,13 @@ def _layer(resolver: _Resolver, options: Mapping[str, Any], section: str) -> Non
 
 
 def _layer_cli(resolver: _Resolver, overrides: Mapping[str, Any], section: str) -> None:
-    for name, value in overrides.items():
-        spec = RUN_OPTIONS.get(name) or PROVIDER_OPTIONS.get(name)
-        if spec is None:
+    allowed = {**RUN_OPTIONS, **PROVIDER_OPTIONS}
+    for name in overrides:
+        if name not in allowed:
             raise ValueError(f"cli_overrides: {name!r} is not a configuration option")
+    structured = _structure(overrides, allowed)
+    for name in overrides:
+        spec = allowed[name]
         flag = "--" + name.replace("_", "-")
         if spec.provider_only not in (None, section):
             owner = spec.provider_only or ""
@@ -328,7 +377,7 @@ def _layer_cli(resolver: _Resolver, overrides: Mapping[str, Any], section: str) 
                 f"(this configuration uses the {section}: section)",
                 from_file=False,
             )
-        checked = _checked_value(resolver, spec, value, flag, from_file=False)
+        checked = _checked_value(resolver, structured, spec, flag, from_file=False)
         _set(resolver, name, checked, _Origin(flag, from_file=False))
 
 

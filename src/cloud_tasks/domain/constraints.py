@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import attrs
 
+from cloud_tasks.domain.option_schema import default
+
 
 @attrs.frozen
 class InstanceConstraints:
@@ -14,39 +16,39 @@ class InstanceConstraints:
     ``gpus_per_task`` (when set) also limits the tasks per instance.
     """
 
-    architecture: str | None = "x86_64"
-    cpu_family: str | None = None
-    min_cpu_rank: int | None = None
-    max_cpu_rank: int | None = None
-    instance_types: tuple[str, ...] = ()
-    min_cpu: int | None = None
-    max_cpu: int | None = None
-    cpus_per_task: float = 1.0
-    min_tasks_per_instance: int | None = None
-    max_tasks_per_instance: int | None = None
-    min_total_memory: float | None = None
-    max_total_memory: float | None = None
-    min_memory_per_cpu: float | None = None
-    max_memory_per_cpu: float | None = None
-    min_memory_per_task: float | None = None
-    max_memory_per_task: float | None = None
-    min_local_ssd: float | None = None
-    max_local_ssd: float | None = None
-    local_ssd_base_size: float = 0.0
-    min_local_ssd_per_cpu: float | None = None
-    max_local_ssd_per_cpu: float | None = None
-    min_local_ssd_per_task: float | None = None
-    max_local_ssd_per_task: float | None = None
-    boot_disk_types: tuple[str, ...] = ()
-    boot_disk_iops: int | None = None
-    boot_disk_throughput: int | None = None
-    total_boot_disk_size: float = 10.0
-    boot_disk_base_size: float = 0.0
-    boot_disk_per_cpu: float | None = None
-    boot_disk_per_task: float | None = None
-    use_spot: bool = False
-    gpu_type: tuple[str, ...] = ()
-    min_gpus: int | None = None
-    max_gpus: int | None = None
-    gpus_per_task: float | None = None
-    min_gpu_memory: float | None = None
+    architecture: str | None = default("architecture")
+    cpu_family: str | None = default("cpu_family")
+    min_cpu_rank: int | None = default("min_cpu_rank")
+    max_cpu_rank: int | None = default("max_cpu_rank")
+    instance_types: tuple[str, ...] = default("instance_types")
+    min_cpu: int | None = default("min_cpu")
+    max_cpu: int | None = default("max_cpu")
+    cpus_per_task: float = default("cpus_per_task")
+    min_tasks_per_instance: int | None = default("min_tasks_per_instance")
+    max_tasks_per_instance: int | None = default("max_tasks_per_instance")
+    min_total_memory: float | None = default("min_total_memory")
+    max_total_memory: float | None = default("max_total_memory")
+    min_memory_per_cpu: float | None = default("min_memory_per_cpu")
+    max_memory_per_cpu: float | None = default("max_memory_per_cpu")
+    min_memory_per_task: float | None = default("min_memory_per_task")
+    max_memory_per_task: float | None = default("max_memory_per_task")
+    min_local_ssd: float | None = default("min_local_ssd")
+    max_local_ssd: float | None = default("max_local_ssd")
+    local_ssd_base_size: float = default("local_ssd_base_size")
+    min_local_ssd_per_cpu: float | None = default("min_local_ssd_per_cpu")
+    max_local_ssd_per_cpu: float | None = default("max_local_ssd_per_cpu")
+    min_local_ssd_per_task: float | None = default("min_local_ssd_per_task")
+    max_local_ssd_per_task: float | None = default("max_local_ssd_per_task")
+    boot_disk_types: tuple[str, ...] = default("boot_disk_types")
+    boot_disk_iops: int | None = default("boot_disk_iops")
+    boot_disk_throughput: int | None = default("boot_disk_throughput")
+    total_boot_disk_size: float = default("total_boot_disk_size")
+    boot_disk_base_size: float = default("boot_disk_base_size")
+    boot_disk_per_cpu: float | None = default("boot_disk_per_cpu")
+    boot_disk_per_task: float | None = default("boot_disk_per_task")
+    use_spot: bool = default("use_spot")
+    gpu_type: tuple[str, ...] = default("gpu_type")
+    min_gpus: int | None = default("min_gpus")
+    max_gpus: int | None = default("max_gpus")
+    gpus_per_task: float | None = default("gpus_per_task")
+    min_gpu_memory: float | None = default("min_gpu_memory")

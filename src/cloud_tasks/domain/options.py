@@ -1,7 +1,8 @@
 """Run and provider options (SPEC §4, §6, §7) as frozen value objects.
 
 The configuration loader builds these from the YAML file, the command line and the defaults;
-everything downstream receives them already validated.
+everything downstream receives them already validated. Every default is the option's one
+default in ``domain.option_schema``.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import attrs
 
 from cloud_tasks.domain.constraints import InstanceConstraints
+from cloud_tasks.domain.option_schema import DEFAULT_FAILURE_RATE, default
 from cloud_tasks.domain.speculation import SpeculationPolicy, parse_speculative_after
 
 PROVIDERS: tuple[str, ...] = ("aws", "gcp", "local", "memory")
@@ -18,15 +20,15 @@ PROVIDERS: tuple[str, ...] = ("aws", "gcp", "local", "memory")
 class PoolLimits:
     """Limits on the pool of instances (SPEC §6). Prices in USD per hour, cost in USD."""
 
-    min_instances: int = 0
-    max_instances: int = 10
-    min_total_cpus: int | None = None
-    max_total_cpus: int | None = None
-    min_simultaneous_tasks: int | None = None
-    max_simultaneous_tasks: int | None = None
-    min_total_price_per_hour: float | None = None
-    max_total_price_per_hour: float | None = 10.0
-    max_total_cost: float | None = None
+    min_instances: int = default("min_instances")
+    max_instances: int = default("max_instances")
+    min_total_cpus: int | None = default("min_total_cpus")
+    max_total_cpus: int | None = default("max_total_cpus")
+    min_simultaneous_tasks: int | None = default("min_simultaneous_tasks")
+    max_simultaneous_tasks: int | None = default("max_simultaneous_tasks")
+    min_total_price_per_hour: float | None = default("min_total_price_per_hour")
+    max_total_price_per_hour: float | None = default("max_total_price_per_hour")
+    max_total_cost: float | None = default("max_total_cost")
 
 
 @attrs.frozen
@@ -37,11 +39,11 @@ class RetryPolicy:
     the separate, generous cap on deliveries lost to preemption, lost leases or shutdowns.
     """
 
-    retry_on_exit: bool = False
-    retry_on_exception: bool = False
-    retry_on_timeout: bool = False
-    max_attempts: int = 5
-    max_preemptions: int = 20
+    retry_on_exit: bool = default("retry_on_exit")
+    retry_on_exception: bool = default("retry_on_exception")
+    retry_on_timeout: bool = default("retry_on_timeout")
+    max_attempts: int = default("max_attempts")
+    max_preemptions: int = default("max_preemptions")
 
 
 @attrs.frozen
@@ -56,7 +58,7 @@ class Notify:
 
     webhook: str | None = attrs.field(default=None, repr=False)
     command: str | None = None
-    failure_rate: float = 0.1
+    failure_rate: float = DEFAULT_FAILURE_RATE
 
     def describe(self) -> str:
         """What is configured, without the URL (which may hold a token)."""
@@ -77,22 +79,22 @@ class RunOptions:
     constraints: InstanceConstraints = attrs.Factory(InstanceConstraints)
     limits: PoolLimits = attrs.Factory(PoolLimits)
     retry: RetryPolicy = attrs.Factory(RetryPolicy)
-    startup_script: str | None = None
-    startup_script_file: str | None = None
-    image: str | None = None
-    scaling_check_interval: float = 60.0
-    instance_termination_delay: float = 60.0
-    on_demand_after_preemptions: int = 3
-    spot_spread_tolerance: float = 0.1
-    max_runtime: float = 3600.0
-    max_memory_allowed_per_task: float | None = None
-    keepalive_interval: float = 60.0
-    keepalive_startup_timeout: float = 600.0
-    keepalive_timeout: float = 300.0
-    db_file: str | None = None
-    notify: Notify | None = None
-    speculative_after: str | None = None
-    speculative_max_extra_cost: float = 0.05
+    startup_script: str | None = default("startup_script")
+    startup_script_file: str | None = default("startup_script_file")
+    image: str | None = default("image")
+    scaling_check_interval: float = default("scaling_check_interval")
+    instance_termination_delay: float = default("instance_termination_delay")
+    on_demand_after_preemptions: int = default("on_demand_after_preemptions")
+    spot_spread_tolerance: float = default("spot_spread_tolerance")
+    max_runtime: float = default("max_runtime")
+    max_memory_allowed_per_task: float | None = default("max_memory_allowed_per_task")
+    keepalive_interval: float = default("keepalive_interval")
+    keepalive_startup_timeout: float = default("keepalive_startup_timeout")
+    keepalive_timeout: float = default("keepalive_timeout")
+    db_file: str | None = default("db_file")
+    notify: Notify | None = default("notify")  # noqa: RUF009 (None, from the option table)
+    speculative_after: str | None = default("speculative_after")
+    speculative_max_extra_cost: float = default("speculative_max_extra_cost")
 
     @property
     def speculation(self) -> SpeculationPolicy | None:
@@ -111,18 +113,18 @@ class ProviderOptions:
     for any eligible type (the queue stays in the job's region).
     """
 
-    job_id: str | None = None
-    queue_name: str | None = None
-    region: str | None = None
-    zone: str | None = None
-    exactly_once_queue: bool = False
-    access_key: str | None = attrs.field(default=None, repr=False)
-    secret_key: str | None = attrs.field(default=None, repr=False)
-    project_id: str | None = None
-    credentials_file: str | None = None
-    service_account: str | None = None
-    regions: tuple[str, ...] = ()
-    catalog: str | None = None
+    job_id: str | None = default("job_id")
+    queue_name: str | None = default("queue_name")
+    region: str | None = default("region")
+    zone: str | None = default("zone")
+    exactly_once_queue: bool = default("exactly_once_queue")
+    access_key: str | None = attrs.field(default=default("access_key"), repr=False)
+    secret_key: str | None = attrs.field(default=default("secret_key"), repr=False)
+    project_id: str | None = default("project_id")
+    credentials_file: str | None = default("credentials_file")
+    service_account: str | None = default("service_account")
+    regions: tuple[str, ...] = default("regions")
+    catalog: str | None = default("catalog")
 
     @property
     def effective_queue_name(self) -> str | None:

@@ -2,7 +2,8 @@
 
 The user's script gets an export block of ``RMS_CLOUD_TASKS_*`` variables so that the worker on
 the instance knows everything the manager knows: where the queue is, what it runs on, and the
-retry and runtime policy. The block goes right after a bash shebang (one is prepended when the
+retry and runtime policy: every option of the option table with an ``export`` name
+(``domain.option_schema``). The block goes right after a bash shebang (one is prepended when the
 script has none); every value is shell-quoted.
 """
 
@@ -10,12 +11,13 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
+from cloud_tasks.domain.option_schema import ENV_PREFIX, OPTIONS, Option, default
 from cloud_tasks.exceptions import ConfigError
 
-ENV_PREFIX = "RMS_CLOUD_TASKS_"
 AWS_USER_DATA_LIMIT_BYTES = 16 * 1024
 GCP_STARTUP_SCRIPT_LIMIT_BYTES = 256 * 1024
 DEFAULT_SHEBANG = "#!/bin/bash"
@@ -32,7 +34,7 @@ class WorkerSettings:
     Sizes: ``memory_gib`` in GiB, ``local_ssd_gb``/``boot_disk_gb``/
     ``max_memory_allowed_per_task_gb`` in GB; times in seconds; price in USD per hour.
     ``extra`` carries provider-specific variables (already without the prefix), e.g. where the
-    local provider keeps its queue database.
+    local provider keeps its queue database. Defaults are the options' own.
     """
 
     provider: str
@@ -42,26 +44,61 @@ class WorkerSettings:
     num_cpus: int
     memory_gib: float
     num_tasks_per_instance: int
-    project_id: str | None = None
-    region: str | None = None
-    zone: str | None = None
-    local_ssd_gb: float = 0.0
-    boot_disk_gb: float = 0.0
-    is_spot: bool = False
-    price_per_hour_usd: float = 0.0
-    max_runtime_s: float = 3600.0
-    retry_on_exit: bool = False
-    retry_on_exception: bool = False
-    retry_on_timeout: bool = False
-    max_attempts: int = 5
-    max_preemptions: int = 20
-    max_memory_allowed_per_task_gb: float | None = None
-    keepalive_interval_s: float = 60.0
-    exactly_once_queue: bool = False
+    project_id: str | None = default("project_id")
+    region: str | None = default("region")
+    zone: str | None = default("zone")
+    local_ssd_gb: float | None = default("local_ssd")
+    boot_disk_gb: float | None = default("boot_disk")
+    is_spot: bool = default("is_spot")
+    price_per_hour_usd: float | None = default("price")
+    max_runtime_s: float = default("max_runtime")
+    retry_on_exit: bool = default("retry_on_exit")
+    retry_on_exception: bool = default("retry_on_exception")
+    retry_on_timeout: bool = default("retry_on_timeout")
+    max_attempts: int = default("max_attempts")
+    max_preemptions: int = default("max_preemptions")
+    max_memory_allowed_per_task_gb: float | None = default("max_memory_allowed_per_task")
+    keepalive_interval_s: float = default("keepalive_interval")
+    exactly_once_queue: bool = default("exactly_once_queue")
     extra: tuple[tuple[str, str], ...] = ()
-    gpus: int = 0
-    gpus_per_task: float | None = None
-    report_task_starts: bool = False
+    gpus: int | None = default("gpus")
+    gpus_per_task: float | None = default("gpus_per_task")
+    report_task_starts: bool = default("report_task_starts")
+
+    def option_values(self) -> dict[str, Any]:
+        """The value of every exported option, by option name; ``None``: not exported."""
+        return {
+            "provider": self.provider,
+            "project_id": self.project_id,
+            "region": self.region,
+            "zone": self.zone,
+            "job_id": self.job_id,
+            "queue_name": self.queue_name,
+            "exactly_once_queue": self.exactly_once_queue,
+            "instance_type": self.instance_type,
+            "num_cpus": self.num_cpus,
+            "memory": self.memory_gib,
+            "local_ssd": self.local_ssd_gb,
+            "boot_disk": self.boot_disk_gb,
+            "is_spot": self.is_spot,
+            "price": self.price_per_hour_usd,
+            "num_simultaneous_tasks": self.num_tasks_per_instance,
+            "max_runtime": self.max_runtime_s,
+            "retry_on_exit": self.retry_on_exit,
+            "retry_on_exception": self.retry_on_exception,
+            "retry_on_timeout": self.retry_on_timeout,
+            "max_attempts": self.max_attempts,
+            "max_preemptions": self.max_preemptions,
+            "max_memory_allowed_per_task": self.max_memory_allowed_per_task_gb,
+            "keepalive_interval": self.keepalive_interval_s,
+            # Speculative re-runs need to know when each task started.
+            "report_task_starts": True if self.report_task_starts else None,
+            # GPU instances only: each task slot gets its own devices.
+            "gpus": self.gpus or None,
+            "gpus_per_task": self.gpus_per_task if self.gpus else None,
+            # A worker started by the manager reports to the event queue; the manager records it.
+            "event_log_to_queue": True,
+        }
 
 
 def _number(value: float) -> str:
@@ -71,8 +108,17 @@ def _number(value: float) -> str:
     return repr(float(value))
 
 
-def _flag(value: bool) -> str:
-    return "true" if value else "false"
+def export_text(option: Option, value: Any) -> str:
+    """``value`` as the worker reads it back for ``option``: ``true``/``false``, ``2``, ``0.5``."""
+    if option.kind == "bool":
+        return "true" if value else "false"
+    if option.kind in ("int", "float"):
+        return _number(value)
+    return str(value)
+
+
+#: The options the startup script exports, in the order of the option table.
+EXPORTED: tuple[Option, ...] = tuple(option for option in OPTIONS if option.export)
 
 
 def worker_environment(settings: WorkerSettings) -> dict[str, str]:
@@ -81,50 +127,14 @@ def worker_environment(settings: WorkerSettings) -> dict[str, str]:
     Options without a value (no project, no memory limit) are left out rather than exported
     empty, so the worker applies its own default.
     """
-    values: list[tuple[str, str | None]] = [
-        ("PROVIDER", settings.provider),
-        ("PROJECT_ID", settings.project_id),
-        ("REGION", settings.region),
-        ("ZONE", settings.zone),
-        ("JOB_ID", settings.job_id),
-        ("QUEUE_NAME", settings.queue_name),
-        ("EXACTLY_ONCE_QUEUE", _flag(settings.exactly_once_queue)),
-        ("INSTANCE_TYPE", settings.instance_type),
-        ("NUM_CPUS", _number(settings.num_cpus)),
-        ("MEMORY", _number(settings.memory_gib)),
-        ("LOCAL_SSD", _number(settings.local_ssd_gb)),
-        ("BOOT_DISK", _number(settings.boot_disk_gb)),
-        ("IS_SPOT", _flag(settings.is_spot)),
-        ("PRICE", _number(settings.price_per_hour_usd)),
-        ("NUM_TASKS_PER_INSTANCE", _number(settings.num_tasks_per_instance)),
-        ("MAX_RUNTIME", _number(settings.max_runtime_s)),
-        ("RETRY_ON_EXIT", _flag(settings.retry_on_exit)),
-        ("RETRY_ON_EXCEPTION", _flag(settings.retry_on_exception)),
-        ("RETRY_ON_TIMEOUT", _flag(settings.retry_on_timeout)),
-        ("MAX_ATTEMPTS", _number(settings.max_attempts)),
-        ("MAX_PREEMPTIONS", _number(settings.max_preemptions)),
-        (
-            "MAX_MEMORY_ALLOWED_PER_TASK",
-            None
-            if settings.max_memory_allowed_per_task_gb is None
-            else _number(settings.max_memory_allowed_per_task_gb),
-        ),
-        ("KEEPALIVE_INTERVAL", _number(settings.keepalive_interval_s)),
-        # Speculative re-runs need to know when each task started.
-        ("REPORT_TASK_STARTS", "true" if settings.report_task_starts else None),
-        # GPU instances only: each task slot gets its own devices.
-        ("GPUS", _number(settings.gpus) if settings.gpus else None),
-        (
-            "GPUS_PER_TASK",
-            _number(settings.gpus_per_task)
-            if settings.gpus and settings.gpus_per_task is not None
-            else None,
-        ),
-        # A worker started by the manager reports to the event queue; the manager records it.
-        ("EVENT_LOG_TO_QUEUE", "true"),
-    ]
-    values.extend(settings.extra)
-    return {ENV_PREFIX + name: value for name, value in values if value is not None}
+    values = settings.option_values()
+    environment = {
+        ENV_PREFIX + (option.export or ""): export_text(option, values[option.name])
+        for option in EXPORTED
+        if values[option.name] is not None
+    }
+    environment.update((ENV_PREFIX + name, value) for name, value in settings.extra)
+    return environment
 
 
 def _is_shell_shebang(line: str) -> bool:
@@ -179,9 +189,11 @@ def check_startup_script_size(script: str, limit_bytes: int, *, where: str) -> N
 __all__ = [
     "AWS_USER_DATA_LIMIT_BYTES",
     "ENV_PREFIX",
+    "EXPORTED",
     "GCP_STARTUP_SCRIPT_LIMIT_BYTES",
     "WorkerSettings",
     "build_startup_script",
     "check_startup_script_size",
+    "export_text",
     "worker_environment",
 ]

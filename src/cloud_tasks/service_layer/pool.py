@@ -33,6 +33,7 @@ import attrs
 
 from cloud_tasks.adapters.local.taskdb import InstanceRecord, TaskCounts
 from cloud_tasks.adapters.memory.taskstore import TaskStore
+from cloud_tasks.domain.option_schema import default
 from cloud_tasks.domain.options import PoolLimits
 from cloud_tasks.domain.pool_health import (
     GONE,
@@ -123,11 +124,11 @@ class PoolSettings:
     job_id: str
     image: str
     limits: PoolLimits = attrs.field(factory=PoolLimits)
-    scaling_check_interval_s: float = 60.0
-    instance_termination_delay_s: float = 60.0
-    keepalive_interval_s: float = 60.0
-    keepalive_startup_timeout_s: float = 600.0
-    keepalive_timeout_s: float = 300.0
+    scaling_check_interval_s: float = default("scaling_check_interval")
+    instance_termination_delay_s: float = default("instance_termination_delay")
+    keepalive_interval_s: float = default("keepalive_interval")
+    keepalive_startup_timeout_s: float = default("keepalive_startup_timeout")
+    keepalive_timeout_s: float = default("keepalive_timeout")
     event_poll_interval_s: float = 1.0
     service_account: str | None = None
     #: Run port calls in a worker thread (real providers block); off for in-memory adapters.

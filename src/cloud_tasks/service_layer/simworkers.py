@@ -30,6 +30,7 @@ from typing import Any, Protocol, TypeVar
 import attrs
 
 from cloud_tasks.adapters.memory.compute import ComputeChange, InMemoryCompute
+from cloud_tasks.domain.option_schema import default
 from cloud_tasks.exceptions import QueueNotFoundError
 from cloud_tasks.ports import (
     Compute,
@@ -107,7 +108,7 @@ class SimulatedWorkers:
         tasks_per_instance: Callable[[str], int],
         duration: DurationModel,
         outcome: OutcomeModel | None = None,
-        keepalive_interval_s: float = 60.0,
+        keepalive_interval_s: float = default("keepalive_interval"),
         startup_delay_s: float = 0.0,
         broken_startup: bool | Callable[[str], bool] = False,
         silent_after_s: float | None = None,
@@ -346,7 +347,7 @@ class EventDrivenWorkers:
         tasks_per_instance: Callable[[str], int],
         duration: DurationModel,
         outcome: OutcomeModel | None = None,
-        keepalive_interval_s: float = 60.0,
+        keepalive_interval_s: float = default("keepalive_interval"),
         startup_delay_s: float = 0.0,
         slowdown: Callable[[str], float] | None = None,
         report_starts: bool = False,

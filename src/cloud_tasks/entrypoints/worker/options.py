@@ -1,18 +1,22 @@
-"""Worker options (SPEC §10): command line, else ``RMS_CLOUD_TASKS_<NAME>``, else the default."""
+"""Worker options (SPEC §10): command line, else ``RMS_CLOUD_TASKS_<NAME>``, else the default.
+
+The flags, variables, types, defaults and help come from the option table
+(``domain.option_schema``), like the configuration keys and the startup script's exports.
+"""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
 
-from cloud_tasks.domain.ranges import RANGES, range_problem
+from cloud_tasks.domain.option_schema import ENV_PREFIX, OPTIONS, Option, default
+from cloud_tasks.domain.ranges import range_problem
 from cloud_tasks.exceptions import ConfigError
 
 if TYPE_CHECKING:
     from cloud_tasks.domain.options import RetryPolicy
 
-ENV_PREFIX = "RMS_CLOUD_TASKS_"
 _TRUE = frozenset({"1", "true", "yes"})
 _FALSE = frozenset({"0", "false", "no"})
 
@@ -83,45 +87,45 @@ def evolve(record: _R, **changes: Any) -> _R:
 class WorkerOptions(Record):
     """Every worker option after parsing. Times in seconds, sizes in GB, price in USD/hour."""
 
-    task_file: str | None = None
-    provider: str | None = None
-    project_id: str | None = None
-    region: str | None = None
-    zone: str | None = None
-    job_id: str | None = None
-    queue_name: str | None = None
-    exactly_once_queue: bool = False
-    event_log_file: str = "events.log"
-    event_log_to_file: bool | None = None
-    event_log_to_queue: bool | None = None
-    keepalive_interval: float = 60.0
-    instance_type: str | None = None
-    num_cpus: int | None = None
-    memory: float | None = None
-    local_ssd: float | None = None
-    boot_disk: float | None = None
-    is_spot: bool = False
-    price: float | None = None
-    num_simultaneous_tasks: int | None = None
-    max_runtime: float = 3600.0
-    max_memory_allowed_per_task: float | None = None
-    max_attempts: int = 5
-    max_preemptions: int = 20
-    shutdown_grace_period: float = 30.0
-    tasks_to_skip: int = 0
-    max_num_tasks: int | None = None
-    retry_on_exit: bool = False
-    retry_on_exception: bool = False
-    retry_on_timeout: bool = False
-    simulate_spot_termination_after: float | None = None
-    simulate_spot_termination_delay: float | None = None
-    exit_when_idle: float | None = None
-    visibility_timeout: float = 120.0
-    checkpoint_location: str | None = None
-    gpus: int | None = None
-    gpus_per_task: float | None = None
-    report_task_starts: bool = False
-    verbose: int = 0
+    task_file: str | None = default("task_file")
+    provider: str | None = default("provider")
+    project_id: str | None = default("project_id")
+    region: str | None = default("region")
+    zone: str | None = default("zone")
+    job_id: str | None = default("job_id")
+    queue_name: str | None = default("queue_name")
+    exactly_once_queue: bool = default("exactly_once_queue")
+    event_log_file: str = default("event_log_file")
+    event_log_to_file: bool | None = default("event_log_to_file")
+    event_log_to_queue: bool | None = default("event_log_to_queue")
+    keepalive_interval: float = default("keepalive_interval")
+    instance_type: str | None = default("instance_type")
+    num_cpus: int | None = default("num_cpus")
+    memory: float | None = default("memory")
+    local_ssd: float | None = default("local_ssd")
+    boot_disk: float | None = default("boot_disk")
+    is_spot: bool = default("is_spot")
+    price: float | None = default("price")
+    num_simultaneous_tasks: int | None = default("num_simultaneous_tasks")
+    max_runtime: float = default("max_runtime")
+    max_memory_allowed_per_task: float | None = default("max_memory_allowed_per_task")
+    max_attempts: int = default("max_attempts")
+    max_preemptions: int = default("max_preemptions")
+    shutdown_grace_period: float = default("shutdown_grace_period")
+    tasks_to_skip: int = default("tasks_to_skip")
+    max_num_tasks: int | None = default("max_num_tasks")
+    retry_on_exit: bool = default("retry_on_exit")
+    retry_on_exception: bool = default("retry_on_exception")
+    retry_on_timeout: bool = default("retry_on_timeout")
+    simulate_spot_termination_after: float | None = default("simulate_spot_termination_after")
+    simulate_spot_termination_delay: float | None = default("simulate_spot_termination_delay")
+    exit_when_idle: float | None = default("exit_when_idle")
+    visibility_timeout: float = default("visibility_timeout")
+    checkpoint_location: str | None = default("checkpoint_location")
+    gpus: int | None = default("gpus")
+    gpus_per_task: float | None = default("gpus_per_task")
+    report_task_starts: bool = default("report_task_starts")
+    verbose: int = default("verbose")
 
     @property
     def tasks(self) -> str | None:
@@ -142,192 +146,12 @@ class WorkerOptions(Record):
         )
 
 
-class _Spec(NamedTuple):
-    flags: tuple[str, ...]
-    dest: str
-    kind: str  # str | int | float | bool | count
-    help: str
-    env: tuple[str, ...] = ()
-
-    @property
-    def env_names(self) -> tuple[str, ...]:
-        return (ENV_PREFIX + self.dest.upper(), *(ENV_PREFIX + name for name in self.env))
+#: The worker's options, in the order of its ``--help``.
+_SPECS: tuple[Option, ...] = tuple(option for option in OPTIONS if option.worker_flags)
 
 
-_SPECS: tuple[_Spec, ...] = (
-    _Spec(
-        ("--tasks", "--task-file"),
-        "task_file",
-        "str",
-        "JSON or YAML task file to run locally (file mode); without it tasks come from the queue",
-        env=("TASKS",),
-    ),
-    _Spec(("--provider",), "provider", "str", "aws, gcp, local or memory (queue mode)"),
-    _Spec(("--project-id",), "project_id", "str", "GCP project id"),
-    _Spec(("--region",), "region", "str", "region of the queue and of this instance"),
-    _Spec(("--zone",), "zone", "str", "zone of this instance"),
-    _Spec(("--job-id",), "job_id", "str", "job id; the queue is named after it by default"),
-    _Spec(("--queue-name",), "queue_name", "str", "task queue name (default: the job id)"),
-    _Spec(
-        ("--exactly-once-queue",),
-        "exactly_once_queue",
-        "bool",
-        "the queue was created with exactly-once delivery (Pub/Sub)",
-    ),
-    _Spec(
-        ("--event-log-file",),
-        "event_log_file",
-        "str",
-        "file for JSON-lines events (default: events.log)",
-    ),
-    _Spec(
-        ("--event-log-to-file",),
-        "event_log_to_file",
-        "bool",
-        "write events to the event log file (default: on in file mode)",
-    ),
-    _Spec(
-        ("--event-log-to-queue",),
-        "event_log_to_queue",
-        "bool",
-        "send events to the <queue>-events queue (default: on in queue mode)",
-    ),
-    _Spec(
-        ("--keepalive-interval",),
-        "keepalive_interval",
-        "float",
-        "seconds between keep_alive events in queue mode (default 60; 0 = off)",
-    ),
-    _Spec(("--instance-type",), "instance_type", "str", "instance type of this VM"),
-    _Spec(("--num-cpus",), "num_cpus", "int", "vCPUs of this VM"),
-    _Spec(("--memory",), "memory", "float", "memory of this VM in GB"),
-    _Spec(("--local-ssd",), "local_ssd", "float", "local SSD of this VM in GB"),
-    _Spec(("--boot-disk",), "boot_disk", "float", "boot disk of this VM in GB"),
-    _Spec(("--is-spot",), "is_spot", "bool", "this VM is a spot VM (watch for notices)"),
-    _Spec(("--price",), "price", "float", "price of this VM in USD per hour"),
-    _Spec(
-        ("--num-simultaneous-tasks",),
-        "num_simultaneous_tasks",
-        "int",
-        "tasks run at once (default: --num-cpus if known, else 1)",
-        env=("NUM_TASKS_PER_INSTANCE",),
-    ),
-    _Spec(
-        ("--max-runtime",),
-        "max_runtime",
-        "float",
-        "seconds a task may run before it is killed (default 3600)",
-    ),
-    _Spec(
-        ("--max-memory-allowed-per-task",),
-        "max_memory_allowed_per_task",
-        "float",
-        "address-space limit per task in GB (RLIMIT_AS); exceeding it is a memory outcome",
-    ),
-    _Spec(
-        ("--max-attempts",),
-        "max_attempts",
-        "int",
-        "application-failure attempts before a task is dead-lettered (default 5; 0 = no cap)",
-    ),
-    _Spec(
-        ("--max-preemptions",),
-        "max_preemptions",
-        "int",
-        "deliveries lost to preemption or shutdown before a task is dead-lettered "
-        "(default 20; 0 = no cap)",
-    ),
-    _Spec(
-        ("--shutdown-grace-period",),
-        "shutdown_grace_period",
-        "float",
-        "seconds running tasks get to finish after SIGINT/SIGTERM (default 30)",
-    ),
-    _Spec(
-        ("--tasks-to-skip",),
-        "tasks_to_skip",
-        "int",
-        "skip this many tasks at the start of the task file",
-        env=("TO_SKIP",),
-    ),
-    _Spec(
-        ("--max-num-tasks",),
-        "max_num_tasks",
-        "int",
-        "stop after starting this many tasks",
-    ),
-    _Spec(
-        ("--retry-on-exit",),
-        "retry_on_exit",
-        "bool",
-        "retry a task whose process exited or was killed",
-    ),
-    _Spec(
-        ("--retry-on-exception",),
-        "retry_on_exception",
-        "bool",
-        "retry a task that raised an exception",
-    ),
-    _Spec(
-        ("--retry-on-timeout",),
-        "retry_on_timeout",
-        "bool",
-        "retry a task that exceeded --max-runtime",
-    ),
-    _Spec(
-        ("--simulate-spot-termination-after",),
-        "simulate_spot_termination_after",
-        "float",
-        "simulate a spot termination notice this many seconds after start",
-    ),
-    _Spec(
-        ("--simulate-spot-termination-delay",),
-        "simulate_spot_termination_delay",
-        "float",
-        "seconds from a (simulated) notice until running tasks are killed and released",
-    ),
-    _Spec(
-        ("--exit-when-idle",),
-        "exit_when_idle",
-        "float",
-        "queue mode: exit after the queue stayed empty this many seconds (default: never)",
-    ),
-    _Spec(
-        ("--visibility-timeout",),
-        "visibility_timeout",
-        "float",
-        "queue mode: lease length in seconds, renewed every third of it (default 120)",
-    ),
-    _Spec(
-        ("--checkpoint-location",),
-        "checkpoint_location",
-        "str",
-        "folder, s3://BUCKET/PREFIX or gs://BUCKET/PREFIX for worker_data.checkpoint",
-    ),
-    _Spec(
-        ("--gpus",),
-        "gpus",
-        "int",
-        "GPUs of this VM; each task slot gets its own (CUDA_VISIBLE_DEVICES)",
-    ),
-    _Spec(
-        ("--gpus-per-task",),
-        "gpus_per_task",
-        "float",
-        "GPUs each task slot sees (default: an equal share of --gpus)",
-    ),
-    _Spec(
-        ("--report-task-starts",),
-        "report_task_starts",
-        "bool",
-        "queue mode: send a task_started event as each task starts (for speculative re-runs)",
-    ),
-    _Spec(("-v", "--verbose"), "verbose", "count", "more log output on stderr (repeatable)"),
-)
-
-
-def _check_range(spec: _Spec, value: float, source: str) -> None:
-    problem = range_problem(spec.dest, value)
+def _check_range(spec: Option, value: float, source: str) -> None:
+    problem = range_problem(spec.name, value)
     if problem is not None:
         raise ConfigError(f"{source}: {problem}")
 
@@ -342,7 +166,7 @@ def parse_bool(text: str, source: str) -> bool:
     raise ConfigError(f"{source}: expected one of 1/0/true/false/yes/no, got {text!r}")
 
 
-def _convert(spec: _Spec, text: str, source: str) -> Any:
+def _convert(spec: Option, text: str, source: str) -> Any:
     if spec.kind == "bool":
         return parse_bool(text, source)
     if spec.kind == "str":
@@ -352,7 +176,7 @@ def _convert(spec: _Spec, text: str, source: str) -> Any:
         number = int(text) if spec.kind in ("int", "count") else float(text)
     except ValueError:
         digits = text.strip().lstrip("+-")
-        bounds = RANGES.get(spec.dest)
+        bounds = spec.range
         if digits.isdigit() and bounds is not None:
             # int() refuses more digits than sys.get_int_max_str_digits(): out of range anyway.
             raise ConfigError(
@@ -365,10 +189,10 @@ def _convert(spec: _Spec, text: str, source: str) -> Any:
     return number
 
 
-def _argparse_type(spec: _Spec) -> Callable[[str], Any]:
+def _argparse_type(spec: Option) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
         try:
-            return _convert(spec, text, spec.flags[-1])
+            return _convert(spec, text, spec.worker_flags[-1])
         except ConfigError as exc:
             raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
 
@@ -387,31 +211,31 @@ def build_parser(
         parents=parents,
         conflict_handler="resolve",
         epilog="Every option can also be set with the environment variable "
-        "RMS_CLOUD_TASKS_<OPTION> (e.g. RMS_CLOUD_TASKS_MAX_RUNTIME=600); the command line wins.",
+        f"{ENV_PREFIX}<OPTION> (e.g. {ENV_PREFIX}MAX_RUNTIME=600); the command line wins.",
     )
     group = parser.add_argument_group("Cloud Tasks worker options")
     for spec in _SPECS:
         envs = ", ".join(spec.env_names)
-        helptext = f"{spec.help} [env: {envs}]"
+        helptext = f"{spec.worker_text} [env: {envs}]"
         if spec.kind == "bool":
             group.add_argument(
-                *spec.flags,
-                dest=spec.dest,
+                *spec.worker_flags,
+                dest=spec.name,
                 action=argparse.BooleanOptionalAction,
                 default=None,
                 help=helptext,
             )
         elif spec.kind == "count":
             group.add_argument(
-                *spec.flags, dest=spec.dest, action="count", default=None, help=helptext
+                *spec.worker_flags, dest=spec.name, action="count", default=None, help=helptext
             )
         else:
             group.add_argument(
-                *spec.flags,
-                dest=spec.dest,
+                *spec.worker_flags,
+                dest=spec.name,
                 type=_argparse_type(spec),
                 default=None,
-                metavar=spec.dest.upper(),
+                metavar=spec.name.upper(),
                 help=helptext,
             )
     return parser
@@ -421,7 +245,7 @@ def resolve_options(namespace: argparse.Namespace, environ: Mapping[str, str]) -
     """Fill options the command line left unset from the environment, then the defaults."""
     values: dict[str, Any] = {}
     for spec in _SPECS:
-        value = getattr(namespace, spec.dest, None)
+        value = getattr(namespace, spec.name, None)
         if value is None:
             for name in spec.env_names:
                 text = environ.get(name)
@@ -429,7 +253,7 @@ def resolve_options(namespace: argparse.Namespace, environ: Mapping[str, str]) -
                     value = _convert(spec, text, name)
                     break
         if value is not None:
-            values[spec.dest] = value
+            values[spec.name] = value
     provider = values.get("provider")
     if isinstance(provider, str):
         values["provider"] = provider.strip().lower()
@@ -453,13 +277,26 @@ def parse_worker_options(
     except ConfigError as exc:
         parser.error(str(exc))
     for spec in _SPECS:
-        setattr(namespace, spec.dest, getattr(options, spec.dest))
+        setattr(namespace, spec.name, getattr(options, spec.name))
     return options, namespace, parser
+
+
+def render_option_table() -> str:
+    """The Markdown table of every worker option that ``docs/worker.md`` must contain."""
+    lines = ["| option | environment variables | range | meaning |", "|---|---|---|---|"]
+    for spec in _SPECS:
+        bounds = spec.range
+        shown = f"`{bounds.interval()}`" if bounds is not None else "—"
+        lines.append(
+            f"| `{', '.join(spec.worker_flags)}` | `{', '.join(spec.env_names)}` | {shown} "
+            f"| {spec.worker_text} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def option_table() -> list[tuple[str, str, str]]:
     """(flags, environment variables, help) for every option, for docs and tests."""
-    return [(", ".join(s.flags), ", ".join(s.env_names), s.help) for s in _SPECS]
+    return [(", ".join(s.worker_flags), ", ".join(s.env_names), s.worker_text) for s in _SPECS]
 
 
 __all__ = [
@@ -471,5 +308,6 @@ __all__ = [
     "option_table",
     "parse_bool",
     "parse_worker_options",
+    "render_option_table",
     "resolve_options",
 ]
