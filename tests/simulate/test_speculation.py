@@ -11,7 +11,12 @@ from cloud_tasks.config import load_config
 from cloud_tasks.domain.durations import parse_duration_model
 from cloud_tasks.entrypoints.cli.main import cli
 from cloud_tasks.exceptions import ConfigError
-from cloud_tasks.service_layer.simulation import SimulationRun, parse_slow_instances, simulate
+from cloud_tasks.service_layer.simulation import (
+    SimulationRun,
+    parse_slow_instances,
+    simulate,
+    slowdown_model,
+)
 
 
 def _run(tmp_path: Path, extra: str, slow: tuple[float, float] | None) -> SimulationRun:
@@ -48,6 +53,27 @@ def test_speculation_shortens_the_tail_of_slow_instances_and_counts_tasks_once(
     assert spec.result.cost_usd <= plain.result.cost_usd * 1.05
     # More runs than tasks, yet every task counted once.
     assert spec.stats.started > 3000
+    assert spec.store.counts().completed == 3000
+
+
+def test_slow_instances_are_replaced_while_work_waits_and_only_slow_ones(
+    tmp_path: Path,
+) -> None:
+    spec = _run(tmp_path, "  speculative_after: 3x\n", (0.1, 6))
+    plain = _run(tmp_path, "", (0.1, 6))
+    slowdown = slowdown_model((0.1, 6), 3)
+    assert slowdown is not None
+
+    def replaced(run: SimulationRun) -> list[str]:
+        return [r.instance_id for r in run.store.instances() if r.end_reason == "slow"]
+
+    slow_ones = replaced(spec)
+    assert slow_ones, "no slow instance was replaced"
+    assert all(slowdown(instance_id) == 6 for instance_id in slow_ones)
+    assert any(f"instance {slow_ones[0]} runs tasks" in line for line in spec.log)
+    # Replaced, not just stopped: a new instance was launched for each.
+    assert len(spec.compute.launched) >= 20 + len(slow_ones)
+    assert replaced(plain) == []
     assert spec.store.counts().completed == 3000
 
 

@@ -13,7 +13,9 @@ again, up to ``max_copies`` copies per task.
 Slowness that belongs to an instance shows in its finished tasks: an instance whose tasks
 took on average ``slow_host_factor`` times the job's median or more (after a few of them) is a
 slow host, and a task running there is a straggler as soon as the queue is empty, before it
-reaches ``speculative_after`` (see :func:`slow_hosts`).
+reaches ``speculative_after`` (see :func:`slow_hosts`). While work still waits in the queue the
+pool manager replaces slow hosts instead
+(:func:`cloud_tasks.domain.pool_health.slow_instances_to_replace`).
 
 Pure functions of their arguments; the pool manager calls :func:`choose_speculative_runs` at
 every scaling check.
@@ -137,11 +139,20 @@ def slow_hosts(
     ``task_seconds`` maps an instance to (tasks finished there, their total seconds); an
     instance needs ``slow_host_min_tasks`` finished tasks to be judged.
     """
+    return set(host_slowness(policy, task_seconds, median_s))
+
+
+def host_slowness(
+    policy: SpeculationPolicy,
+    task_seconds: Mapping[str, tuple[int, float]],
+    median_s: float | None,
+) -> dict[str, float]:
+    """The slow hosts (see :func:`slow_hosts`), each with its mean task time over the median."""
     if median_s is None or median_s <= 0:
-        return set()
+        return {}
     limit = policy.slow_host_factor * median_s
     return {
-        instance
+        instance: total / count / median_s
         for instance, (count, total) in task_seconds.items()
         if count >= policy.slow_host_min_tasks and total / count >= limit
     }
@@ -186,6 +197,7 @@ __all__ = [
     "RunningMedian",
     "SpeculationPolicy",
     "choose_speculative_runs",
+    "host_slowness",
     "parse_speculative_after",
     "slow_hosts",
 ]

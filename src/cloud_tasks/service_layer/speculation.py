@@ -16,6 +16,7 @@ from cloud_tasks.domain.speculation import (
     RunningMedian,
     SpeculationPolicy,
     choose_speculative_runs,
+    host_slowness,
     slow_hosts,
 )
 
@@ -112,6 +113,14 @@ class Speculator:
             self.speculated[task_id] = self.speculated.get(task_id, 0) + 1
             self.extra_spent_usd += expected / 3600.0 * slot_price_per_hour_usd
         return chosen
+
+    def slow_instances(self) -> dict[str, float]:
+        """Instances judged slow so far, each with its mean task time over the median."""
+        return host_slowness(self.policy, self.task_seconds, self.median.value)
+
+    def forget_instance(self, instance_id: str) -> None:
+        """``instance_id`` was stopped: it is judged no more (its runs end with their events)."""
+        self.task_seconds.pop(instance_id, None)
 
     def tasks_for(
         self, task_ids: Sequence[str], unfinished: Callable[[], Sequence[tuple[Any, int]]]
