@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import random
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -10,7 +14,14 @@ from cloud_tasks.domain.pool_health import (
     TrackedInstance,
     slow_instances_to_replace,
 )
-from cloud_tasks.domain.speculation import SpeculationPolicy, host_slowness, slow_hosts
+from cloud_tasks.domain.speculation import (
+    NO_TIMES,
+    LogTimes,
+    SpeculationPolicy,
+    add_log_time,
+    host_slowness,
+    slow_hosts,
+)
 
 PROPERTY = settings(max_examples=200, deadline=None)
 
@@ -22,17 +33,42 @@ def _pool(count: int, slots: int = 4) -> list[TrackedInstance]:
     ]
 
 
-def test_host_slowness_is_the_mean_over_the_median_after_enough_tasks() -> None:
-    policy = SpeculationPolicy(median_factor=3.0)  # slow at 2x the median, after 5 tasks
-    seen = {
-        "fast": (40, 40 * 60.0),
-        "slow": (5, 5 * 240.0),
-        "slow-but-new": (4, 4 * 600.0),
-        "borderline": (10, 10 * 119.0),
+def _times(*seconds: float) -> LogTimes:
+    out = NO_TIMES
+    for value in seconds:
+        out = add_log_time(out, value)
+    return out
+
+
+def test_a_host_is_slow_when_its_typical_task_time_is_well_above_the_jobs() -> None:
+    policy = SpeculationPolicy(median_factor=3.0)  # twice the job's, after 5 tasks
+    fast = [50.0, 60.0, 70.0] * 100
+    hosts = {
+        "fast": _times(*fast),
+        "slow": _times(240.0, 240.0, 240.0, 240.0, 240.0),
+        "slow-but-new": _times(600.0, 600.0, 600.0, 600.0),
+        "a-bit-slow": _times(*[110.0] * 10),
     }
-    assert host_slowness(policy, seen, 60.0) == {"slow": 4.0}
-    assert slow_hosts(policy, seen, 60.0) == {"slow"}
-    assert host_slowness(policy, seen, None) == {}
+    job = _times(*fast, *([240.0] * 5), *([600.0] * 4), *([110.0] * 10))
+    slowness = host_slowness(policy, hosts, job)
+    assert set(slowness) == {"slow"}
+    assert slowness["slow"] == pytest.approx(240.0 / math.exp(job[1] / job[0]))
+    assert slow_hosts(policy, hosts, job) == {"slow"}
+    assert host_slowness(policy, hosts, NO_TIMES) == {}
+
+
+def test_long_tasks_are_no_evidence_when_task_times_spread_widely() -> None:
+    """With a wide spread (lognormal sigma 1.5) a few long tasks on one host prove nothing;
+    many slow tasks do."""
+    rng = random.Random(7)
+    policy = SpeculationPolicy(median_factor=3.0)
+    job_seconds = [rng.lognormvariate(4.0, 1.5) for _ in range(5000)]
+    job = _times(*job_seconds)
+    # Five long tasks, 2.4x the job's typical time.
+    unlucky = _times(*sorted(job_seconds)[-2500:][::500])
+    assert host_slowness(policy, {"unlucky": unlucky}, job) == {}
+    slow = _times(*(4 * rng.lognormvariate(4.0, 1.5) for _ in range(60)))
+    assert set(host_slowness(policy, {"slow": slow}, job)) == {"slow"}
 
 
 def test_slowest_replaced_first_while_a_round_of_work_waits() -> None:

@@ -77,6 +77,26 @@ def test_slow_instances_are_replaced_while_work_waits_and_only_slow_ones(
     assert spec.store.counts().completed == 3000
 
 
+def test_widely_spread_task_times_replace_no_instance(tmp_path: Path) -> None:
+    """Long tasks land on every instance: with lognormal sigma 1.5 (the mean is 3x the median)
+    and no slow instance, none is judged slow."""
+    path = tmp_path / "wide.yml"
+    path.write_text(
+        "provider: aws\naws:\n  job_id: wide\n  use_spot: true\n  max_instances: 20\n"
+        "  min_cpu: 4\n  max_cpu: 4\n  speculative_after: 3x\n"
+    )
+    config = load_config(str(path), provider_override="memory", cli_overrides={})
+    run = simulate(
+        config,
+        duration=parse_duration_model("lognormal:4,1.5"),  # type: ignore[arg-type]
+        num_tasks=3000,
+        seed=5,
+    )
+    assert run.result.completed == 3000
+    assert [r.instance_id for r in run.store.instances() if r.end_reason == "slow"] == []
+    assert not any("runs tasks" in line for line in run.log)
+
+
 def test_without_the_option_nothing_is_copied(tmp_path: Path) -> None:
     run = _run(tmp_path, "", (0.1, 6))
     assert run.result.speculative_runs == 0 and run.manager.speculator is None

@@ -245,12 +245,13 @@ def slow_instances_to_replace(
 ) -> tuple[str, ...]:
     """Slow instances to stop now, so that the pool replaces them, slowest first.
 
-    ``slowness`` maps an instance judged slow to how many times the job's median its finished
-    tasks took (see ``cloud_tasks.domain.speculation.slow_hosts``). An instance is replaced
-    only while ``waiting_tasks`` (in the queue, not running) would keep every slot of the pool
-    busy for a round more: then its replacement still finds work, and the tasks it was
-    running go back to the queue. Later, in the tail of the job, speculative re-runs copy its
-    tasks instead. At most ``max_share`` of the pool (and at least one instance) goes at once.
+    ``slowness`` maps an instance judged slow to how many times slower than the job's its
+    finished tasks ran (see ``cloud_tasks.domain.speculation.host_slowness``). An instance is
+    replaced only while ``waiting_tasks`` (in the queue, not running) would keep every slot of
+    the pool busy for a round more: then its replacement still finds work, and the tasks it
+    was running go back to the queue. Later, in the tail of the job, speculative re-runs copy
+    its tasks instead. At most ``max_share`` of the pool (and at least one instance) goes at
+    once.
     """
     pool = list(instances)
     slots = sum(max(instance.tasks_per_instance, 1) for instance in pool)

@@ -726,8 +726,8 @@ class PoolManager:
         for instance_id in slow:
             speculator.forget_instance(instance_id)
             self.log(
-                f"instance {instance_id} runs tasks {slowness[instance_id]:.1f}x the median "
-                "task time; replacing it"
+                f"instance {instance_id} runs tasks {slowness[instance_id]:.1f}x slower than "
+                "the job's other instances; replacing it"
             )
         self.replaced += len(slow)
         await self._terminate(slow, now, "slow")
