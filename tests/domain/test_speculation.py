@@ -123,12 +123,20 @@ def test_running_median_is_exact_while_small_and_close_when_thinned() -> None:
 
 
 def test_tasks_on_slow_hosts_come_first_whatever_their_running_time() -> None:
-    from cloud_tasks.domain.speculation import slow_hosts
+    from cloud_tasks.domain.speculation import NO_TIMES, add_log_time, slow_hosts
+
+    def times(*seconds: float) -> tuple[int, float, float]:
+        out = NO_TIMES
+        for value in seconds:
+            out = add_log_time(out, value)
+        return out
 
     policy = SpeculationPolicy(after_s=100.0)
-    seconds = {"fast": (10, 600.0), "slow": (10, 2400.0), "new": (2, 1000.0)}
-    assert slow_hosts(policy, seconds, 60.0) == {"slow"}  # "new" has too few tasks yet
-    assert slow_hosts(policy, seconds, None) == set()
+    job = times(*([50.0, 60.0, 70.0] * 30), *([240.0] * 10), 1000.0, 1000.0)
+    seconds = {"fast": times(50.0, 60.0, 70.0), "slow": times(*[240.0] * 10)}
+    seconds["new"] = times(1000.0, 1000.0)
+    assert slow_hosts(policy, seconds, job) == {"slow"}  # "new" has too few tasks yet
+    assert slow_hosts(policy, seconds, NO_TIMES) == set()
     # c has run 50 s only, but on a slow host: first in line.
     assert _choose(on_slow_hosts={"c"}) == ["c", "b", "a", "d"]
     assert _choose(on_slow_hosts={"c"}, idle_slots=1) == ["c"]

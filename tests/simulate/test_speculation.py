@@ -11,7 +11,12 @@ from cloud_tasks.config import load_config
 from cloud_tasks.domain.durations import parse_duration_model
 from cloud_tasks.entrypoints.cli.main import cli
 from cloud_tasks.exceptions import ConfigError
-from cloud_tasks.service_layer.simulation import SimulationRun, parse_slow_instances, simulate
+from cloud_tasks.service_layer.simulation import (
+    SimulationRun,
+    parse_slow_instances,
+    simulate,
+    slowdown_model,
+)
 
 
 def _run(tmp_path: Path, extra: str, slow: tuple[float, float] | None) -> SimulationRun:
@@ -49,6 +54,47 @@ def test_speculation_shortens_the_tail_of_slow_instances_and_counts_tasks_once(
     # More runs than tasks, yet every task counted once.
     assert spec.stats.started > 3000
     assert spec.store.counts().completed == 3000
+
+
+def test_slow_instances_are_replaced_while_work_waits_and_only_slow_ones(
+    tmp_path: Path,
+) -> None:
+    spec = _run(tmp_path, "  speculative_after: 3x\n", (0.1, 6))
+    plain = _run(tmp_path, "", (0.1, 6))
+    slowdown = slowdown_model((0.1, 6), 3)
+    assert slowdown is not None
+
+    def replaced(run: SimulationRun) -> list[str]:
+        return [r.instance_id for r in run.store.instances() if r.end_reason == "slow"]
+
+    slow_ones = replaced(spec)
+    assert slow_ones, "no slow instance was replaced"
+    assert all(slowdown(instance_id) == 6 for instance_id in slow_ones)
+    assert any(f"instance {slow_ones[0]} runs tasks" in line for line in spec.log)
+    # Replaced, not just stopped: a new instance was launched for each.
+    assert len(spec.compute.launched) >= 20 + len(slow_ones)
+    assert replaced(plain) == []
+    assert spec.store.counts().completed == 3000
+
+
+def test_widely_spread_task_times_replace_no_instance(tmp_path: Path) -> None:
+    """Long tasks land on every instance: with lognormal sigma 1.5 (the mean is 3x the median)
+    and no slow instance, none is judged slow."""
+    path = tmp_path / "wide.yml"
+    path.write_text(
+        "provider: aws\naws:\n  job_id: wide\n  use_spot: true\n  max_instances: 20\n"
+        "  min_cpu: 4\n  max_cpu: 4\n  speculative_after: 3x\n"
+    )
+    config = load_config(str(path), provider_override="memory", cli_overrides={})
+    run = simulate(
+        config,
+        duration=parse_duration_model("lognormal:4,1.5"),  # type: ignore[arg-type]
+        num_tasks=3000,
+        seed=5,
+    )
+    assert run.result.completed == 3000
+    assert [r.instance_id for r in run.store.instances() if r.end_reason == "slow"] == []
+    assert not any("runs tasks" in line for line in run.log)
 
 
 def test_without_the_option_nothing_is_copied(tmp_path: Path) -> None:

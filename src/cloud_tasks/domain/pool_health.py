@@ -4,9 +4,10 @@ startup script is probably broken.
 The pool manager keeps one :class:`TrackedInstance` per instance it supervises and, at every
 scaling check, asks these functions what to do: :func:`lost_instances` (the provider reports
 them ended), :func:`unhealthy_instances` (no keep-alive in time), :func:`record_loss` and
-:func:`broken_startup` (a crash loop of instances that never work), and
-:func:`outcomes_presumed_lost` (the queue is quiet while tasks still lack an outcome). Times are
-seconds on the manager's clock, passed in as ``now``.
+:func:`broken_startup` (a crash loop of instances that never work),
+:func:`outcomes_presumed_lost` (the queue is quiet while tasks still lack an outcome) and
+:func:`slow_instances_to_replace` (instances observed to run tasks slowly, with speculative
+re-runs). Times are seconds on the manager's clock, passed in as ``now``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ MAX_STARTUP_FAILURES: Final = 3
 #: A queue that stays empty this long (and for three checks) while tasks still lack an outcome
 #: means those outcomes were lost; the tasks are sent again rather than waited on forever.
 LOST_OUTCOME_GRACE_S: Final = 30.0
+#: At most this share of the pool is replaced as slow: when more of it looks slow, the
+#: slowness belongs to the job (or its data), not to its hosts.
+MAX_SLOW_SHARE: Final = 0.2
 
 
 @attrs.define
@@ -232,10 +236,41 @@ def outcomes_presumed_lost(
     )
 
 
+def slow_instances_to_replace(
+    instances: Iterable[TrackedInstance],
+    slowness: Mapping[str, float],
+    *,
+    waiting_tasks: int,
+    max_share: float = MAX_SLOW_SHARE,
+) -> tuple[str, ...]:
+    """Slow instances to stop now, so that the pool replaces them, slowest first.
+
+    ``slowness`` maps an instance judged slow to how many times slower than the job's its
+    finished tasks ran (see ``cloud_tasks.domain.speculation.host_slowness``). An instance is
+    replaced only while ``waiting_tasks`` (in the queue, not running) would keep every slot of
+    the pool busy for a round more: then its replacement still finds work, and the tasks it
+    was running go back to the queue. Later, in the tail of the job, speculative re-runs copy
+    its tasks instead. At most ``max_share`` of the pool (and at least one instance) goes at
+    once.
+    """
+    pool = list(instances)
+    slots = sum(max(instance.tasks_per_instance, 1) for instance in pool)
+    if not pool or waiting_tasks < slots:
+        return ()
+    slow = sorted(
+        (-slowness[instance.instance_id], instance.instance_id)
+        for instance in pool
+        if instance.instance_id in slowness
+    )
+    limit = max(1, int(max_share * len(pool)))
+    return tuple(instance_id for _factor, instance_id in slow[:limit])
+
+
 __all__ = [
     "ENDED_STATES",
     "GONE",
     "LOST_OUTCOME_GRACE_S",
+    "MAX_SLOW_SHARE",
     "MAX_STARTUP_FAILURES",
     "PREEMPTED",
     "BrokenStartup",
@@ -248,5 +283,6 @@ __all__ = [
     "outcomes_presumed_lost",
     "record_loss",
     "silent_startup",
+    "slow_instances_to_replace",
     "unhealthy_instances",
 ]

@@ -11,9 +11,12 @@ spend so far. A copy that straggles too (it may land on another slow instance) i
 again, up to ``max_copies`` copies per task.
 
 Slowness that belongs to an instance shows in its finished tasks: an instance whose tasks
-took on average ``slow_host_factor`` times the job's median or more (after a few of them) is a
-slow host, and a task running there is a straggler as soon as the queue is empty, before it
-reaches ``speculative_after`` (see :func:`slow_hosts`).
+took ``slow_host_factor`` times the job's typical task time or more (geometric means, after a
+few tasks, and beyond what the spread of task times explains) is a slow host, and a task
+running there is a straggler as soon as the queue is empty, before it reaches
+``speculative_after`` (see :func:`host_slowness`). While work still waits in the queue the
+pool manager replaces slow hosts instead
+(:func:`cloud_tasks.domain.pool_health.slow_instances_to_replace`).
 
 Pure functions of their arguments; the pool manager calls :func:`choose_speculative_runs` at
 every scaling check.
@@ -127,24 +130,53 @@ def choose_speculative_runs(
     return chosen
 
 
-def slow_hosts(
-    policy: SpeculationPolicy,
-    task_seconds: Mapping[str, tuple[int, float]],
-    median_s: float | None,
-) -> set[str]:
-    """Instances whose finished tasks took ``slow_host_factor`` x the median on average.
+#: Count, sum and sum of squares of the logarithms of task times (see :func:`add_log_time`).
+LogTimes = tuple[int, float, float]
+NO_TIMES: Final[LogTimes] = (0, 0.0, 0.0)
+#: How far (in standard errors of the job's spread of task times) an instance's tasks must lie
+#: above the job's before the instance is judged slow: long tasks land on every instance, and
+#: with a wide spread a few of them on one instance prove nothing.
+SLOW_HOST_Z: Final = 4.0
 
-    ``task_seconds`` maps an instance to (tasks finished there, their total seconds); an
-    instance needs ``slow_host_min_tasks`` finished tasks to be judged.
+
+def add_log_time(times: LogTimes, seconds: float) -> LogTimes:
+    """``times`` with one more task time (seconds; under a millisecond counts as one)."""
+    log = math.log(max(seconds, 1e-3))
+    count, total, squares = times
+    return count + 1, total + log, squares + log * log
+
+
+def host_slowness(
+    policy: SpeculationPolicy, host_times: Mapping[str, LogTimes], job_times: LogTimes
+) -> dict[str, float]:
+    """Slow hosts, each with the geometric mean of its task times over the job's.
+
+    ``host_times`` holds the finished task times of each instance, ``job_times`` those of the
+    whole job. An instance is slow after ``slow_host_min_tasks`` finished tasks whose
+    geometric mean is ``slow_host_factor`` times the job's or more, and lies ``SLOW_HOST_Z``
+    standard errors above it (so a wide spread of task times needs more tasks as evidence).
     """
-    if median_s is None or median_s <= 0:
-        return set()
-    limit = policy.slow_host_factor * median_s
-    return {
-        instance
-        for instance, (count, total) in task_seconds.items()
-        if count >= policy.slow_host_min_tasks and total / count >= limit
-    }
+    count, total, squares = job_times
+    if count < 2:
+        return {}
+    mean = total / count
+    spread = math.sqrt(max(squares / count - mean * mean, 0.0))
+    least = math.log(max(policy.slow_host_factor, 1.0))
+    slow: dict[str, float] = {}
+    for instance, (n, host_total, _squares) in host_times.items():
+        if n < max(policy.slow_host_min_tasks, 1):
+            continue
+        excess = host_total / n - mean
+        if excess >= least and excess * math.sqrt(n) >= SLOW_HOST_Z * spread:
+            slow[instance] = math.exp(excess)
+    return slow
+
+
+def slow_hosts(
+    policy: SpeculationPolicy, host_times: Mapping[str, LogTimes], job_times: LogTimes
+) -> set[str]:
+    """The instances :func:`host_slowness` judges slow."""
+    return set(host_slowness(policy, host_times, job_times))
 
 
 class RunningMedian:
@@ -183,9 +215,14 @@ class RunningMedian:
 
 
 __all__ = [
+    "NO_TIMES",
+    "SLOW_HOST_Z",
+    "LogTimes",
     "RunningMedian",
     "SpeculationPolicy",
+    "add_log_time",
     "choose_speculative_runs",
+    "host_slowness",
     "parse_speculative_after",
     "slow_hosts",
 ]

@@ -46,6 +46,7 @@ from cloud_tasks.domain.pool_health import (
     outcomes_presumed_lost,
     record_loss,
     silent_startup,
+    slow_instances_to_replace,
     unhealthy_instances,
 )
 from cloud_tasks.domain.replacement import (
@@ -520,6 +521,7 @@ class PoolManager:
         await self._remove_lost(by_id, now)
         await self._remove_unhealthy(now)
         await self._track_queue(now)
+        await self._replace_slow(now)
         await self._resize(now)
 
     def _adopt_unknown(self, listed: Sequence[Instance], now: float) -> None:
@@ -698,6 +700,30 @@ class PoolManager:
                 f"speculative re-runs: started {len(tasks)} stragglers again "
                 f"({speculator.policy.describe()}; {speculator.copies} so far)"
             )
+
+    async def _replace_slow(self, now: float) -> None:
+        """With speculative re-runs: stop instances observed to be slow while work waits."""
+        speculator = self.speculator
+        if speculator is None:
+            return
+        slowness = speculator.slow_instances()
+        if not slowness:
+            return
+        slow = slow_instances_to_replace(
+            self.tracked.values(),
+            slowness,
+            waiting_tasks=max(0, self._depth - speculator.running_runs),
+        )
+        if not slow:
+            return
+        for instance_id in slow:
+            speculator.forget_instance(instance_id)
+            self.log(
+                f"instance {instance_id} runs tasks {slowness[instance_id]:.1f}x slower than "
+                "the job's other instances; replacing it"
+            )
+        self.replaced += len(slow)
+        await self._terminate(slow, now, "slow")
 
     def _quiet_for(self, now: float) -> bool:
         """Quiet long enough that tasks without an outcome lost it (``outcomes_presumed_lost``)."""

@@ -13,9 +13,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from cloud_tasks.domain.speculation import (
+    NO_TIMES,
+    LogTimes,
     RunningMedian,
     SpeculationPolicy,
+    add_log_time,
     choose_speculative_runs,
+    host_slowness,
     slow_hosts,
 )
 
@@ -43,8 +47,9 @@ class Speculator:
         #: runs started and not yet ended (a task with two copies counts twice)
         self.running_runs = 0
         self._tasks: dict[str, Any] = {}
-        #: instance → (tasks finished there, their seconds); running task → its instance
-        self.task_seconds: dict[str, tuple[int, float]] = {}
+        #: finished task times: the job's, each instance's; running task → its instance
+        self.job_times: LogTimes = NO_TIMES
+        self.host_times: dict[str, LogTimes] = {}
         self.running_on: dict[str, str] = {}
 
     def observe(self, events: Iterable[Mapping[str, Any]], now: float) -> None:
@@ -70,10 +75,11 @@ class Speculator:
                     elapsed = event.get("elapsed_time")
                     if isinstance(elapsed, int | float) and math.isfinite(elapsed):
                         self.median.add(float(elapsed))
+                        self.job_times = add_log_time(self.job_times, elapsed)
                         instance = event.get("instance_id")
                         if instance:
-                            count, total = self.task_seconds.get(str(instance), (0, 0.0))
-                            self.task_seconds[str(instance)] = (count + 1, total + elapsed)
+                            host = self.host_times.get(str(instance), NO_TIMES)
+                            self.host_times[str(instance)] = add_log_time(host, elapsed)
 
     def choose(
         self,
@@ -90,7 +96,7 @@ class Speculator:
         messages); the runs in progress are taken off to see whether any task still waits.
         """
         median = self.median.value
-        slow = slow_hosts(self.policy, self.task_seconds, median)
+        slow = slow_hosts(self.policy, self.host_times, self.job_times)
         suspects = (
             {task for task, host in self.running_on.items() if host in slow} if slow else set()
         )
@@ -112,6 +118,14 @@ class Speculator:
             self.speculated[task_id] = self.speculated.get(task_id, 0) + 1
             self.extra_spent_usd += expected / 3600.0 * slot_price_per_hour_usd
         return chosen
+
+    def slow_instances(self) -> dict[str, float]:
+        """Instances judged slow so far, each with how many times slower its tasks ran."""
+        return host_slowness(self.policy, self.host_times, self.job_times)
+
+    def forget_instance(self, instance_id: str) -> None:
+        """``instance_id`` was stopped: it is judged no more (its runs end with their events)."""
+        self.host_times.pop(instance_id, None)
 
     def tasks_for(
         self, task_ids: Sequence[str], unfinished: Callable[[], Sequence[tuple[Any, int]]]
