@@ -811,6 +811,8 @@ def build_test_adapters(queue_name: str) -> SimQueues:
         InMemoryTaskQueue(queue_name, clock=clock, service=service),
         InMemoryEventQueue(f"{queue_name}-events", clock=clock, service=service),
     )
+
+
 def make_task_source(location: Location) -> TaskSource:
     """The ``TaskSource`` for a task file's location, chosen by its scheme (whatever the
     provider: a local job may read ``s3://``); a cloud SDK is imported only when a file is
