@@ -75,6 +75,7 @@ def _compact_kit() -> QueueKit:
     events: dict[str, CompactEventQueue] = {}
     return QueueKit(
         "compact",
+        "memory",
         lambda name: tasks.setdefault(name, CompactTaskQueue(name)),
         lambda name: events.setdefault(
             name, CompactEventQueue(name, visibility_timeout_s=EVENT_VISIBILITY_S)
