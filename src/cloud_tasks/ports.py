@@ -16,6 +16,7 @@ import attrs
 
 from cloud_tasks.domain.offers import InstanceOffer
 from cloud_tasks.domain.tasks import SQS_MAX_MESSAGE_BYTES, Envelope, Task
+from cloud_tasks.domain.taskstate import IngestResult, InstanceRecord, TaskCounts
 
 #: The largest event (compact JSON, UTF-8) any ``EventQueue`` takes: the smallest limit of any
 #: provider (SQS, 256 KiB), on every provider, so a worker behaves the same on all of them.
@@ -308,6 +309,42 @@ class CheckpointStore(Protocol):
     def delete(self, key: str) -> None: ...
 
 
+class TaskStore(Protocol):
+    """The task and instance bookkeeping the pool manager reads and writes (SPEC §13).
+
+    ``TaskDatabase`` (SQLite, one row per task and every event) satisfies it for real runs,
+    ``InMemoryTaskStore`` for simulations and dry runs; both apply ``domain.taskstate``.
+    ``ingest`` takes events as they arrive (JSON objects, possibly forged or malformed) and
+    refuses those ``domain.events.decode`` refuses.
+    """
+
+    def counts(self) -> TaskCounts: ...
+
+    def counts_with_running(self) -> TaskCounts: ...
+
+    def spend_usd(self, now: float) -> float: ...
+
+    def set_meta(self, **values: Any) -> None: ...
+
+    def ingest(self, events: Sequence[Mapping[str, Any]], now: float) -> IngestResult: ...
+
+    def instances(self, *, active_only: bool = False) -> list[InstanceRecord]: ...
+
+    def record_instance(self, record: InstanceRecord) -> None: ...
+
+    def end_instance(self, instance_id: str, ended_at: float, reason: str) -> None: ...
+
+    def unfinished(self) -> list[tuple[Task, int]]: ...
+
+    def mark_resent(self, task_ids: Iterable[str]) -> None: ...
+
+    def fail_tasks(self, task_ids: Iterable[str], now: float, reason: str) -> int: ...
+
+    def preempted_tasks(self, min_preemptions: int) -> int:
+        """Unfinished tasks whose runs were lost to preemption at least ``min_preemptions``
+        times since their last outcome."""
+
+
 __all__ = [
     "CheckResult",
     "CheckStatus",
@@ -328,4 +365,5 @@ __all__ = [
     "Region",
     "Task",
     "TaskQueue",
+    "TaskStore",
 ]

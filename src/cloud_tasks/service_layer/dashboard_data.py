@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cloud_tasks.adapters.local.taskdb import COMPLETED, FAILED, PENDING, RUNNING, STATES
+from cloud_tasks.domain.taskstate import COMPLETED, FAILED, PENDING, RUNNING, STATES
 from cloud_tasks.ports import InstanceState
 from cloud_tasks.service_layer.dbview import has_table
 

@@ -20,8 +20,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Final
 
-from cloud_tasks.adapters.local.taskdb import COMPLETED, STATES, TaskDatabase
+from cloud_tasks.adapters.local.taskdb import TaskDatabase
 from cloud_tasks.domain.tasks import Task
+from cloud_tasks.domain.taskstate import COMPLETED, STATES
 from cloud_tasks.domain.text import shown
 from cloud_tasks.exceptions import CloudTasksError, ConfigError
 

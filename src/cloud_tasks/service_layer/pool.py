@@ -28,8 +28,6 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 import attrs
 
-from cloud_tasks.adapters.local.taskdb import InstanceRecord, TaskCounts
-from cloud_tasks.adapters.memory.taskstore import TaskStore
 from cloud_tasks.domain.options import PoolLimits
 from cloud_tasks.domain.selection import Candidate
 from cloud_tasks.domain.sizing import (
@@ -41,6 +39,7 @@ from cloud_tasks.domain.sizing import (
 from cloud_tasks.domain.speculation import SpeculationPolicy
 from cloud_tasks.domain.spread import SpreadPool, eligible_pools, spread_launches
 from cloud_tasks.domain.tasks import Envelope, Task
+from cloud_tasks.domain.taskstate import InstanceRecord, TaskCounts
 from cloud_tasks.exceptions import (
     CapacityError,
     CloudTasksError,
@@ -60,6 +59,7 @@ from cloud_tasks.ports import (
     InstanceSpec,
     InstanceState,
     TaskQueue,
+    TaskStore,
 )
 from cloud_tasks.service_layer.insight import DecisionRecorder
 from cloud_tasks.service_layer.speculation import Speculator
