@@ -27,6 +27,7 @@ An event is accepted when:
 from __future__ import annotations
 
 import math
+import types
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeAlias
 
@@ -69,6 +70,7 @@ _INT_LIMIT = 2**63
 
 #: A field the manager never reads: any JSON value is accepted and kept as it is.
 Json: TypeAlias = Any
+_NO_EXTRA: Mapping[str, Json] = types.MappingProxyType({})
 
 # -- the events ------------------------------------------------------------------------------
 # Field order is wire order: the order the worker has always written the keys in.
@@ -84,7 +86,7 @@ class Event:
     hostname: Json = None
     instance_id: str | None = None
     #: Fields of the incoming object that this type does not have, in their order.
-    extra: Mapping[str, Json] = attrs.field(factory=dict, hash=False)
+    extra: Mapping[str, Json] = attrs.field(default=_NO_EXTRA, hash=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -256,10 +258,11 @@ def decode(obj: object, task_known: Callable[[str], bool] | None = None) -> Even
     problem = event_problem(obj, task_known)
     if problem is not None:
         raise EventError(problem)
-    return _build(obj)  # type: ignore[arg-type]  # event_problem checked it is a Mapping
+    return decode_accepted(obj)  # type: ignore[arg-type]  # event_problem: it is a Mapping
 
 
-def _build(obj: Mapping[str, Json]) -> Event:
+def decode_accepted(obj: Mapping[str, Json]) -> Event:
+    """The typed event of an object that ``event_problem`` accepted (not checked again)."""
     cls = EVENT_CLASSES[obj["event_type"]]
     known = _KNOWN[cls]
     if obj.keys() <= known:  # what a worker sends: copied whole (events are on a hot path)
@@ -276,8 +279,7 @@ def _build(obj: Mapping[str, Json]) -> Event:
 
 
 def _storable(text: str) -> bool:
-    if text.isascii():
-        return True
+    """Whether SQLite can store ``text`` (no lone surrogates); callers try ``isascii`` first."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -307,7 +309,7 @@ def event_problem(event: object, task_known: Callable[[str], bool] | None = None
     ``task_known`` says whether a task id is recorded; pass it when the store holds every task
     of the job, so that an event naming any other task is refused.
     """
-    if not isinstance(event, Mapping):
+    if type(event) is not dict and not isinstance(event, Mapping):
         return f"not a JSON object but {type(event).__name__}"
     kind = event.get("event_type")
     if type(kind) is not str or kind not in EVENT_TYPES:
@@ -317,12 +319,16 @@ def event_problem(event: object, task_known: Callable[[str], bool] | None = None
         type(instance_id) is not str
         or not instance_id
         or len(instance_id) > MAX_NAME_CHARS
-        or not _storable(instance_id)
+        or not (instance_id.isascii() or _storable(instance_id))
     ):
         return f"{kind}: bad instance_id {_v(instance_id)}"
     timestamp = event.get("timestamp")
     if timestamp is not None and not (
-        (type(timestamp) is str and len(timestamp) <= MAX_NAME_CHARS and _storable(timestamp))
+        (
+            type(timestamp) is str
+            and len(timestamp) <= MAX_NAME_CHARS
+            and (timestamp.isascii() or _storable(timestamp))
+        )
         or _number(timestamp)
     ):
         return f"{kind}: bad timestamp {_v(timestamp)}"
@@ -333,7 +339,7 @@ def event_problem(event: object, task_known: Callable[[str], bool] | None = None
     task_id = event.get("task_id")
     if task_id is None:
         return f"{kind}: no task_id" if kind in TASK_EVENTS else None
-    if type(task_id) is not str or not task_id or not _storable(task_id):
+    if type(task_id) is not str or not task_id or not (task_id.isascii() or _storable(task_id)):
         return f"{kind}: bad task_id {_v(task_id)}"
     if kind == TASK_COMPLETED and type(event.get("success")) is not bool:
         return f"{kind}: success must be true or false, got {_v(event.get('success'))}"
@@ -386,6 +392,7 @@ __all__ = [
     "TaskStarted",
     "TaskTimedOut",
     "decode",
+    "decode_accepted",
     "encode",
     "event_problem",
 ]

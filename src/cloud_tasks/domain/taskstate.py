@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from cloud_tasks.domain.events import (
+    AttemptEnded,
     Event,
     TaskCompleted,
     TaskDeadLettered,
@@ -38,9 +39,6 @@ STATES: tuple[str, ...] = (PENDING, RUNNING, COMPLETED, FAILED)
 TERMINAL_STATES: frozenset[str] = frozenset({COMPLETED, FAILED})
 #: ``task_released`` reasons that count as a preemption of the task.
 PREEMPTION_REASONS = frozenset({"preempted", "spot_termination", "spot termination"})
-
-_OUTCOMES = (TaskCompleted, TaskException, TaskExited, TaskTimedOut, TaskDeadLettered)
-
 
 # -- what the stores report ------------------------------------------------------------------
 
@@ -201,32 +199,27 @@ def decide(state: str, event: Event, *, attempts: int = 0, error: str | None = N
         attempts: the highest attempt recorded for the task so far.
         error: the task's recorded error, if any.
     """
-    if not isinstance(event, TaskEvent):
-        return _NOTE  # another event that names a task (a keep-alive, say)
-    if event.attempt is not None and event.attempt > attempts:
-        attempts = event.attempt
+    if not isinstance(event, TaskEvent) or isinstance(event, TaskReleased):
+        return _NOTE  # not an outcome; perhaps not even a task event (a keep-alive, say)
+    attempts = max(attempts, event.attempt or 0, 1)
     if isinstance(event, TaskStarted):
-        if state in TERMINAL_STATES:
-            return _IGNORE
-        return Start(max(attempts, 1))
-    if not isinstance(event, _OUTCOMES):
-        return _NOTE
-    elapsed_s = None if isinstance(event, TaskDeadLettered) else _seconds(event.elapsed_time)
+        return _IGNORE if state in TERMINAL_STATES else Start(attempts)
     if isinstance(event, TaskCompleted) and event.success:
         if state == COMPLETED:
             return _COMPLETE_AGAIN
-        return Complete(max(attempts, 1), event.result, elapsed_s)
+        return Complete(attempts, event.result, _seconds(event.elapsed_time))
     if state == COMPLETED:
         return _IGNORE
     new_error = error_text(event)
-    dead_lettered = isinstance(event, TaskDeadLettered)
-    if dead_lettered and error and error not in (new_error or ""):
-        new_error = f"{new_error}; last error: {error}"
-    if state == FAILED:
-        # The attempt's outcome (retry false) came first: say that it was given up.
-        return GiveUp(new_error) if dead_lettered else _IGNORE
-    retry = not dead_lettered and event.retry is True
-    return Fail(PENDING if retry else FAILED, max(attempts, 1), new_error, elapsed_s)
+    if isinstance(event, TaskDeadLettered):
+        if error and error not in (new_error or ""):
+            new_error = f"{new_error}; last error: {error}"
+        # A failed task: the attempt's outcome (retry false) came first; say it was given up.
+        return GiveUp(new_error) if state == FAILED else Fail(FAILED, attempts, new_error, None)
+    if state == FAILED or not isinstance(event, AttemptEnded):
+        return _IGNORE
+    retry = event.retry is True
+    return Fail(PENDING if retry else FAILED, attempts, new_error, _seconds(event.elapsed_time))
 
 
 def _seconds(value: float | None) -> float | None:
@@ -239,14 +232,12 @@ def preemptions_after(state: str, event: Event, preemptions: int) -> int:
     An outcome ends the streak; a ``task_released`` for a preemption reason (a missing reason
     means preempted) adds one to it while the task is unfinished.
     """
-    if isinstance(event, _OUTCOMES):
+    if isinstance(event, TaskReleased):
+        if state not in TERMINAL_STATES and str(event.reason) in PREEMPTION_REASONS:
+            return preemptions + 1
+        return preemptions
+    if isinstance(event, AttemptEnded | TaskDeadLettered):
         return 0
-    if (
-        isinstance(event, TaskReleased)
-        and state not in TERMINAL_STATES
-        and str(event.reason) in PREEMPTION_REASONS
-    ):
-        return preemptions + 1
     return preemptions
 
 

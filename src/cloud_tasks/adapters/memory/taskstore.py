@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 
 from cloud_tasks.domain import taskstate
-from cloud_tasks.domain.events import Event, KeepAlive, decode
+from cloud_tasks.domain.events import KEEP_ALIVE, Event, decode_accepted, event_problem
 from cloud_tasks.domain.tasks import Task
 from cloud_tasks.domain.taskstate import (
     COMPLETED,
@@ -24,7 +24,6 @@ from cloud_tasks.domain.taskstate import (
     InstanceRecord,
     TaskCounts,
 )
-from cloud_tasks.exceptions import EventError
 
 _STATES = (PENDING, RUNNING, COMPLETED, FAILED)
 _P, _R, _C, _F = range(4)
@@ -145,23 +144,24 @@ class InMemoryTaskStore:
         apply = self._apply
         known = self._state.__contains__ if self.tasks_known else None
         for index, raw in enumerate(events):
-            try:
-                event = decode(raw, known)
-            except EventError as exc:
-                rejected[index] = str(exc)
+            problem = event_problem(raw, known)
+            if problem is not None:
+                rejected[index] = problem
                 continue
-            instance = event.instance_id
-            # Any accepted event may name a task, not only task events.
-            task_id: str | None = raw.get("task_id")
+            # Read from the accepted object: only an event that names a task is decoded (a
+            # simulation sends millions of keep-alives).
+            get = raw.get
+            instance: str | None = get("instance_id")
+            task_id: str | None = get("task_id")
             if instance is not None:
                 alive[instance] = now
                 if task_id is not None:
                     worked[instance] = now
-                elif type(event) is KeepAlive:
-                    running = event.running_tasks
+                elif get("event_type") == KEEP_ALIVE:
+                    running = get("running_tasks")
                     if running is not None and instance in active:
                         active[instance][2] = float(running)
-            if task_id is not None and apply(task_id, event):
+            if task_id is not None and apply(task_id, decode_accepted(raw)):
                 transitions += 1
         seen_by = self._alive
         for instance, seen in alive.items():
@@ -185,19 +185,21 @@ class InMemoryTaskStore:
             self._counts[_P] += 1
         state = _STATES[code]
         preempted = self._preempted
-        preemptions = taskstate.preemptions_after(state, event, preempted.get(task_id, 0))
-        if preemptions:
-            preempted[task_id] = preemptions
-        elif task_id in preempted:
-            del preempted[task_id]
+        before = preempted.get(task_id, 0)
+        preemptions = taskstate.preemptions_after(state, event, before)
+        if preemptions != before:
+            if preemptions:
+                preempted[task_id] = preemptions
+            else:
+                del preempted[task_id]
         decision = taskstate.decide(state, event, error=self._errors.get(task_id))
-        if isinstance(decision, taskstate.Start):
-            return self._move(task_id, code, _R)
         if isinstance(decision, taskstate.Complete):
             if decision.elapsed_s is not None:
                 self.completed_elapsed_s += decision.elapsed_s
             self._errors.pop(task_id, None)
             return self._move(task_id, code, _C)
+        if isinstance(decision, taskstate.Start):
+            return self._move(task_id, code, _R)
         if isinstance(decision, taskstate.Fail):
             if decision.error is not None:
                 self._errors[task_id] = decision.error
