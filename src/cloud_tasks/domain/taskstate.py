@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from cloud_tasks.domain.events import (
+    SPOT_TERMINATION,
     AttemptEnded,
     Event,
     TaskCompleted,
@@ -38,7 +39,7 @@ FAILED = "failed"
 STATES: tuple[str, ...] = (PENDING, RUNNING, COMPLETED, FAILED)
 TERMINAL_STATES: frozenset[str] = frozenset({COMPLETED, FAILED})
 #: ``task_released`` reasons that count as a preemption of the task.
-PREEMPTION_REASONS = frozenset({"preempted", "spot_termination", "spot termination"})
+PREEMPTION_REASONS = frozenset({"preempted", SPOT_TERMINATION, "spot termination"})
 
 # -- what the stores report ------------------------------------------------------------------
 

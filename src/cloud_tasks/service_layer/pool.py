@@ -28,6 +28,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 import attrs
 
+from cloud_tasks.domain.events import KEEP_ALIVE
 from cloud_tasks.domain.options import PoolLimits
 from cloud_tasks.domain.selection import Candidate
 from cloud_tasks.domain.sizing import (
@@ -491,7 +492,7 @@ class PoolManager:
                     self._last_task_event = now
                     if not sender:
                         self.ever_worked = True
-                if get("event_type") != "keep_alive":
+                if get("event_type") != KEEP_ALIVE:
                     continue
                 running = get("running_tasks")
                 if type(running) is not int:
