@@ -236,6 +236,7 @@ FORGED: list[tuple[str, Any]] = [
     ("attempt", _event(attempt=-1)),
     ("attempt", _event(attempt="2")),
     ("attempt", _event(attempt=True)),
+    ("attempt", _event(attempt=10**30)),  # more than SQLite stores: once an OverflowError
     ("elapsed_time", _event(elapsed_time=math.nan)),
     ("elapsed_time", _event(elapsed_time=math.inf)),
     ("elapsed_time", _event(elapsed_time=-3.0)),
@@ -249,6 +250,7 @@ FORGED: list[tuple[str, Any]] = [
     ("instance_id", _event(instance_id="i" * 10_000)),
     ("timestamp", _event(timestamp={"a": 1})),
     ("timestamp", _event(timestamp=math.nan)),
+    ("timestamp", _event(timestamp=10**400)),
     ("task_id", _event(task_id=5)),
     ("task_id", _event(task_id=["t0"])),
     ("task_id", _event(task_id="")),
@@ -258,6 +260,7 @@ FORGED: list[tuple[str, Any]] = [
     ("running_tasks", _event("keep_alive", task_id=_DROP, running_tasks=-5)),
     ("running_tasks", _event("keep_alive", task_id=_DROP, running_tasks="9")),
     ("running_tasks", _event("keep_alive", task_id=_DROP, running_tasks=10**100 * 1.0)),
+    ("running_tasks", _event("keep_alive", task_id=_DROP, running_tasks=2**64)),
     ("JSON object", ["task_completed", "t0"]),
     ("JSON object", "task_completed t0"),
     ("JSON object", None),
