@@ -1,7 +1,7 @@
 """Worker events (SPEC §10): JSON lines in a file and/or JSON messages on the event queue.
 
-The worker builds the typed events of ``domain.events``; ``EventLog`` stamps them (time, host,
-instance) and writes them with the one codec, ``domain.events.encode``.
+The worker builds the typed events of ``domain.events``; ``EventLog`` writes them with the one
+codec, ``domain.events.encode``, and fills in their header (time, host, instance).
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
-
-import attrs
 
 from cloud_tasks.domain.events import Event, encode
 from cloud_tasks.exceptions import CloudTasksError, ConfigError
@@ -134,23 +132,23 @@ class EventLog:
             self._sender = asyncio.get_running_loop().create_task(self._send_forever())
             self._sender.add_done_callback(self._sender_stopped)
 
-    def stamped(self, event: Event, timestamp: str | None = None) -> Event:
-        """``event`` as sent from here: with the time (now, unless given), host and instance."""
-        return attrs.evolve(
-            event,
-            timestamp=utc_timestamp(self._clock.now()) if timestamp is None else timestamp,
-            hostname=self._hostname,
-            instance_id=self._instance_id(),
-        )
+    def _wire(self, event: Event, timestamp: str) -> dict[str, Any]:
+        """The JSON object of ``event`` as sent from here: the header says when, from which
+        host and instance (the worker builds events without it)."""
+        wire = encode(event)
+        wire["timestamp"] = timestamp
+        wire["hostname"] = self._hostname
+        wire["instance_id"] = self._instance_id()
+        return wire
 
     def encoded_size(self, event: Event) -> int:
         """Bytes the event would take on the event queue (at most a few more than it will)."""
-        wire = encode(self.stamped(event, _LONGEST_TIMESTAMP))
+        wire = self._wire(event, _LONGEST_TIMESTAMP)
         return len(json.dumps(wire, separators=(",", ":"), default=str))
 
     def emit(self, event: Event) -> dict[str, Any]:
         """Record one event and return it as written; a queue send follows in the background."""
-        wire = encode(self.stamped(event))
+        wire = self._wire(event, utc_timestamp(self._clock.now()))
         line = json.dumps(wire, default=str)
         if self._file is not None:
             try:
