@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import types
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, ClassVar, TypeAlias, cast
 
 import attrs
 
@@ -258,7 +258,7 @@ def decode(obj: object, task_known: Callable[[str], bool] | None = None) -> Even
     problem = event_problem(obj, task_known)
     if problem is not None:
         raise EventError(problem)
-    return decode_accepted(obj)  # type: ignore[arg-type]  # event_problem: it is a Mapping
+    return decode_accepted(cast("Mapping[str, Json]", obj))  # event_problem: it is one
 
 
 def decode_accepted(obj: Mapping[str, Json]) -> Event:
