@@ -77,3 +77,7 @@ class TaskStoreBusyError(CloudTasksError):
 
 class SelectionError(CloudTasksError):
     """No instance type meets the constraints; the message names the eliminating constraint."""
+
+
+class EventError(CloudTasksError):
+    """A worker event is malformed or forged (SPEC §10); the message says why in a few words."""

@@ -16,6 +16,7 @@ import attrs
 
 from cloud_tasks.domain.offers import InstanceOffer
 from cloud_tasks.domain.tasks import SQS_MAX_MESSAGE_BYTES, Envelope, Task
+from cloud_tasks.domain.taskstate import IngestResult, InstanceRecord, TaskCounts
 from cloud_tasks.locations import Location
 
 #: The largest event (compact JSON, UTF-8) any ``EventQueue`` takes: the smallest limit of any
@@ -352,6 +353,42 @@ class TaskSource(Protocol):
     def open(self, location: Location) -> IO[bytes]: ...
 
 
+class TaskStore(Protocol):
+    """The task and instance bookkeeping the pool manager reads and writes (SPEC §13).
+
+    ``TaskDatabase`` (SQLite, one row per task and every event) satisfies it for real runs,
+    ``InMemoryTaskStore`` for simulations and dry runs; both apply ``domain.taskstate``.
+    ``ingest`` takes events as they arrive (JSON objects, possibly forged or malformed) and
+    refuses those ``domain.events.decode`` refuses.
+    """
+
+    def counts(self) -> TaskCounts: ...
+
+    def counts_with_running(self) -> TaskCounts: ...
+
+    def spend_usd(self, now: float) -> float: ...
+
+    def set_meta(self, **values: Any) -> None: ...
+
+    def ingest(self, events: Sequence[Mapping[str, Any]], now: float) -> IngestResult: ...
+
+    def instances(self, *, active_only: bool = False) -> list[InstanceRecord]: ...
+
+    def record_instance(self, record: InstanceRecord) -> None: ...
+
+    def end_instance(self, instance_id: str, ended_at: float, reason: str) -> None: ...
+
+    def unfinished(self) -> list[tuple[Task, int]]: ...
+
+    def mark_resent(self, task_ids: Iterable[str]) -> None: ...
+
+    def fail_tasks(self, task_ids: Iterable[str], now: float, reason: str) -> int: ...
+
+    def preempted_tasks(self, min_preemptions: int) -> int:
+        """Unfinished tasks whose runs were lost to preemption at least ``min_preemptions``
+        times since their last outcome."""
+
+
 __all__ = [
     "CheckResult",
     "CheckStatus",
@@ -373,4 +410,5 @@ __all__ = [
     "Task",
     "TaskQueue",
     "TaskSource",
+    "TaskStore",
 ]

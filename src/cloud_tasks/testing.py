@@ -32,6 +32,14 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from cloud_tasks.domain.events import (
+    TASK_COMPLETED,
+    TASK_DEAD_LETTERED,
+    TASK_EXCEPTION,
+    TASK_EXITED,
+    TASK_RELEASED,
+    TASK_TIMED_OUT,
+)
 from cloud_tasks.domain.option_schema import default
 from cloud_tasks.domain.ranges import range_problem
 from cloud_tasks.domain.tasks import Envelope, Task
@@ -55,9 +63,9 @@ _RECEIVE_WAIT_S = 0.02
 _EXIT_WHEN_IDLE_S = 0.1
 
 _ATTEMPT_EVENTS = frozenset(
-    {"task_completed", "task_exception", "task_exited", "task_timed_out", "task_released"}
+    {TASK_COMPLETED, TASK_EXCEPTION, TASK_EXITED, TASK_TIMED_OUT, TASK_RELEASED}
 )
-_FAILURE_EVENTS = frozenset({"task_completed", "task_exception", "task_exited", "task_timed_out"})
+_FAILURE_EVENTS = frozenset({TASK_COMPLETED, TASK_EXCEPTION, TASK_EXITED, TASK_TIMED_OUT})
 
 
 @attrs.frozen(kw_only=True)
@@ -393,13 +401,13 @@ class CloudTasksSim:
             kind = event.get("event_type")
             if kind in _ATTEMPT_EVENTS:
                 attempts[task_id] = attempts.get(task_id, 0) + 1
-            if kind == "task_completed":
+            if kind == TASK_COMPLETED:
                 if event.get("success") is True:
                     completed.add(task_id)
                     results[task_id] = event.get("result")
                 elif task_id not in completed:
                     results[task_id] = event.get("result")
-            if kind == "task_dead_lettered" or (
+            if kind == TASK_DEAD_LETTERED or (
                 kind in _FAILURE_EVENTS
                 and event.get("retry") is False
                 and event.get("success") is not True

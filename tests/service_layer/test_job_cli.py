@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cloud_tasks.adapters.local.taskdb import InstanceRecord, TaskDatabase
+from cloud_tasks.adapters.local.taskdb import TaskDatabase
 from cloud_tasks.domain.tasks import Task
+from cloud_tasks.domain.taskstate import InstanceRecord
 
 MEMORY_CONFIG = """\
 provider: memory

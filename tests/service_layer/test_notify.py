@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from cloud_tasks.adapters.local.taskdb import TaskCounts, TaskDatabase
+from cloud_tasks.adapters.local.taskdb import TaskDatabase
 from cloud_tasks.adapters.memory.clock import VirtualClock
 from cloud_tasks.domain.options import Notify
+from cloud_tasks.domain.taskstate import TaskCounts
 from cloud_tasks.service_layer.insight import PoolRecorder
 from cloud_tasks.service_layer.notify import JobNotifier
 from cloud_tasks.service_layer.pool import PoolSnapshot

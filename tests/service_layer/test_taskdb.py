@@ -10,8 +10,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud_tasks.adapters.local.taskdb import InstanceRecord, TaskDatabase
+from cloud_tasks.adapters.local.taskdb import TaskDatabase
 from cloud_tasks.domain.tasks import Task
+from cloud_tasks.domain.taskstate import InstanceRecord
 from cloud_tasks.service_layer.report import build_report, elapsed_stats, format_report
 
 

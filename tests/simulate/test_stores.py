@@ -8,11 +8,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud_tasks.adapters.local.taskdb import InstanceRecord, TaskDatabase
+from cloud_tasks.adapters.local.taskdb import TaskDatabase
 from cloud_tasks.adapters.memory.clock import VirtualClock
 from cloud_tasks.adapters.memory.compact_queue import CompactEventQueue, CompactTaskQueue
 from cloud_tasks.adapters.memory.taskstore import InMemoryTaskStore
 from cloud_tasks.domain.tasks import Envelope, Task
+from cloud_tasks.domain.taskstate import InstanceRecord
 
 TASKS = ["a", "b", "c"]
 

@@ -16,6 +16,7 @@ from typing import Any, Final, Protocol
 
 import attrs
 
+from cloud_tasks.domain.events import TASK_COMPLETED
 from cloud_tasks.exceptions import ConfigError
 
 __all__ = [
@@ -271,7 +272,7 @@ def durations_from_text(text: str, source: str) -> DurationModel:
                 ) from None
             if (
                 isinstance(event, dict)
-                and event.get("event_type") == "task_completed"
+                and event.get("event_type") == TASK_COMPLETED
                 and event.get("success") is True
             ):
                 value = _positive(event.get("elapsed_time"))

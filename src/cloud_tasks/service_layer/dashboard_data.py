@@ -13,7 +13,8 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cloud_tasks.adapters.local.taskdb import COMPLETED, FAILED, PENDING, RUNNING, STATES
+from cloud_tasks.domain.events import KEEP_ALIVE, TASK_COMPLETED
+from cloud_tasks.domain.taskstate import COMPLETED, FAILED, PENDING, RUNNING, STATES
 from cloud_tasks.ports import InstanceState
 from cloud_tasks.service_layer.dbview import has_table
 
@@ -174,9 +175,9 @@ def _slowest_running(
     still: dict[str, set[str]] = {}  # listed by every keep-alive scanned so far, newest first
     since: dict[tuple[str, str], float] = {}
     rows = db.execute(
-        "SELECT instance_id, received_at, body FROM events WHERE event_type = 'keep_alive' "
+        "SELECT instance_id, received_at, body FROM events WHERE event_type = ? "
         "AND id > (SELECT COALESCE(MAX(id), 0) FROM events) - ? ORDER BY id DESC",
-        (KEEPALIVE_SCAN,),
+        (KEEP_ALIVE, KEEPALIVE_SCAN),
     )
     for instance_id, received_at, body in rows:
         if instance_id not in active:
@@ -220,9 +221,8 @@ def _slowest_running(
 
 def _last_lines(db: sqlite3.Connection, task_id: str, lines: int = 3) -> list[str]:
     row = db.execute(
-        "SELECT body FROM events WHERE task_id = ? AND event_type != 'task_completed' "
-        "ORDER BY id DESC LIMIT 1",
-        (task_id,),
+        "SELECT body FROM events WHERE task_id = ? AND event_type != ? ORDER BY id DESC LIMIT 1",
+        (task_id, TASK_COMPLETED),
     ).fetchone()
     if row is None:
         return []

@@ -20,8 +20,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Final
 
-from cloud_tasks.adapters.local.taskdb import COMPLETED, STATES, TaskDatabase
+from cloud_tasks.adapters.local.taskdb import TaskDatabase
+from cloud_tasks.domain.events import KEEP_ALIVE
 from cloud_tasks.domain.tasks import Task
+from cloud_tasks.domain.taskstate import COMPLETED, STATES
 from cloud_tasks.domain.text import shown
 from cloud_tasks.exceptions import CloudTasksError, ConfigError
 
@@ -70,7 +72,7 @@ class EventExport:
             batch = self.db.events_after(self.last_id)
             if not batch:
                 break
-            lines = [body for _id, kind, body in batch if kind != "keep_alive"]
+            lines = [body for _id, kind, body in batch if kind != KEEP_ALIVE]
             if lines:
                 self._file.write("\n".join(lines) + "\n")
                 count += len(lines)

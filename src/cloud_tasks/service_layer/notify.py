@@ -14,10 +14,10 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cloud_tasks.adapters.local.taskdb import TaskCounts
 from cloud_tasks.adapters.notify import NotificationError, post_webhook, run_command
 from cloud_tasks.domain.notifications import Notice, end_notice, progress_notices
 from cloud_tasks.domain.options import Notify
+from cloud_tasks.domain.taskstate import TaskCounts
 from cloud_tasks.service_layer.insight import PoolRecorder
 from cloud_tasks.service_layer.pool import PoolSnapshot
 

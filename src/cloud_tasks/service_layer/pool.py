@@ -31,8 +31,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 import attrs
 
-from cloud_tasks.adapters.local.taskdb import InstanceRecord, TaskCounts
-from cloud_tasks.adapters.memory.taskstore import TaskStore
+from cloud_tasks.domain.events import KEEP_ALIVE
 from cloud_tasks.domain.option_schema import default
 from cloud_tasks.domain.options import PoolLimits
 from cloud_tasks.domain.pool_health import (
@@ -65,6 +64,7 @@ from cloud_tasks.domain.selection import Candidate
 from cloud_tasks.domain.speculation import SpeculationPolicy
 from cloud_tasks.domain.spread import SpreadPool, eligible_pools, spread_launches
 from cloud_tasks.domain.tasks import Envelope
+from cloud_tasks.domain.taskstate import InstanceRecord, TaskCounts
 from cloud_tasks.exceptions import (
     CapacityError,
     CloudTasksError,
@@ -84,6 +84,7 @@ from cloud_tasks.ports import (
     InstanceSpec,
     InstanceState,
     TaskQueue,
+    TaskStore,
 )
 from cloud_tasks.service_layer.insight import DecisionRecorder
 from cloud_tasks.service_layer.speculation import Speculator
@@ -484,7 +485,7 @@ class PoolManager:
                     self._last_task_event = now
                     if not sender:
                         self.ever_worked = True
-                if get("event_type") != "keep_alive":
+                if get("event_type") != KEEP_ALIVE:
                     continue
                 running = get("running_tasks")
                 if type(running) is not int:

@@ -13,7 +13,8 @@ from typing import Any
 
 import attrs
 
-from cloud_tasks.adapters.local.taskdb import InstanceRecord, TaskCounts, TaskDatabase
+from cloud_tasks.adapters.local.taskdb import TaskDatabase
+from cloud_tasks.domain.taskstate import InstanceRecord, TaskCounts
 from cloud_tasks.domain.text import shown
 
 THROUGHPUT_WINDOW_S = 300.0

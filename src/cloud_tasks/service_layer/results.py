@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
 
-from cloud_tasks.adapters.local.taskdb import STATES
+from cloud_tasks.domain.taskstate import STATES
 from cloud_tasks.exceptions import ConfigError
 
 RESULT_KEYS: Final = (

@@ -30,6 +30,7 @@ from typing import Any, Protocol, TypeVar
 import attrs
 
 from cloud_tasks.adapters.memory.compute import ComputeChange, InMemoryCompute
+from cloud_tasks.domain.events import KEEP_ALIVE, TASK_COMPLETED, TASK_RELEASED, TASK_STARTED
 from cloud_tasks.domain.option_schema import default
 from cloud_tasks.exceptions import QueueNotFoundError
 from cloud_tasks.ports import (
@@ -157,7 +158,7 @@ class SimulatedWorkers:
             events.append(
                 self._event(
                     vm_id,
-                    "task_completed",
+                    TASK_COMPLETED,
                     task_id=task_id,
                     success=success,
                     retry=not success,
@@ -185,7 +186,7 @@ class SimulatedWorkers:
                     self.stats.started += 1
             if self.keepalive_interval_s > 0 and now >= vm.next_keepalive:
                 events.append(
-                    self._event(vm.instance_id, "keep_alive", running_tasks=len(vm.running))
+                    self._event(vm.instance_id, KEEP_ALIVE, running_tasks=len(vm.running))
                 )
                 vm.next_keepalive = now + self.keepalive_interval_s
                 self.stats.keepalives += 1
@@ -492,7 +493,7 @@ class EventDrivenWorkers:
                 "timestamp": f"{now:.3f}",
                 "hostname": instance_id,
                 "instance_id": instance_id,
-                "event_type": "keep_alive",
+                "event_type": KEEP_ALIVE,
                 "running_tasks": len(vm.running),
             }
         )
@@ -523,7 +524,7 @@ class EventDrivenWorkers:
                 "timestamp": f"{now:.3f}",
                 "hostname": instance_id,
                 "instance_id": instance_id,
-                "event_type": "task_completed",
+                "event_type": TASK_COMPLETED,
                 "task_id": task.task_id,
                 "success": success,
                 "retry": not success,
@@ -575,7 +576,7 @@ class EventDrivenWorkers:
             self.task_queue.release(message.receipt)
             self._bounced = True
             return True
-        self._event(vm.instance_id, "task_started", now, task_id=task_id, attempt=message.attempt)
+        self._event(vm.instance_id, TASK_STARTED, now, task_id=task_id, attempt=message.attempt)
         return False
 
     def _dispatch_idle(self, now: float) -> None:
@@ -608,7 +609,7 @@ class EventDrivenWorkers:
                 continue  # the job is over and its queues are gone
             self._event(
                 instance_id,
-                "task_released",
+                TASK_RELEASED,
                 now,
                 task_id=message.task_id,
                 attempt=message.attempt,

@@ -12,6 +12,15 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
+from cloud_tasks.domain.events import (
+    TASK_COMPLETED,
+    TASK_DEAD_LETTERED,
+    TASK_EXCEPTION,
+    TASK_EXITED,
+    TASK_RELEASED,
+    TASK_STARTED,
+    TASK_TIMED_OUT,
+)
 from cloud_tasks.domain.speculation import (
     NO_TIMES,
     LogTimes,
@@ -25,12 +34,12 @@ from cloud_tasks.domain.speculation import (
 
 _ENDED: Final = frozenset(
     {
-        "task_completed",
-        "task_exception",
-        "task_exited",
-        "task_timed_out",
-        "task_released",
-        "task_dead_lettered",
+        TASK_COMPLETED,
+        TASK_EXCEPTION,
+        TASK_EXITED,
+        TASK_TIMED_OUT,
+        TASK_RELEASED,
+        TASK_DEAD_LETTERED,
     }
 )
 
@@ -60,7 +69,7 @@ class Speculator:
             task_id = event.get("task_id")
             if task_id is None:
                 continue
-            if kind == "task_started":
+            if kind == TASK_STARTED:
                 started[str(task_id)] = now
                 self.running_runs += 1
                 instance = event.get("instance_id")
@@ -69,9 +78,9 @@ class Speculator:
             elif kind in _ENDED:
                 started.pop(str(task_id), None)
                 self.running_on.pop(str(task_id), None)
-                if kind != "task_dead_lettered":
+                if kind != TASK_DEAD_LETTERED:
                     self.running_runs = max(0, self.running_runs - 1)
-                if kind == "task_completed" and event.get("success") is True:
+                if kind == TASK_COMPLETED and event.get("success") is True:
                     elapsed = event.get("elapsed_time")
                     if isinstance(elapsed, int | float) and math.isfinite(elapsed):
                         self.median.add(float(elapsed))

@@ -5,17 +5,15 @@ every event the workers sent (deduplicated: the event queue delivers at least on
 instance the manager started with its launch-time price, so spend can be computed after a
 restart. The manager is the only writer; ``status`` reads it from another process.
 
-State rules: ``pending`` → ``running`` → ``completed`` | ``failed``. A task whose outcome asked for
-a retry goes back to ``pending`` (not terminal). ``completed`` is final: a second completion of
-the same task (a duplicate delivery) is recorded in the event table and counted in
-``duplicate_completions``, never counted twice. ``failed`` may still become ``completed`` when a
-late delivery of the same task succeeds.
+State rules are those of ``domain.taskstate`` (``pending`` → ``running`` → ``completed`` |
+``failed``); a second completion of the same task (a duplicate delivery) is recorded in the event
+table and counted in ``duplicate_completions``, never counted twice.
 
 Integrity: a file is a task database when its SQLite ``application_id`` is ``APPLICATION_ID``
 (``identify``); nothing is written to, or deleted from, any other file. ``run`` records a task
 file in one transaction and marks it ``recorded`` in the same one, so a manager killed while
-recording leaves no part of it. Every event passes ``domain.events.event_problem`` before it
-touches a row; one that fails is dropped (``IngestResult.rejected``).
+recording leaves no part of it. Every event passes ``domain.events.decode`` before it touches a
+row; one that fails is dropped (``IngestResult.rejected``).
 """
 
 from __future__ import annotations
@@ -34,19 +32,22 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import attrs
 
-from cloud_tasks.domain.events import OUTCOME_EVENTS, event_problem
+from cloud_tasks.domain import taskstate
+from cloud_tasks.domain.events import Event, KeepAlive, decode
 from cloud_tasks.domain.tasks import Task
+from cloud_tasks.domain.taskstate import (
+    COMPLETED,
+    FAILED,
+    PENDING,
+    RUNNING,
+    STATES,
+    IngestResult,
+    InstanceRecord,
+    TaskCounts,
+)
 from cloud_tasks.domain.text import shown
-from cloud_tasks.exceptions import CloudTasksError, TaskStoreBusyError
+from cloud_tasks.exceptions import CloudTasksError, EventError, TaskStoreBusyError
 
-PENDING = "pending"
-RUNNING = "running"
-COMPLETED = "completed"
-FAILED = "failed"
-STATES: tuple[str, ...] = (PENDING, RUNNING, COMPLETED, FAILED)
-TERMINAL_STATES: frozenset[str] = frozenset({COMPLETED, FAILED})
-
-_OUTCOME_EVENTS = OUTCOME_EVENTS
 _INSERT_CHUNK = 5000
 #: ``PRAGMA application_id`` of every task database ("ClTs"): how a file is recognised as ours.
 APPLICATION_ID = 0x436C5473
@@ -54,8 +55,6 @@ APPLICATION_ID = 0x436C5473
 #: one of ours.
 _LEGACY_TABLES = frozenset({"meta", "tasks", "events", "instances"})
 _SQLITE_HEADER = b"SQLite format 3\x00"
-#: ``task_released`` reasons that count as a preemption of the task.
-PREEMPTION_REASONS = frozenset({"preempted", "spot_termination", "spot termination"})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -107,75 +106,6 @@ CREATE TABLE IF NOT EXISTS instances (
 
 
 @attrs.frozen
-class TaskCounts:
-    """Tasks by state; ``total`` is their sum."""
-
-    pending: int = 0
-    running: int = 0
-    completed: int = 0
-    failed: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.pending + self.running + self.completed + self.failed
-
-    @property
-    def terminal(self) -> int:
-        return self.completed + self.failed
-
-    def with_reported_running(self, reported: int) -> TaskCounts:
-        """These counts with up to ``reported`` pending tasks counted as running instead.
-
-        Workers report how many tasks they run in each keep-alive, not which; never more
-        than the pending tasks move.
-        """
-        running = min(self.pending, reported)
-        if running <= 0:
-            return self
-        return attrs.evolve(self, pending=self.pending - running, running=self.running + running)
-
-    @property
-    def remaining(self) -> int:
-        return self.pending + self.running
-
-
-@attrs.frozen
-class IngestResult:
-    """What one batch of events changed: ``alive`` maps instance id to when it was last heard."""
-
-    new_events: int = 0
-    duplicate_events: int = 0
-    transitions: int = 0
-    alive: Mapping[str, float] = attrs.field(factory=dict)
-    worked: Mapping[str, float] = attrs.field(factory=dict)
-    #: Events refused by ``domain.events.event_problem`` (their index → why); not recorded.
-    rejected: Mapping[int, str] = attrs.field(factory=dict)
-
-
-@attrs.frozen
-class InstanceRecord:
-    """An instance as recorded by the manager: enough to compute spend after a restart."""
-
-    instance_id: str
-    name: str
-    instance_type: str
-    zone: str
-    is_spot: bool
-    price_per_hour_usd: float
-    launched_at: float
-    ended_at: float | None = None
-    end_reason: str | None = None
-    first_seen_alive: float | None = None
-    last_seen_alive: float | None = None
-    last_task_event: float | None = None
-    running_tasks: int = 0
-
-    def cost_usd(self, now: float) -> float:
-        end = self.ended_at if self.ended_at is not None else now
-        return self.price_per_hour_usd * max(0.0, end - self.launched_at) / 3600.0
-
-
-@attrs.frozen
 class TaskRow:
     """One task as stored."""
 
@@ -188,27 +118,6 @@ class TaskRow:
     elapsed_s: float | None
     instance_id: str | None
     duplicate_completions: int
-
-
-def error_text(event: Mapping[str, Any]) -> str | None:
-    """The error a failed outcome event reports, in one line (``None`` for a success)."""
-    return _error_text(event)
-
-
-def _error_text(event: Mapping[str, Any]) -> str | None:
-    kind = event.get("event_type")
-    if kind == "task_exception":
-        text = str(event.get("exception") or "exception")
-        return text.strip().splitlines()[-1] if text.strip() else "exception"
-    if kind == "task_exited":
-        return f"process exited with code {event.get('exit_code')}"
-    if kind == "task_timed_out":
-        return "timed out (max_runtime exceeded)"
-    if kind == "task_dead_lettered":
-        return f"dead-lettered: {event.get('reason') or 'max_attempts reached'}"
-    if kind == "task_completed" and not event.get("success", True):
-        return "process_task returned False (retry requested)"
-    return None
 
 
 def identify(path: str | Path) -> str | None:
@@ -689,43 +598,36 @@ class TaskDatabase:
         known = self._is_task if self.tasks_known else None
         db.execute("BEGIN")
         try:
-            for index, event in enumerate(events):
-                problem = event_problem(event, known)
-                if problem is not None:
-                    rejected[index] = problem
+            for index, raw in enumerate(events):
+                try:
+                    event = decode(raw, known)
+                except EventError as exc:
+                    rejected[index] = str(exc)
                     continue
-                body = json.dumps(event, sort_keys=True, separators=(",", ":"), default=str)
+                # The body is the event as it came, fields unknown here included.
+                body = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
                 digest = hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
-                kind = str(event.get("event_type", ""))
-                task_id = event.get("task_id")
-                instance_id = event.get("instance_id")
+                # Any accepted event may name a task, not only task events.
+                task_id: str | None = raw.get("task_id")
+                instance_id = event.instance_id
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO events (digest, received_at, timestamp, event_type, "
                     "task_id, instance_id, body) VALUES (?,?,?,?,?,?,?)",
-                    (
-                        digest,
-                        now,
-                        event.get("timestamp"),
-                        kind,
-                        None if task_id is None else str(task_id),
-                        None if instance_id is None else str(instance_id),
-                        body,
-                    ),
+                    (digest, now, event.timestamp, event.event_type, task_id, instance_id, body),
                 )
                 if cursor.rowcount == 0:
                     duplicates += 1
                     continue
                 new += 1
                 if instance_id is not None:
-                    alive[str(instance_id)] = now
-                    running = event.get("running_tasks")
-                    if kind == "keep_alive" and isinstance(running, int):
-                        busy[str(instance_id)] = running
+                    alive[instance_id] = now
+                    if isinstance(event, KeepAlive) and event.running_tasks is not None:
+                        busy[instance_id] = event.running_tasks
                 if task_id is None:
                     continue
                 if instance_id is not None:
-                    worked[str(instance_id)] = now
-                if self._apply(str(task_id), kind, event, now):
+                    worked[instance_id] = now
+                if self._apply(task_id, event, now):
                     transitions += 1
             for instance_id, seen in alive.items():
                 db.execute(
@@ -756,8 +658,9 @@ class TaskDatabase:
         query = "SELECT 1 FROM tasks WHERE task_id = ?"
         return self._db.execute(query, (task_id,)).fetchone() is not None
 
-    def _apply(self, task_id: str, kind: str, event: Mapping[str, Any], now: float) -> bool:
-        """Apply one new event to its task row; True when the state changed."""
+    def _apply(self, task_id: str, event: Event, now: float) -> bool:
+        """Apply one new event to its task row (``domain.taskstate``); True when the state
+        changed."""
         db = self._db
         row = db.execute(
             "SELECT state, attempts, error FROM tasks WHERE task_id = ?", (task_id,)
@@ -772,80 +675,67 @@ class TaskDatabase:
             state, attempts, error = PENDING, 0, None
         else:
             state, attempts, error = row
-        instance_id = event.get("instance_id")
-        attempt = event.get("attempt")
-        attempts = max(attempts, attempt if isinstance(attempt, int) else 0)
-
-        if kind == "task_started":
-            if state in TERMINAL_STATES:
-                return False
-            new_state = RUNNING
-            attempts = max(attempts, 1)
+        preemptions = taskstate.preemptions_after(state, event, self._preempted.get(task_id, 0))
+        if preemptions:
+            self._preempted[task_id] = preemptions
+        else:
+            self._preempted.pop(task_id, None)
+        decision = taskstate.decide(state, event, attempts=attempts, error=error)
+        kind = event.event_type
+        if isinstance(decision, taskstate.Note):
+            db.execute("UPDATE tasks SET last_event = ? WHERE task_id = ?", (kind, task_id))
+        elif isinstance(decision, taskstate.Start):
             db.execute(
                 "UPDATE tasks SET state = ?, attempts = ?, last_event = ?, started_at = ?, "
                 "instance_id = ? WHERE task_id = ?",
-                (new_state, attempts, kind, now, instance_id, task_id),
+                (RUNNING, decision.attempts, kind, now, event.instance_id, task_id),
             )
-            return self._move(state, new_state)
-        if kind not in _OUTCOME_EVENTS:
-            db.execute("UPDATE tasks SET last_event = ? WHERE task_id = ?", (kind, task_id))
-            if (
-                kind == "task_released"
-                and state not in TERMINAL_STATES
-                and str(event.get("reason", "preempted")) in PREEMPTION_REASONS
-            ):
-                self._preempted[task_id] = self._preempted.get(task_id, 0) + 1
-            return False
-        self._preempted.pop(task_id, None)
-
-        success = kind == "task_completed" and event.get("success") is True
-        elapsed = event.get("elapsed_time")
-        elapsed_s = float(elapsed) if isinstance(elapsed, int | float) else None
-        if state == COMPLETED:
-            if success:
-                db.execute(
-                    "UPDATE tasks SET duplicate_completions = duplicate_completions + 1 "
-                    "WHERE task_id = ?",
-                    (task_id,),
-                )
-            return False
-        if success:
-            result = json.dumps(event.get("result", {}), default=str)
+            return self._move(state, RUNNING)
+        elif isinstance(decision, taskstate.CompleteAgain):
+            db.execute(
+                "UPDATE tasks SET duplicate_completions = duplicate_completions + 1 "
+                "WHERE task_id = ?",
+                (task_id,),
+            )
+        elif isinstance(decision, taskstate.Complete):
             db.execute(
                 "UPDATE tasks SET state = ?, attempts = ?, last_event = ?, result = ?, "
                 "finished_at = ?, elapsed_s = ?, instance_id = ? WHERE task_id = ?",
-                (COMPLETED, max(attempts, 1), kind, result, now, elapsed_s, instance_id, task_id),
+                (
+                    COMPLETED,
+                    decision.attempts,
+                    kind,
+                    json.dumps(decision.result, default=str),
+                    now,
+                    decision.elapsed_s,
+                    event.instance_id,
+                    task_id,
+                ),
             )
             return self._move(state, COMPLETED)
-        new_error = _error_text(event)
-        if kind == "task_dead_lettered" and error and error not in (new_error or ""):
-            new_error = f"{new_error}; last error: {error}"
-        if state == FAILED:
-            if kind == "task_dead_lettered":
-                # The attempt's outcome (retry false) came first: say that it was given up.
-                db.execute(
-                    "UPDATE tasks SET error = ?, last_event = ? WHERE task_id = ?",
-                    (new_error, kind, task_id),
-                )
-            return False
-        retry = kind != "task_dead_lettered" and event.get("retry") is True
-        new_state = PENDING if retry else FAILED
-        db.execute(
-            "UPDATE tasks SET state = ?, attempts = ?, last_event = ?, error = ?, "
-            "finished_at = ?, elapsed_s = COALESCE(?, elapsed_s), instance_id = ? "
-            "WHERE task_id = ?",
-            (
-                new_state,
-                max(attempts, 1),
-                kind,
-                new_error,
-                None if retry else now,
-                elapsed_s,
-                instance_id,
-                task_id,
-            ),
-        )
-        return self._move(state, new_state)
+        elif isinstance(decision, taskstate.GiveUp):
+            db.execute(
+                "UPDATE tasks SET error = ?, last_event = ? WHERE task_id = ?",
+                (decision.error, kind, task_id),
+            )
+        elif isinstance(decision, taskstate.Fail):
+            db.execute(
+                "UPDATE tasks SET state = ?, attempts = ?, last_event = ?, error = ?, "
+                "finished_at = ?, elapsed_s = COALESCE(?, elapsed_s), instance_id = ? "
+                "WHERE task_id = ?",
+                (
+                    decision.state,
+                    decision.attempts,
+                    kind,
+                    decision.error,
+                    None if decision.retry else now,
+                    decision.elapsed_s,
+                    event.instance_id,
+                    task_id,
+                ),
+            )
+            return self._move(state, decision.state)
+        return False
 
     def preempted_tasks(self, min_preemptions: int) -> int:
         """Unfinished tasks whose run was lost to preemption at least ``min_preemptions`` times
@@ -1014,18 +904,7 @@ class TaskDatabase:
 
 __all__ = [
     "APPLICATION_ID",
-    "COMPLETED",
-    "FAILED",
-    "PENDING",
-    "PREEMPTION_REASONS",
-    "RUNNING",
-    "STATES",
-    "TERMINAL_STATES",
-    "IngestResult",
-    "InstanceRecord",
-    "TaskCounts",
     "TaskDatabase",
     "TaskRow",
-    "error_text",
     "identify",
 ]

@@ -1,69 +1,32 @@
-"""What the pool manager needs from a task store, and a store held in memory.
+"""A task store held in memory, for simulations and dry runs (SPEC §9, §13).
 
-``TaskStore`` is the part of the task database (SPEC §13) the pool manager uses: task counts by
-state, spend and running tasks per active instance, worker events applied to task states, and
-the few task-level operations of its recovery paths. ``TaskDatabase`` (SQLite, one row per task
-and every event) satisfies it for real runs; ``InMemoryTaskStore`` satisfies it for simulations
-and dry runs, where keeping every event would only cost time and memory. Both apply the same
-state rules (see ``taskdb``): ``pending`` → ``running`` → ``completed`` | ``failed``, a retry goes
-back to ``pending``, ``completed`` is final, a late success may still complete a ``failed`` task.
+``InMemoryTaskStore`` satisfies the ``ports.TaskStore`` the pool manager uses, like the SQLite
+``TaskDatabase`` of real runs, without keeping every event (that would only cost time and memory
+in a simulation). Both apply the state rules of ``domain.taskstate``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 
-from cloud_tasks.adapters.local.taskdb import (
+from cloud_tasks.domain import taskstate
+from cloud_tasks.domain.events import KEEP_ALIVE, Event, decode_accepted, event_problem
+from cloud_tasks.domain.tasks import Task
+from cloud_tasks.domain.taskstate import (
     COMPLETED,
     FAILED,
     PENDING,
-    PREEMPTION_REASONS,
     RUNNING,
     IngestResult,
     InstanceRecord,
     TaskCounts,
-    error_text,
 )
-from cloud_tasks.domain.events import OUTCOME_EVENTS, event_problem
-from cloud_tasks.domain.tasks import Task
 
-_OUTCOME_EVENTS = OUTCOME_EVENTS
 _STATES = (PENDING, RUNNING, COMPLETED, FAILED)
 _P, _R, _C, _F = range(4)
-
-
-class TaskStore(Protocol):
-    """The task and instance bookkeeping the pool manager reads and writes."""
-
-    def counts(self) -> TaskCounts: ...
-
-    def counts_with_running(self) -> TaskCounts: ...
-
-    def spend_usd(self, now: float) -> float: ...
-
-    def set_meta(self, **values: Any) -> None: ...
-
-    def ingest(self, events: Sequence[Mapping[str, Any]], now: float) -> IngestResult: ...
-
-    def instances(self, *, active_only: bool = False) -> list[InstanceRecord]: ...
-
-    def record_instance(self, record: InstanceRecord) -> None: ...
-
-    def end_instance(self, instance_id: str, ended_at: float, reason: str) -> None: ...
-
-    def unfinished(self) -> list[tuple[Task, int]]: ...
-
-    def mark_resent(self, task_ids: Iterable[str]) -> None: ...
-
-    def fail_tasks(self, task_ids: Iterable[str], now: float, reason: str) -> int: ...
-
-    def preempted_tasks(self, min_preemptions: int) -> int:
-        """Unfinished tasks whose runs were lost to preemption at least ``min_preemptions``
-        times since their last outcome."""
 
 
 class InMemoryTaskStore:
@@ -180,25 +143,25 @@ class InMemoryTaskStore:
         active = self._active
         apply = self._apply
         known = self._state.__contains__ if self.tasks_known else None
-        for index, event in enumerate(events):
-            problem = event_problem(event, known)
+        for index, raw in enumerate(events):
+            problem = event_problem(raw, known)
             if problem is not None:
                 rejected[index] = problem
                 continue
-            get = event.get
-            instance_id = get("instance_id")
-            kind = get("event_type")
-            task_id = get("task_id")
-            if instance_id is not None:
-                instance = instance_id if type(instance_id) is str else str(instance_id)
+            # Read from the accepted object: only an event that names a task is decoded (a
+            # simulation sends millions of keep-alives).
+            get = raw.get
+            instance: str | None = get("instance_id")
+            task_id: str | None = get("task_id")
+            if instance is not None:
                 alive[instance] = now
                 if task_id is not None:
                     worked[instance] = now
-                elif kind == "keep_alive":
+                elif get("event_type") == KEEP_ALIVE:
                     running = get("running_tasks")
-                    if isinstance(running, int) and instance in active:
+                    if running is not None and instance in active:
                         active[instance][2] = float(running)
-            if task_id is not None and apply(str(task_id), str(kind), event):
+            if task_id is not None and apply(task_id, decode_accepted(raw)):
                 transitions += 1
         seen_by = self._alive
         for instance, seen in alive.items():
@@ -213,48 +176,41 @@ class InMemoryTaskStore:
         self.events_applied += applied
         return IngestResult(applied, 0, transitions, alive, worked, rejected)
 
-    def _apply(self, task_id: str, kind: str, event: Mapping[str, Any]) -> bool:
+    def _apply(self, task_id: str, event: Event) -> bool:
+        """Apply one event to its task (``domain.taskstate``); True when the state changed."""
         code = self._state.get(task_id)
         if code is None:
             # A task loaded by someone else (manage_pool): learnt from its events.
             self._state[task_id] = code = _P
             self._counts[_P] += 1
-        if kind == "task_started":
-            return code not in (_C, _F) and self._move(task_id, code, _R)
-        if kind == "task_released":
-            if code not in (_C, _F) and str(event.get("reason", "preempted")) in PREEMPTION_REASONS:
-                self._preempted[task_id] = self._preempted.get(task_id, 0) + 1
-            return False
-        if kind not in _OUTCOME_EVENTS:
-            return False
-        # A run that reached an outcome was not preempted: count consecutive losses only.
-        self._preempted.pop(task_id, None)
-        success = kind == "task_completed" and event.get("success") is True
-        if code == _C:
-            if success:
-                self.duplicate_completions += 1
-            return False
-        if success:
-            elapsed = event.get("elapsed_time")
-            if isinstance(elapsed, float | int) and math.isfinite(elapsed):
-                self.completed_elapsed_s += float(elapsed)
+        state = _STATES[code]
+        preempted = self._preempted
+        before = preempted.get(task_id, 0)
+        preemptions = taskstate.preemptions_after(state, event, before)
+        if preemptions != before:
+            if preemptions:
+                preempted[task_id] = preemptions
+            else:
+                del preempted[task_id]
+        decision = taskstate.decide(state, event, error=self._errors.get(task_id))
+        if isinstance(decision, taskstate.Complete):
+            if decision.elapsed_s is not None:
+                self.completed_elapsed_s += decision.elapsed_s
             self._errors.pop(task_id, None)
             return self._move(task_id, code, _C)
-        error = error_text(event)
-        previous = self._errors.get(task_id)
-        if kind == "task_dead_lettered" and previous and previous not in (error or ""):
-            error = f"{error}; last error: {previous}"
-        if code == _F:
-            if kind == "task_dead_lettered" and error is not None:
-                # The attempt's outcome (retry false) came first: say that it was given up.
-                self._errors[task_id] = error
-            return False
-        if error is not None:
-            self._errors[task_id] = error
-        else:
-            self._errors.pop(task_id, None)
-        retry = kind != "task_dead_lettered" and event.get("retry") is True
-        return self._move(task_id, code, _P if retry else _F)
+        if isinstance(decision, taskstate.Start):
+            return self._move(task_id, code, _R)
+        if isinstance(decision, taskstate.Fail):
+            if decision.error is not None:
+                self._errors[task_id] = decision.error
+            else:
+                self._errors.pop(task_id, None)
+            return self._move(task_id, code, _P if decision.retry else _F)
+        if isinstance(decision, taskstate.CompleteAgain):
+            self.duplicate_completions += 1
+        elif isinstance(decision, taskstate.GiveUp) and decision.error is not None:
+            self._errors[task_id] = decision.error
+        return False
 
     # -- instances and metadata -----------------------------------------------------------
 
@@ -313,4 +269,4 @@ class InMemoryTaskStore:
         return self._ended_cost_usd + running
 
 
-__all__ = ["InMemoryTaskStore", "TaskStore"]
+__all__ = ["InMemoryTaskStore"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from cloud_tasks.adapters.local.taskdb import STATES
+from cloud_tasks.domain.taskstate import STATES
 from cloud_tasks.entrypoints.cli.options import common_options, resolve_config
 from cloud_tasks.entrypoints.dashboard import DEFAULT_HOST, DEFAULT_PORT, DashboardServer
 from cloud_tasks.service_layer.dbview import connect_read_only

@@ -1,4 +1,8 @@
-"""Worker events (SPEC §10): JSON lines in a file and/or JSON messages on the event queue."""
+"""Worker events (SPEC §10): JSON lines in a file and/or JSON messages on the event queue.
+
+The worker builds the typed events of ``domain.events``; ``EventLog`` writes them with the one
+codec, ``domain.events.encode``, and fills in their header (time, host, instance).
+"""
 
 from __future__ import annotations
 
@@ -15,29 +19,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from cloud_tasks.domain.events import Event, encode
 from cloud_tasks.exceptions import CloudTasksError, ConfigError
 from cloud_tasks.ports import MAX_EVENT_BYTES, Clock, EventQueue
 
 logger = logging.getLogger("cloud_tasks.worker")
 
-TASK_COMPLETED = "task_completed"
-TASK_EXCEPTION = "task_exception"
-TASK_EXITED = "task_exited"
-TASK_TIMED_OUT = "task_timed_out"
-TASK_DEAD_LETTERED = "task_dead_lettered"
-TASK_RELEASED = "task_released"
-SPOT_TERMINATION = "spot_termination"
-SHUTDOWN_REQUESTED = "shutdown_requested"
-KEEP_ALIVE = "keep_alive"
-NON_FATAL_EXCEPTION = "non_fatal_exception"
-FATAL_EXCEPTION = "fatal_exception"
-
 # Events per send call; the adapters split it into the batches their service takes.
 _QUEUE_BATCH = 100
 # The longest timestamp utc_timestamp writes (with microseconds), for sizing an event early.
 _LONGEST_TIMESTAMP = "2000-01-01T00:00:00.000000+00:00"
-
-Event = tuple[str, dict[str, Any]]
 
 
 #: Kernel file systems: their files accept an open for writing, then fail or mean something else.
@@ -141,27 +132,24 @@ class EventLog:
             self._sender = asyncio.get_running_loop().create_task(self._send_forever())
             self._sender.add_done_callback(self._sender_stopped)
 
-    def encoded_size(self, event_type: str, fields: dict[str, Any]) -> int:
-        """Bytes the event would take on the event queue (at most a few more than it will)."""
-        event = {
-            "timestamp": _LONGEST_TIMESTAMP,
-            "hostname": self._hostname,
-            "instance_id": self._instance_id(),
-            "event_type": event_type,
-            **fields,
-        }
-        return len(json.dumps(event, separators=(",", ":"), default=str))
+    def _wire(self, event: Event, timestamp: str) -> dict[str, Any]:
+        """The JSON object of ``event`` as sent from here: the header says when, from which
+        host and instance (the worker builds events without it)."""
+        wire = encode(event)
+        wire["timestamp"] = timestamp
+        wire["hostname"] = self._hostname
+        wire["instance_id"] = self._instance_id()
+        return wire
 
-    def emit(self, event_type: str, **fields: Any) -> dict[str, Any]:
-        """Record one event and return it; a queue send follows in the background."""
-        event: dict[str, Any] = {
-            "timestamp": utc_timestamp(self._clock.now()),
-            "hostname": self._hostname,
-            "instance_id": self._instance_id(),
-            "event_type": event_type,
-            **fields,
-        }
-        line = json.dumps(event, default=str)
+    def encoded_size(self, event: Event) -> int:
+        """Bytes the event would take on the event queue (at most a few more than it will)."""
+        wire = self._wire(event, _LONGEST_TIMESTAMP)
+        return len(json.dumps(wire, separators=(",", ":"), default=str))
+
+    def emit(self, event: Event) -> dict[str, Any]:
+        """Record one event and return it as written; a queue send follows in the background."""
+        wire = self._wire(event, utc_timestamp(self._clock.now()))
+        line = json.dumps(wire, default=str)
         if self._file is not None:
             try:
                 self._file.write(line + "\n")
@@ -178,7 +166,7 @@ class EventLog:
             # anything still too large is kept out of the queue rather than retried forever.
             logger.error(
                 "event %s of %d bytes is over the event queue's %d-byte limit; not sent",
-                event_type,
+                event.event_type,
                 len(line),
                 MAX_EVENT_BYTES,
             )
@@ -188,15 +176,15 @@ class EventLog:
             self._wakeup.set()
         self.emitted += 1
         logger.debug("event %s", line)
-        return event
+        return wire
 
     async def deliver(self, events: Sequence[Event]) -> bool:
         """Record ``events`` and wait until they are stored in the file and the event queue.
 
         Returns False when the log gave up (``abandon``) before they reached the queue.
         """
-        for event_type, fields in events:
-            self.emit(event_type, **fields)
+        for event in events:
+            self.emit(event)
         if self._queue is None or self._stored >= self._queued:
             return True
         if self._abandoned:
@@ -285,18 +273,6 @@ class EventLog:
 
 
 __all__ = [
-    "FATAL_EXCEPTION",
-    "KEEP_ALIVE",
-    "NON_FATAL_EXCEPTION",
-    "SHUTDOWN_REQUESTED",
-    "SPOT_TERMINATION",
-    "TASK_COMPLETED",
-    "TASK_DEAD_LETTERED",
-    "TASK_EXCEPTION",
-    "TASK_EXITED",
-    "TASK_RELEASED",
-    "TASK_TIMED_OUT",
-    "Event",
     "EventLog",
     "open_event_log",
     "utc_timestamp",

@@ -19,6 +19,22 @@ from typing import Any
 import attrs
 
 from cloud_tasks import bootstrap
+from cloud_tasks.domain.events import (
+    AttemptEnded,
+    Event,
+    FatalException,
+    KeepAlive,
+    NonFatalException,
+    ShutdownRequested,
+    SpotTermination,
+    TaskCompleted,
+    TaskDeadLettered,
+    TaskException,
+    TaskExited,
+    TaskReleased,
+    TaskStarted,
+    TaskTimedOut,
+)
 from cloud_tasks.domain.retry import (
     Complete,
     DeadLetter,
@@ -220,7 +236,7 @@ class WorkerService:
                     await self._run_queue(task_queue)
             except BaseException as exc:
                 if not isinstance(exc, asyncio.CancelledError | CloudTasksError):
-                    self._emit(ev.FATAL_EXCEPTION, exception=traceback.format_exc())
+                    self._emit(FatalException(exception=traceback.format_exc()))
                 self._kill_all("the worker stopped on an error")
                 await self._drain()
                 raise
@@ -268,10 +284,11 @@ class WorkerService:
             self._stop_taking_tasks()
             grace = self.options.shutdown_grace_period
             self._emit(
-                ev.SHUTDOWN_REQUESTED,
-                signal=signal.Signals(signum).name,
-                running_tasks=len(self._running),
-                grace_period=grace,
+                ShutdownRequested(
+                    signal=signal.Signals(signum).name,
+                    running_tasks=len(self._running),
+                    grace_period=grace,
+                )
             )
             logger.warning(
                 "%s: finishing %d running tasks (up to %gs); send it again to stop at once",
@@ -302,7 +319,7 @@ class WorkerService:
             )
         self._flags.set_termination_notice()
         self._stop_taking_tasks()
-        self._emit(ev.SPOT_TERMINATION, running_tasks=len(self._running), deadline_s=delay_s)
+        self._emit(SpotTermination(running_tasks=len(self._running), deadline_s=delay_s))
         self._background.append(asyncio.get_running_loop().create_task(self._deadline(delay_s)))
 
     async def _deadline(self, delay_s: float) -> None:
@@ -347,7 +364,7 @@ class WorkerService:
                 notice = False
                 if not reported:
                     reported = True
-                    self._emit(ev.NON_FATAL_EXCEPTION, exception=f"metadata: {exc}")
+                    self._emit(NonFatalException(exception=f"metadata: {exc}"))
             if notice:
                 delay = self.options.simulate_spot_termination_delay
                 self.notice_termination(delay)
@@ -359,13 +376,13 @@ class WorkerService:
             await self._clock.sleep(self.options.keepalive_interval)
             # The oldest running tasks first (the dashboard lists the slowest).
             oldest = [running.task_id for running in itertools.islice(self._running.values(), 10)]
-            self._emit(ev.KEEP_ALIVE, running_tasks=len(self._running), running_task_ids=oldest)
+            self._emit(KeepAlive(running_tasks=len(self._running), running_task_ids=oldest))
 
     # ------------------------------------------------------------------ dispatch
 
-    def _emit(self, event_type: str, **fields: Any) -> None:
+    def _emit(self, event: Event) -> None:
         if self._events is not None:
-            self._events.emit(event_type, **fields)
+            self._events.emit(event)
 
     def _spawn(self, coro: Any) -> None:
         self._active += 1
@@ -457,31 +474,57 @@ class WorkerService:
 
     def _attempt_event(
         self, task_id: str, attempt_no: int, attempt: Attempt, decision: Decision
-    ) -> ev.Event:
-        """The event that reports one attempt: its type and fields."""
-        fields: dict[str, Any] = {
-            "task_id": task_id,
-            "attempt": attempt_no,
-            "elapsed_time": round(attempt.elapsed_s, 6),
-            "retry": isinstance(decision, Requeue),
-            "outcome": attempt.kind.value,
-        }
+    ) -> AttemptEnded:
+        """The event that reports one attempt."""
         kind = attempt.kind
+        elapsed_time = round(attempt.elapsed_s, 6)
+        retry = isinstance(decision, Requeue)
+        outcome = kind.value
         if kind is OutcomeKind.SUCCESS or kind is OutcomeKind.RETRY_REQUESTED:
-            fields["success"] = kind is OutcomeKind.SUCCESS
-            fields["result"] = attempt.result
-            return ev.TASK_COMPLETED, fields
+            return TaskCompleted(
+                task_id=task_id,
+                attempt=attempt_no,
+                elapsed_time=elapsed_time,
+                retry=retry,
+                outcome=outcome,
+                success=kind is OutcomeKind.SUCCESS,
+                result=attempt.result,
+            )
         if kind is OutcomeKind.EXCEPTION or kind is OutcomeKind.MEMORY:
-            fields["exception"] = attempt.exception or ""
-            return ev.TASK_EXCEPTION, fields
+            return TaskException(
+                task_id=task_id,
+                attempt=attempt_no,
+                elapsed_time=elapsed_time,
+                retry=retry,
+                outcome=outcome,
+                exception=attempt.exception or "",
+            )
         if kind is OutcomeKind.EXIT:
-            fields["exit_code"] = attempt.exit_code
-            return ev.TASK_EXITED, fields
+            return TaskExited(
+                task_id=task_id,
+                attempt=attempt_no,
+                elapsed_time=elapsed_time,
+                retry=retry,
+                outcome=outcome,
+                exit_code=attempt.exit_code,
+            )
         if kind is OutcomeKind.TIMEOUT:
-            fields["max_runtime"] = self.options.max_runtime
-            return ev.TASK_TIMED_OUT, fields
-        fields["reason"] = attempt.release_reason or "preempted"
-        return ev.TASK_RELEASED, fields
+            return TaskTimedOut(
+                task_id=task_id,
+                attempt=attempt_no,
+                elapsed_time=elapsed_time,
+                retry=retry,
+                outcome=outcome,
+                max_runtime=self.options.max_runtime,
+            )
+        return TaskReleased(
+            task_id=task_id,
+            attempt=attempt_no,
+            elapsed_time=elapsed_time,
+            retry=retry,
+            outcome=outcome,
+            reason=attempt.release_reason or "preempted",
+        )
 
     def _fit_event(self, task_id: str, attempt_no: int, attempt: Attempt) -> Attempt:
         """The attempt, or an exception outcome when its event would not fit the event queue.
@@ -491,8 +534,9 @@ class WorkerService:
         """
         if self._events is None or not attempt.started:
             return attempt
-        event_type, fields = self._attempt_event(task_id, attempt_no, attempt, Fail("sizing"))
-        size = self._events.encoded_size(event_type, fields)
+        size = self._events.encoded_size(
+            self._attempt_event(task_id, attempt_no, attempt, Fail("sizing"))
+        )
         if size <= MAX_EVENT_BYTES:
             return attempt
         kind = attempt.kind
@@ -511,7 +555,7 @@ class WorkerService:
             OutcomeKind.EXCEPTION, attempt.elapsed_s, exception=f"ResultTooLargeError: {note}"
         )
 
-    async def _deliver(self, events: Sequence[ev.Event]) -> bool:
+    async def _deliver(self, events: Sequence[Event]) -> bool:
         """Store ``events`` (file and event queue) before the message they report is settled."""
         if self._events is None:
             return True
@@ -558,8 +602,7 @@ class WorkerService:
                 return
             attempt = self._fit_event(running.task_id, 1, attempt)
             decision = decide_outcome(attempt.kind, self._retry_policy, failures=0)
-            event_type, fields = self._attempt_event(running.task_id, 1, attempt, decision)
-            self._emit(event_type, **fields)
+            self._emit(self._attempt_event(running.task_id, 1, attempt, decision))
             if self._summary is not None:
                 error = None if attempt.kind is OutcomeKind.SUCCESS else attempt.exception
                 self._summary.record(running.task_id, attempt.kind.value, error or attempt.error)
@@ -595,7 +638,7 @@ class WorkerService:
                 )
                 backoff_s = 0.5
             except CloudTasksError as exc:
-                self._emit(ev.NON_FATAL_EXCEPTION, exception=f"receive: {exc}")
+                self._emit(NonFatalException(exception=f"receive: {exc}"))
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, 30.0)
                 continue
@@ -637,9 +680,7 @@ class WorkerService:
         try:
             await asyncio.to_thread(func, *args)
         except CloudTasksError as exc:
-            self._emit(
-                ev.NON_FATAL_EXCEPTION, exception=f"{getattr(func, '__name__', func)}: {exc}"
-            )
+            self._emit(NonFatalException(exception=f"{getattr(func, '__name__', func)}: {exc}"))
             return False
         return True
 
@@ -677,7 +718,7 @@ class WorkerService:
                 await self._queue_call(queue.ack, message.receipt)
             return
         if self.options.report_task_starts:
-            self._emit("task_started", task_id=message.task_id, attempt=message.attempt)
+            self._emit(TaskStarted(task_id=message.task_id, attempt=message.attempt))
         try:
             attempt = await self._execute(message.task_id, dict(message.data), message.attempt)
         finally:
@@ -690,7 +731,9 @@ class WorkerService:
             delivery_count=message.delivery_count,
         )
         if attempt.started:
-            events = [self._attempt_event(message.task_id, message.attempt, attempt, decision)]
+            events: list[Event] = [
+                self._attempt_event(message.task_id, message.attempt, attempt, decision)
+            ]
             if isinstance(decision, DeadLetter):
                 events.append(self._dead_letter_event(message, decision, attempt.error))
             if not await self._deliver(events):
@@ -716,17 +759,19 @@ class WorkerService:
         try:
             await asyncio.to_thread(Checkpoint(location, task_id).delete)
         except CloudTasksError as exc:
-            self._emit(ev.NON_FATAL_EXCEPTION, exception=f"checkpoint: {exc}")
+            self._emit(NonFatalException(exception=f"checkpoint: {exc}"))
 
     @staticmethod
-    def _dead_letter_event(message: ReceivedTask, decision: DeadLetter, error: str) -> ev.Event:
-        return ev.TASK_DEAD_LETTERED, {
-            "task_id": message.task_id,
-            "attempt": message.attempt,
-            "retry": False,
-            "reason": decision.reason,
-            "error": error,
-        }
+    def _dead_letter_event(
+        message: ReceivedTask, decision: DeadLetter, error: str
+    ) -> TaskDeadLettered:
+        return TaskDeadLettered(
+            task_id=message.task_id,
+            attempt=message.attempt,
+            retry=False,
+            reason=decision.reason,
+            error=error,
+        )
 
 
 __all__ = ["Attempt", "WorkerService"]
