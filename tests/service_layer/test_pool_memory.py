@@ -21,7 +21,7 @@ from cloud_tasks.domain.selection import rank_offers
 from cloud_tasks.domain.tasks import Envelope, Task
 from cloud_tasks.service_layer.plan import ZoneChoice, launch_options
 from cloud_tasks.service_layer.pool import JobOutcome, PoolManager, PoolSettings
-from cloud_tasks.service_layer.simworkers import SimulatedWorkers, run_on_virtual_time
+from cloud_tasks.service_layer.simworkers import EventDrivenWorkers, run_on_virtual_time
 
 START = 1_800_000_000.0
 _DB_NUMBERS = itertools.count()
@@ -35,7 +35,7 @@ class Job:
     event_queue: InMemoryEventQueue
     db: TaskDatabase
     manager: PoolManager
-    workers: SimulatedWorkers
+    workers: EventDrivenWorkers
     log: list[str]
 
     def run(self, hook: Callable[[float], None] | None = None) -> JobOutcome:
@@ -109,7 +109,7 @@ def make_job(
         log=log.append,
     )
     slots = {o.candidate.name: o.candidate.tasks_per_instance for o in options}
-    workers = SimulatedWorkers(
+    workers = EventDrivenWorkers(
         job_id="job",
         compute=compute,
         task_queue=task_queue,

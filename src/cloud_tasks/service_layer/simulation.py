@@ -45,7 +45,7 @@ from cloud_tasks.exceptions import ConfigError
 from cloud_tasks.localfile import read_regular_file
 from cloud_tasks.service_layer.plan import ZoneChoice, launch_options, on_demand_options
 from cloud_tasks.service_layer.pool import PoolManager, PoolSettings
-from cloud_tasks.service_layer.simworkers import EventDrivenWorkers, FleetStats, run_on_virtual_time
+from cloud_tasks.service_layer.simworkers import EventDrivenWorkers, SimStats, run_on_virtual_time
 
 #: Job id of a simulation whose configuration names none.
 DEFAULT_JOB_ID: Final = "simulation"
@@ -165,7 +165,7 @@ class SimulationRun:
     compute: InMemoryCompute
     store: InMemoryTaskStore | TaskDatabase
     manager: PoolManager
-    stats: FleetStats
+    stats: SimStats
     log: tuple[str, ...]
 
 
@@ -466,16 +466,16 @@ def ideal_makespan_s(
     return boot_s + max(total_task_s / slots, longest_task_s)
 
 
-def _lifetimes(stats: FleetStats, end: float) -> Iterable[tuple[float, int]]:
+def _lifetimes(stats: SimStats, end: float) -> Iterable[tuple[float, int]]:
     for _type, _price, slots, created, ended in stats.lifetimes.values():
         yield (end if ended is None else ended) - created, slots
 
 
-def _instance_hours(stats: FleetStats, end: float) -> float:
+def _instance_hours(stats: SimStats, end: float) -> float:
     return math.fsum(seconds for seconds, _ in _lifetimes(stats, end)) / 3600.0
 
 
-def _utilisation(stats: FleetStats, end: float) -> float:
+def _utilisation(stats: SimStats, end: float) -> float:
     paid = math.fsum(seconds * slots for seconds, slots in _lifetimes(stats, end))
     return (stats.busy_s + stats.lost_s) / paid if paid > 0 else 0.0
 
