@@ -340,3 +340,30 @@ def test_an_outcome_lost_every_time_is_failed_not_waited_on_forever() -> None:
     assert row.error is not None and "no outcome event after 4 runs" in row.error
     assert job.db.counts().completed == 9
     assert job.workers.stats.started == 10 + 3
+
+
+def test_the_simulated_worker_applies_the_retry_policy() -> None:
+    from cloud_tasks.domain.options import RetryPolicy
+    from cloud_tasks.domain.retry import OutcomeKind
+
+    def outcome(task_id: str, _data: Any, attempt: int) -> OutcomeKind:
+        if task_id == "t0001":
+            return OutcomeKind.EXCEPTION
+        if task_id == "t0002" and attempt == 1:
+            return OutcomeKind.EXIT
+        return OutcomeKind.SUCCESS
+
+    policy = RetryPolicy(retry_on_exception=True, retry_on_exit=False, max_attempts=3)
+    job = make_job(10, worker_kw={"outcome": outcome, "retry": policy})
+    outcome_ = job.run()
+    assert outcome_.status == "completed", outcome_.message
+    assert job.db.counts().completed == 8 and job.db.counts().failed == 2
+    dead = job.db.task("t0001")
+    assert dead is not None and dead.state == "failed" and dead.error is not None
+    assert "max_attempts=3" in dead.error
+    exited = job.db.task("t0002")  # retry_on_exit is off: its first exit is final
+    assert exited is not None and exited.state == "failed" and exited.attempts == 1
+    assert exited.error == "process exited with code 1"
+    # t0001 ran three times, every other task once.
+    assert job.workers.stats.started == 12
+    assert job.workers.stats.dead_lettered == 1 and job.workers.stats.retried == 2
