@@ -22,6 +22,7 @@ import asyncio
 import functools
 import gc
 import hashlib
+import itertools
 import math
 import random
 import re
@@ -288,7 +289,8 @@ def _outcome_model(failures: FailureModel | None, seed: int) -> OutcomeModel | N
 def synthetic_tasks(count: int) -> list[Task]:
     """``count`` tasks with ids ``task-0000000``, ... and no data."""
     width = max(7, len(str(max(count - 1, 0))))
-    return [Task(f"task-{index:0{width}d}", _EMPTY) for index in range(count)]
+    task_id = f"task-{{:0{width}d}}".format
+    return list(map(Task, map(task_id, range(count)), itertools.repeat(_EMPTY, count)))
 
 
 def _ranked(config: JobConfig, pricing: MemoryPricing, region: str) -> list[Candidate]:
@@ -410,7 +412,8 @@ def simulate(
     target = target_pool_size(best, run.limits, len(job_tasks))
 
     rng = random.Random(f"durations:{seed}")
-    durations = array("d", (max(0.0, duration.sample(rng)) for _ in job_tasks))
+    sample = duration.sample
+    durations = array("d", (max(0.0, sample(rng)) for _ in job_tasks))
     _check_durations(durations, duration, target.count * best.tasks_per_instance)
     index_of = {task.task_id: index for index, task in enumerate(job_tasks)}
     if len(index_of) != len(job_tasks):
@@ -432,7 +435,7 @@ def simulate(
     task_queue.create()
     event_queue.create()
     for start in range(0, len(job_tasks), _SEND_BATCH):
-        task_queue.send([Envelope(task) for task in job_tasks[start : start + _SEND_BATCH]])
+        task_queue.send(list(map(Envelope, job_tasks[start : start + _SEND_BATCH])))
     if store is None:
         store = InMemoryTaskStore()
     store.add_tasks(job_tasks, 0.0)

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import math
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Protocol, TypeVar
 
@@ -153,7 +154,9 @@ async def run_on_virtual_time(
 
 _READY, _PREEMPT, _FINISH, _KEEPALIVE, _HANG = range(5)
 #: Leases the simulated worker holds: it extends them while a task runs, as the real one does.
-_LEASE_S = 1e9
+_LEASE_S = math.inf
+#: The result of every simulated success (shared: nothing changes a reported result).
+_NO_RESULT: dict[str, Any] = {}
 
 
 @attrs.define
@@ -346,8 +349,9 @@ class EventDrivenWorkers:
                 clock.set(at)
                 now = at
             if kind == _FINISH:
-                if receipt in vm.running and not vm.hung:
-                    self._finish(vm, receipt, now)
+                entry = None if vm.hung else vm.running.pop(receipt, None)
+                if entry is not None:
+                    self._finish(vm, receipt, entry, now)
                     self._fill(vm, now)
             elif kind == _KEEPALIVE:
                 if vm.working:
@@ -404,8 +408,11 @@ class EventDrivenWorkers:
             (now + self.keepalive_interval_s, next(self._seq), _KEEPALIVE, instance_id, ""),
         )
 
-    def _finish(self, vm: _Vm, receipt: str, now: float) -> None:
-        message, started, kind = vm.running.pop(receipt)
+    def _finish(
+        self, vm: _Vm, receipt: str, entry: tuple[ReceivedTask, float, OutcomeKind], now: float
+    ) -> None:
+        """Report and settle the attempt ``entry`` (taken out of ``vm.running``)."""
+        message, started, kind = entry
         envelope = message.envelope
         task = envelope.task
         attempt = envelope.failures + 1
@@ -428,7 +435,7 @@ class EventDrivenWorkers:
                     "attempt": attempt,
                     "elapsed_time": elapsed,
                     "outcome": "success",
-                    "result": {},
+                    "result": _NO_RESULT,
                 }
             )
             self.task_queue.ack(receipt)
@@ -482,12 +489,17 @@ class EventDrivenWorkers:
         """Lease tasks for ``vm``'s free slots; remember it as idle when the queue ran dry."""
         running = vm.running
         free = vm.slots - len(running)
-        if free > 0 and vm.working:
+        working = vm.working
+        if free > 0 and working:
             duration = self.duration
             heap, seq, instance_id = self._heap, self._seq, vm.instance_id
             slowdown, report_starts = vm.slowdown, self.report_starts
             outcome = self.outcome
+            push = heapq.heappush
             messages = self.task_queue.receive(free, _LEASE_S, 0.0)
+            if not messages:
+                self._idle[instance_id] = None
+                return
             started = 0
             for message in messages:
                 if message.delivery_count > 1 and self._refused(vm, message, now):
@@ -505,11 +517,11 @@ class EventDrivenWorkers:
                     seconds = max(0.0, duration(task.task_id, task.data, attempt)) * slowdown
                 receipt = message.receipt
                 running[receipt] = (message, now, kind)
-                heapq.heappush(heap, (now + seconds, next(seq), _FINISH, instance_id, receipt))
+                push(heap, (now + seconds, next(seq), _FINISH, instance_id, receipt))
                 started += 1
             self.stats.started += started
             free = vm.slots - len(running)
-        if free > 0 and vm.working:
+        if free > 0 and working:
             self._idle[vm.instance_id] = None
         else:
             self._idle.pop(vm.instance_id, None)
