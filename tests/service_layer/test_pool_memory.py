@@ -21,7 +21,7 @@ from cloud_tasks.domain.selection import rank_offers
 from cloud_tasks.domain.tasks import Envelope, Task
 from cloud_tasks.service_layer.plan import ZoneChoice, launch_options
 from cloud_tasks.service_layer.pool import JobOutcome, PoolManager, PoolSettings
-from cloud_tasks.service_layer.simworkers import SimulatedWorkers, run_on_virtual_time
+from cloud_tasks.service_layer.simworkers import EventDrivenWorkers, run_on_virtual_time
 
 START = 1_800_000_000.0
 _DB_NUMBERS = itertools.count()
@@ -35,7 +35,7 @@ class Job:
     event_queue: InMemoryEventQueue
     db: TaskDatabase
     manager: PoolManager
-    workers: SimulatedWorkers
+    workers: EventDrivenWorkers
     log: list[str]
 
     def run(self, hook: Callable[[float], None] | None = None) -> JobOutcome:
@@ -109,7 +109,7 @@ def make_job(
         log=log.append,
     )
     slots = {o.candidate.name: o.candidate.tasks_per_instance for o in options}
-    workers = SimulatedWorkers(
+    workers = EventDrivenWorkers(
         job_id="job",
         compute=compute,
         task_queue=task_queue,
@@ -340,3 +340,30 @@ def test_an_outcome_lost_every_time_is_failed_not_waited_on_forever() -> None:
     assert row.error is not None and "no outcome event after 4 runs" in row.error
     assert job.db.counts().completed == 9
     assert job.workers.stats.started == 10 + 3
+
+
+def test_the_simulated_worker_applies_the_retry_policy() -> None:
+    from cloud_tasks.domain.options import RetryPolicy
+    from cloud_tasks.domain.retry import OutcomeKind
+
+    def outcome(task_id: str, _data: Any, attempt: int) -> OutcomeKind:
+        if task_id == "t0001":
+            return OutcomeKind.EXCEPTION
+        if task_id == "t0002" and attempt == 1:
+            return OutcomeKind.EXIT
+        return OutcomeKind.SUCCESS
+
+    policy = RetryPolicy(retry_on_exception=True, retry_on_exit=False, max_attempts=3)
+    job = make_job(10, worker_kw={"outcome": outcome, "retry": policy})
+    outcome_ = job.run()
+    assert outcome_.status == "completed", outcome_.message
+    assert job.db.counts().completed == 8 and job.db.counts().failed == 2
+    dead = job.db.task("t0001")
+    assert dead is not None and dead.state == "failed" and dead.error is not None
+    assert "max_attempts=3" in dead.error
+    exited = job.db.task("t0002")  # retry_on_exit is off: its first exit is final
+    assert exited is not None and exited.state == "failed" and exited.attempts == 1
+    assert exited.error == "process exited with code 1"
+    # t0001 ran three times, every other task once.
+    assert job.workers.stats.started == 12
+    assert job.workers.stats.dead_lettered == 1 and job.workers.stats.retried == 2

@@ -22,8 +22,10 @@ def test_every_command_runs_and_the_example_output_is_what_it_prints() -> None:
     (config,) = _blocks("yaml")
     Path("myconfig.yml").write_text(config)
     Path("durations.txt").write_text("12.5\n30\n# a comment\n47.25\n")
+    (outcomes,) = _blocks("txt")
+    Path("outcomes.txt").write_text(outcomes)
     commands = [line for block in _blocks("bash") for line in block.splitlines() if line.strip()]
-    assert len(commands) == 3
+    assert len(commands) == 4
     outputs = []
     for command in commands:
         argv = shlex.split(command)
@@ -31,8 +33,9 @@ def test_every_command_runs_and_the_example_output_is_what_it_prints() -> None:
         result = CliRunner().invoke(cli, argv[1:], catch_exceptions=False)
         assert result.exit_code == 0, result.output
         outputs.append(result.stdout)
-    shown = _blocks("text")[0]
+    shown, failures = _blocks("text")
     assert outputs[0] == shown
+    assert outputs[3] == failures
     data = json.loads(outputs[1])
     keys = re.search(r"Keys: (.*?)\. Times", DOC.read_text(), re.S)
     assert keys is not None

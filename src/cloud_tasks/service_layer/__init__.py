@@ -9,8 +9,8 @@ The pieces:
 - ``PoolManager`` (``pool``): the supervision loop over the ports, on any ``Clock``;
 - ``launch_options`` (``plan``): instance types and zones in fallback order, with their scripts;
 - ``build_report`` (``report``);
-- ``SimulatedWorkers``, ``EventDrivenWorkers`` and ``run_on_virtual_time`` (``simworkers``):
-  worker behaviour on simulated VMs and a virtual-time driver;
+- ``EventDrivenWorkers`` and ``run_on_virtual_time`` (``simworkers``): worker behaviour on
+  simulated VMs (with the worker's retry rules) and a virtual-time driver;
 - ``simulate`` (``simulation``): ``cloud_tasks simulate``.
 """
 
@@ -27,7 +27,6 @@ from cloud_tasks.service_layer.simulation import SimulationResult, simulate
 from cloud_tasks.service_layer.simworkers import (
     EventDrivenWorkers,
     SimStats,
-    SimulatedWorkers,
     run_on_virtual_time,
 )
 
@@ -40,7 +39,6 @@ __all__ = [
     "PoolSettings",
     "PoolSnapshot",
     "SimStats",
-    "SimulatedWorkers",
     "SimulationResult",
     "ZoneChoice",
     "build_report",

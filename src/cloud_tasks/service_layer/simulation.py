@@ -2,10 +2,12 @@
 
 ``simulate`` builds the job as ``run`` would (instance selection, launch options and pool limits
 from the configuration), then runs the same ``PoolManager`` against an ``InMemoryCompute``
-(boot delay, seeded Poisson spot preemption) with event-driven simulated workers. Nothing is
-serialized and nothing waits: the clock jumps from one moment something happens to the next,
-tasks live in a ``CompactTaskQueue``, events in a ``CompactEventQueue`` and task states in an
-``InMemoryTaskStore``, so a million tasks on a thousand instances take seconds.
+(boot delay, seeded Poisson spot preemption, injected capacity errors) with event-driven
+simulated workers that apply the worker's retry rules to modelled outcomes (a failure
+probability, a file of outcomes per task). Nothing is serialized and nothing waits: the clock
+jumps from one moment something happens to the next, tasks live in a ``CompactTaskQueue``,
+events in a ``CompactEventQueue`` and task states in an ``InMemoryTaskStore``, so a million
+tasks on a thousand instances take seconds.
 
 Figures: makespan, cost (every instance's price times its running time, as the manager
 accounts spend), instance-hours, task re-runs and preemptions, utilisation (task-seconds run,
@@ -19,8 +21,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import hashlib
+import itertools
 import math
 import random
+import re
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -37,14 +42,21 @@ from cloud_tasks.domain.cost import lower_bound_cost_usd
 from cloud_tasks.domain.durations import DurationModel, durations_from_text, parse_duration_model
 from cloud_tasks.domain.options import JobConfig
 from cloud_tasks.domain.ranges import range_problem
+from cloud_tasks.domain.retry import OutcomeKind
 from cloud_tasks.domain.selection import Candidate, rank_offers_in_zone
+from cloud_tasks.domain.simulated_outcomes import FailureModel, outcomes_from_text
 from cloud_tasks.domain.sizing import target_pool_size
 from cloud_tasks.domain.tasks import Envelope, Task
 from cloud_tasks.exceptions import ConfigError
 from cloud_tasks.localfile import read_regular_file
 from cloud_tasks.service_layer.plan import ZoneChoice, launch_options, on_demand_options
 from cloud_tasks.service_layer.pool import PoolManager, PoolSettings
-from cloud_tasks.service_layer.simworkers import EventDrivenWorkers, FleetStats, run_on_virtual_time
+from cloud_tasks.service_layer.simworkers import (
+    EventDrivenWorkers,
+    OutcomeModel,
+    SimStats,
+    run_on_virtual_time,
+)
 
 #: Job id of a simulation whose configuration names none.
 DEFAULT_JOB_ID: Final = "simulation"
@@ -115,6 +127,12 @@ class SimulationResult:
     pool_preemption_rate_per_hour: float = 0.0
     #: Capacity pools (type and zone) the job's instances were spread over.
     capacity_pools: int = 1
+    #: Chance that an attempt of a task the outcomes file does not list fails.
+    failure_rate: float = 0.0
+    #: Tasks given up by max_attempts or max_preemptions (part of ``failed``).
+    dead_lettered: int = 0
+    #: Launches refused with an injected capacity error.
+    capacity_errors: int = 0
 
     @property
     def cost_ratio(self) -> float:
@@ -164,7 +182,7 @@ class SimulationRun:
     compute: InMemoryCompute
     store: InMemoryTaskStore | TaskDatabase
     manager: PoolManager
-    stats: FleetStats
+    stats: SimStats
     log: tuple[str, ...]
 
 
@@ -194,10 +212,84 @@ def duration_model_from_option(text: str, *, base: Path | None = None) -> Durati
     return durations_from_text(content, str(text))
 
 
+def outcomes_from_option(text: str) -> dict[str, tuple[OutcomeKind, ...]]:
+    """``--outcomes FILE``: task id → outcomes of its attempts (``simulated_outcomes``).
+
+    Raises:
+        ConfigError: a file that cannot be read or a line that is not a task and outcomes.
+    """
+    try:
+        content = read_regular_file(Path(text)).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"--outcomes {text}: not UTF-8 text; is it a file of outcomes?") from None
+    except OSError as exc:
+        raise ConfigError(f"--outcomes {text}: cannot read it ({exc.strerror or exc})") from None
+    return outcomes_from_text(content, f"--outcomes {text}")
+
+
+@attrs.frozen
+class CapacityErrors:
+    """``--capacity-error``: launches of matching types (a regular expression searched in the
+    name; None = every type) in ``zone`` (None = every zone) fail with a capacity error, a
+    ``fraction`` of the time (drawn from the seed)."""
+
+    instance_type: str | None = None
+    zone: str | None = None
+    fraction: float = 1.0
+
+
+def parse_capacity_error(text: str) -> CapacityErrors:
+    """``--capacity-error TYPE[@ZONE][:FRACTION]`` (``*`` or nothing for every type).
+
+    Raises:
+        ConfigError: a bad regular expression or a fraction outside (0, 1].
+    """
+    rest, colon, fraction_text = text.rpartition(":") if ":" in text else (text, "", "")
+    try:
+        fraction = float(fraction_text) if colon else 1.0
+    except ValueError:
+        fraction = math.nan
+    if not (0 < fraction <= 1):
+        raise ConfigError(
+            f"--capacity-error {text!r}: the fraction after ':' must be above 0 and at most 1 "
+            "(e.g. c6a.large@us-east-1a:0.5)"
+        )
+    pattern, _, zone = rest.partition("@")
+    pattern = pattern.strip()
+    if pattern in ("", "*"):
+        return CapacityErrors(None, zone.strip() or None, fraction)
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(
+            f"--capacity-error {text!r}: {pattern!r} is not a regular expression ({exc}); "
+            "give TYPE[@ZONE][:FRACTION]"
+        ) from None
+    return CapacityErrors(pattern, zone.strip() or None, fraction)
+
+
+def _outcome_model(failures: FailureModel | None, seed: int) -> OutcomeModel | None:
+    """The workers' outcome model: the same (seed, task, attempt) always ends the same way."""
+    if failures is None or not failures.fails_at_all:
+        return None
+    rate = failures.rate
+    prefix = f"outcome:{seed}:"
+
+    def outcome(task_id: str, _data: Mapping[str, Any], attempt: int) -> OutcomeKind:
+        draw = 1.0
+        if rate > 0:
+            key = f"{prefix}{task_id}:{attempt}".encode()
+            draw = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest()) / 2**64
+        return failures.outcome(task_id, attempt, draw)
+
+    return outcome
+
+
 def synthetic_tasks(count: int) -> list[Task]:
     """``count`` tasks with ids ``task-0000000``, ... and no data."""
     width = max(7, len(str(max(count - 1, 0))))
-    return [Task(f"task-{index:0{width}d}", _EMPTY) for index in range(count)]
+    task_id = f"task-{{:0{width}d}}".format
+    return list(map(Task, map(task_id, range(count)), itertools.repeat(_EMPTY, count)))
 
 
 def _ranked(config: JobConfig, pricing: MemoryPricing, region: str) -> list[Candidate]:
@@ -250,6 +342,8 @@ def simulate(
     store: InMemoryTaskStore | TaskDatabase | None = None,
     slow_instances: tuple[float, float] | None = None,
     pool_preemption_rate_per_hour: float = 0.0,
+    failures: FailureModel | None = None,
+    capacity_errors: Sequence[CapacityErrors] = (),
 ) -> SimulationRun:
     """Simulate ``config``'s job on the memory provider (see the module docstring).
 
@@ -260,7 +354,9 @@ def simulate(
     fraction of the instances (drawn per instance from the seed) runs every task ``factor``
     times slower, as a bad host or a noisy neighbour would. ``pool_preemption_rate_per_hour``:
     reclaim waves per capacity pool (type and zone) per hour, each taking every spot instance
-    of that pool.
+    of that pool. ``failures`` says how attempts end (default: every attempt succeeds); the
+    workers apply the configuration's retry policy to it. ``capacity_errors`` makes launches
+    fail for lack of capacity, so the pool falls back to other zones and types.
 
     Raises:
         ConfigError: inconsistent limits, a bad catalog, no tasks.
@@ -292,6 +388,12 @@ def simulate(
     pricing, clock, compute = simulated.pricing, simulated.clock, simulated.compute
     region = _region(config, pricing)
     ranked = _ranked(config, pricing, region)
+    rules = [
+        compute.inject_capacity_error(
+            instance_type=errors.instance_type, zone=errors.zone, probability=errors.fraction
+        )
+        for errors in capacity_errors
+    ]
     region_zones: tuple[str, ...] = ()
     for listed in compute.list_regions():
         if listed.name == region:
@@ -304,17 +406,27 @@ def simulate(
     target = target_pool_size(best, run.limits, len(job_tasks))
 
     rng = random.Random(f"durations:{seed}")
-    durations = array("d", (max(0.0, duration.sample(rng)) for _ in job_tasks))
+    sample = duration.sample
+    durations = array("d", (max(0.0, sample(rng)) for _ in job_tasks))
     _check_durations(durations, duration, target.count * best.tasks_per_instance)
     index_of = {task.task_id: index for index, task in enumerate(job_tasks)}
     if len(index_of) != len(job_tasks):
         raise ConfigError("task ids must be unique")
+    if failures is not None:
+        if not (0 <= failures.rate <= 1):
+            raise ConfigError(f"--failure-rate {failures.rate:g}: give a chance from 0 to 1")
+        strangers = [task_id for task_id in failures.table if task_id not in index_of]
+        if strangers:
+            raise ConfigError(
+                f"--outcomes: {len(strangers)} listed task(s) are not tasks of the job (first: "
+                f"{strangers[0]!r}); list tasks of --tasks, or task-0000000... for --num-tasks"
+            )
 
     task_queue, event_queue = simulated.task_queue, simulated.event_queue
     task_queue.create()
     event_queue.create()
     for start in range(0, len(job_tasks), _SEND_BATCH):
-        task_queue.send([Envelope(task) for task in job_tasks[start : start + _SEND_BATCH]])
+        task_queue.send(list(map(Envelope, job_tasks[start : start + _SEND_BATCH])))
     if store is None:
         store = InMemoryTaskStore()
     store.add_tasks(job_tasks, 0.0)
@@ -362,6 +474,9 @@ def simulate(
         clock=clock,
         tasks_per_instance=lambda name: slots.get(name, 1),
         duration=lambda task_id, _data, _attempt: durations[index_of[task_id]],
+        outcome=_outcome_model(failures, seed),
+        retry=run.retry,
+        max_runtime_s=run.max_runtime,
         keepalive_interval_s=run.keepalive_interval,
         slowdown=slowdown_model(slow_instances, seed),
         report_starts=run.speculative_after is not None,
@@ -414,6 +529,9 @@ def simulate(
         slow_instances=f"{slow_instances[0]:g}:{slow_instances[1]:g}" if slow_instances else "",
         pool_preemption_rate_per_hour=pool_preemption_rate_per_hour,
         capacity_pools=len({(spec.instance_type, spec.zone) for spec in compute.launched}),
+        failure_rate=failures.rate if failures is not None else 0.0,
+        dead_lettered=stats.dead_lettered,
+        capacity_errors=sum(rule.hits for rule in rules),
     )
     return SimulationRun(result, compute, store, manager, stats, tuple(lines))
 
@@ -457,16 +575,16 @@ def ideal_makespan_s(
     return boot_s + max(total_task_s / slots, longest_task_s)
 
 
-def _lifetimes(stats: FleetStats, end: float) -> Iterable[tuple[float, int]]:
+def _lifetimes(stats: SimStats, end: float) -> Iterable[tuple[float, int]]:
     for _type, _price, slots, created, ended in stats.lifetimes.values():
         yield (end if ended is None else ended) - created, slots
 
 
-def _instance_hours(stats: FleetStats, end: float) -> float:
+def _instance_hours(stats: SimStats, end: float) -> float:
     return math.fsum(seconds for seconds, _ in _lifetimes(stats, end)) / 3600.0
 
 
-def _utilisation(stats: FleetStats, end: float) -> float:
+def _utilisation(stats: SimStats, end: float) -> float:
     paid = math.fsum(seconds * slots for seconds, slots in _lifetimes(stats, end))
     return (stats.busy_s + stats.lost_s) / paid if paid > 0 else 0.0
 
@@ -496,6 +614,13 @@ def format_result(result: SimulationResult) -> str:
         f"Preemptions: {r.preemptions} ({r.preemption_rate_per_hour:g}/h per instance), "
         f"{r.preempted_runs} task runs lost, {r.retries} re-runs",
     ]
+    if r.failure_rate > 0 or r.failed > 0:
+        lines.append(
+            f"Failures:    {r.failed} tasks failed ({r.dead_lettered} given up by max_attempts "
+            f"or max_preemptions); failure rate {r.failure_rate:g} per attempt"
+        )
+    if r.capacity_errors:
+        lines.append(f"Capacity:    {r.capacity_errors} launches refused for lack of capacity")
     if r.slow_instances:
         lines.append(f"Slow hosts:  {r.slow_instances} (fraction:factor)")
     if r.speculative_runs:
@@ -510,11 +635,14 @@ def format_result(result: SimulationResult) -> str:
 
 __all__ = [
     "DEFAULT_JOB_ID",
+    "CapacityErrors",
     "SimulationResult",
     "SimulationRun",
     "duration_model_from_option",
     "format_result",
     "ideal_makespan_s",
+    "outcomes_from_option",
+    "parse_capacity_error",
     "parse_slow_instances",
     "simulate",
     "slowdown_model",

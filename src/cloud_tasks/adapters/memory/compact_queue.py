@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import heapq
 import itertools
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -21,6 +22,9 @@ from cloud_tasks.adapters.clock import SystemClock
 from cloud_tasks.domain.tasks import SQS_MAX_MESSAGE_BYTES, Envelope
 from cloud_tasks.exceptions import NotSupportedError, ProviderError, QueueNotFoundError
 from cloud_tasks.ports import Clock, ReceivedEvent, ReceivedTask
+
+#: A lease of ``math.inf`` seconds (a holder that keeps extending it) never lapses.
+_FOREVER = math.inf
 
 
 class _Message:
@@ -52,6 +56,11 @@ class CompactTaskQueue:
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._exists = False
         self._messages: dict[int, _Message] = {}
+        # Visible message ids, oldest first: never-delivered ones in a deque (ids only grow),
+        # returned ones (released, lapsed) in a heap. Every returned id was taken from the
+        # front of the deque before, so it is older than any id still in the deque: receive
+        # drains the heap first, and sending and receiving fresh messages cost O(1).
+        self._fresh: collections.deque[int] = collections.deque()
         self._visible: list[int] = []
         self._leases: list[tuple[float, int]] = []  # (visible again at, message id)
         self._ids = itertools.count(1)
@@ -72,6 +81,7 @@ class CompactTaskQueue:
 
     def purge_all(self) -> None:
         self._messages.clear()
+        self._fresh.clear()
         self._visible.clear()
         self._leases.clear()
 
@@ -90,13 +100,12 @@ class CompactTaskQueue:
     def send(self, envelopes: Sequence[Envelope]) -> None:
         self._check()
         messages = self._messages
-        visible = self._visible
+        fresh = self._fresh
         ids = self._ids
         for envelope in envelopes:
             message_id = next(ids)
             messages[message_id] = _Message(envelope)
-            # Ids only grow, so appending keeps the list a valid heap.
-            visible.append(message_id)
+            fresh.append(message_id)
 
     def _expire(self, now: float) -> None:
         leases = self._leases
@@ -120,23 +129,26 @@ class CompactTaskQueue:
             self._expire(now)
         received: list[ReceivedTask] = []
         visible = self._visible
-        if not visible:
+        fresh = self._fresh
+        if not visible and not fresh:
             return received
         messages = self._messages
-        lease_until = now + max(0.0, visibility_timeout_s)
-        pop, push = heapq.heappop, heapq.heappush
-        while visible and len(received) < max_messages:
-            message_id = pop(visible)
+        lease_until = now + visibility_timeout_s if visibility_timeout_s > 0 else now
+        pop, push, append = heapq.heappop, heapq.heappush, received.append
+        popleft = fresh.popleft
+        wanted = max_messages
+        while wanted > 0 and (visible or fresh):
+            message_id = pop(visible) if visible else popleft()
             message = messages.get(message_id)
             if message is None:
                 continue
             message.queued = False
             deliveries = message.deliveries = message.deliveries + 1
             message.visible_at = lease_until
-            push(leases, (lease_until, message_id))
-            received.append(
-                ReceivedTask(message.envelope, f"{message_id}:{deliveries}", deliveries)
-            )
+            if lease_until != _FOREVER:  # a lease that never lapses needs no expiry entry
+                push(leases, (lease_until, message_id))
+            append(ReceivedTask(message.envelope, f"{message_id}:{deliveries}", deliveries))
+            wanted -= 1
         return received
 
     def _lookup(self, receipt: str) -> tuple[int, int]:
@@ -171,9 +183,11 @@ class CompactTaskQueue:
             self._check()
         # Like SQS, an older receipt of a message still deletes it: it was processed.
         message_id, colon, delivery = receipt.partition(":")
-        if not (colon and message_id.isdigit() and delivery.isdigit()):
-            self._lookup(receipt)  # raises the malformed-receipt error
-        self._messages.pop(int(message_id), None)
+        if colon and message_id.isdigit() and delivery.isdigit():
+            self._messages.pop(int(message_id), None)
+        else:
+            # Raises the malformed-receipt error, or reads what int() accepts (" 7:1").
+            self._messages.pop(self._lookup(receipt)[0], None)
 
     def release(self, receipt: str) -> None:
         self._check()
@@ -196,7 +210,7 @@ class CompactTaskQueue:
 
     def visible(self) -> int:
         """Messages that a ``receive`` now could return (an upper bound before expiry)."""
-        return len(self._visible)
+        return len(self._visible) + len(self._fresh)
 
     def purge(self) -> None:
         self._check()

@@ -44,6 +44,8 @@ class CapacityRule:
     every type or zone. ``remaining`` counts the failures left (``None``: forever).
     ``available``: instances that may still start before launches fail (``None``: none).
     ``setting``: the launch is refused for good (``RejectedError`` naming this setting).
+    ``probability``: the share of matching launches that fail (drawn from the compute's seed).
+    ``hits``: how many launches this rule failed.
     """
 
     instance_type: str | None = None
@@ -52,6 +54,8 @@ class CapacityRule:
     quota: bool = False
     available: int | None = None
     setting: str | None = None
+    probability: float = 1.0
+    hits: int = 0
 
     def matches(self, spec: InstanceSpec) -> bool:
         if self.remaining is not None and self.remaining <= 0:
@@ -143,6 +147,8 @@ class InMemoryCompute:
         #: Launch calls made (``create_instance`` and ``create_instances``).
         self.launch_calls = 0
         self._random = random.Random(seed)
+        # A generator of its own: injected capacity errors do not move the preemption times.
+        self._capacity_random = random.Random(f"capacity:{seed}")
         self._ids = itertools.count(1)
         self._vms: dict[str, _Vm] = {}
         self._lock = threading.Lock()
@@ -162,9 +168,11 @@ class InMemoryCompute:
         zone: str | None = None,
         times: int | None = None,
         quota: bool = False,
+        probability: float = 1.0,
     ) -> CapacityRule:
-        """Make launches of matching type/zone fail ``times`` times (``None``: always)."""
-        rule = CapacityRule(instance_type, zone, times, quota)
+        """Make launches of matching type/zone fail ``times`` times (``None``: always), each
+        with ``probability`` (seeded)."""
+        rule = CapacityRule(instance_type, zone, times, quota, probability=probability)
         with self._lock:
             self.capacity_rules.append(rule)
         return rule
@@ -338,8 +346,11 @@ class InMemoryCompute:
                 count = min(count, rule.available)
                 rule.available -= count
                 return count
+            if rule.probability < 1.0 and self._capacity_random.random() >= rule.probability:
+                continue
             if rule.remaining is not None:
                 rule.remaining -= 1
+            rule.hits += 1
             kind = QuotaError if rule.quota else CapacityError
             what = "quota exceeded" if rule.quota else "insufficient capacity"
             raise kind(

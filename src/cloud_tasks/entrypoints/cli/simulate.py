@@ -83,6 +83,40 @@ from cloud_tasks.exceptions import ConfigError
     "slower (0.05:4 = 5% of instances, 4x slower). Pair with --speculative-after.",
 )
 @click.option(
+    "--failure-rate",
+    type=click.FloatRange(min=0.0, max=1.0),
+    default=0.0,
+    show_default=True,
+    help="Chance that an attempt of a task fails (drawn per task and attempt from the seed); "
+    "the run's retry options decide what happens next (max_attempts, retry_on_exception, ...).",
+)
+@click.option(
+    "--failure-kind",
+    type=click.Choice(["fail", "exception", "exit", "timeout", "memory"]),
+    default="exception",
+    show_default=True,
+    help="How the --failure-rate failures end: fail (process_task returned False), exception, "
+    "exit, timeout (the attempt runs max_runtime) or memory.",
+)
+@click.option(
+    "--outcomes",
+    "outcomes_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="File of outcomes: one task per line, 'TASK_ID OUTCOME[,OUTCOME...]' (attempt 1, "
+    "2, ...; the last repeats), outcomes success, fail, exception, exit, timeout, memory; "
+    "or a JSON object. Listed tasks ignore --failure-rate.",
+)
+@click.option(
+    "--capacity-error",
+    "capacity_errors",
+    multiple=True,
+    metavar="TYPE[@ZONE][:FRACTION]",
+    help="Launches of instance types matching TYPE (a regular expression; * = every type) in "
+    "ZONE (default every zone) fail with a capacity error, FRACTION of the time (default "
+    "always), so the pool falls back to other zones and types. Repeatable.",
+)
+@click.option(
     "--seed",
     type=int,
     default=0,
@@ -96,12 +130,16 @@ def simulate_command(**params: Any) -> None:
     Runs the same pool manager as 'run' against the memory provider: instance type, pool size
     and every run option come from the configuration (a config for aws or gcp uses that
     cloud's part of the bundled catalog). Instances boot after --boot-time and spot instances
-    are preempted at --preemption-rate; each task takes a duration drawn from --task-duration.
-    Nothing is started anywhere.
+    are preempted at --preemption-rate; each task takes a duration drawn from --task-duration,
+    and fails as --failure-rate and --outcomes say, with the run's retry rules. Nothing is
+    started anywhere.
     """
+    from cloud_tasks.domain.simulated_outcomes import FailureModel, outcome_word
     from cloud_tasks.service_layer.simulation import (
         duration_model_from_option,
         format_result,
+        outcomes_from_option,
+        parse_capacity_error,
         parse_slow_instances,
         simulate,
     )
@@ -114,6 +152,13 @@ def simulate_command(**params: Any) -> None:
         )
     slow_text = params.pop("slow_instances")
     slow = parse_slow_instances(slow_text) if slow_text is not None else None
+    capacity_errors = [parse_capacity_error(text) for text in params.pop("capacity_errors")]
+    outcomes_file = params.pop("outcomes_file")
+    failures = FailureModel(
+        params.pop("failure_rate"),
+        outcome_word(params.pop("failure_kind"), "--failure-kind"),
+        outcomes_from_option(str(outcomes_file)) if outcomes_file is not None else {},
+    )
     tasks_file = params.pop("tasks_file")
     num_tasks = params.pop("num_tasks")
     if (tasks_file is None) == (num_tasks is None):
@@ -148,6 +193,8 @@ def simulate_command(**params: Any) -> None:
             boot_time_s=params["boot_time"],
             seed=params["seed"],
             slow_instances=slow,
+            failures=failures,
+            capacity_errors=capacity_errors,
             log=(lambda line: click.echo(line, err=True)) if level >= 1 and not as_json else None,
         )
 
