@@ -1,4 +1,4 @@
-"""``import cloud_tasks.worker`` stays light: no cloud SDK, no YAML parser, no asyncio."""
+"""``import cloud_tasks.worker`` stays light: no cloud SDK, no YAML parser, no asyncio, no attrs."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def test_worker_import_loads_no_cloud_sdk() -> None:
         "import sys, cloud_tasks.worker\n"
         "from cloud_tasks.worker import Worker, WorkerData\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore', "
-        "'google', 'yaml', 'grpc', 'rich', 'asyncio'))\n"
+        "'google', 'yaml', 'grpc', 'rich', 'asyncio', 'attr', 'attrs'))\n"
         "print(','.join(bad))\n"
     )
     proc = subprocess.run(
