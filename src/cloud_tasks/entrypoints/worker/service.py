@@ -18,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from cloud_tasks.domain.prefetch import tasks_to_prefetch, updated_mean
 from cloud_tasks.domain.retry import (
     Complete,
     DeadLetter,
@@ -80,6 +81,8 @@ def _short(task_id: str) -> str:
 # Deliveries of a speculative copy that a worker already running its task hands back before it
 # runs the copy itself.
 _MAX_BOUNCES = 4
+# Batches of queue calls running at once in worker threads (see _OffLoopCalls).
+_MAX_BATCHES = 4
 
 
 @attrs.frozen
@@ -108,6 +111,76 @@ class Attempt:
             return "process_task asked for a retry"
         kind: str = self.kind.value
         return kind
+
+
+class _OffLoopCalls:
+    """Runs blocking queue calls (ack, release, requeue, extend) in worker threads, the calls
+    made while one batch runs going together in the next: under load, one thread hop settles
+    many messages instead of one each.
+
+    Up to ``_MAX_BATCHES`` batches run at once, so a slow call does not hold up the others for
+    long; within a batch the calls run in order.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Callable[..., None], tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._batches = 0
+        self._scheduled = False
+
+    def call(self, func: Callable[..., None], *args: Any) -> asyncio.Future[BaseException | None]:
+        """Run ``func(*args)`` off the loop; the future gives what it raised, or None."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[BaseException | None] = loop.create_future()
+        self._pending.append((func, args, future))
+        if not self._scheduled and self._batches < _MAX_BATCHES:
+            # After the current step: the calls made in it go in one batch.
+            self._scheduled = True
+            loop.call_soon(self._start)
+        return future
+
+    def _start(self) -> None:
+        self._scheduled = False
+        if not self._pending or self._batches >= _MAX_BATCHES:
+            return
+        batch, self._pending = self._pending, []
+        self._batches += 1
+        loop = asyncio.get_running_loop()
+        calls = [(func, args) for func, args, _ in batch]
+        running = loop.run_in_executor(None, _run_calls, calls)
+        running.add_done_callback(functools.partial(self._finished, batch))
+
+    def _finished(
+        self,
+        batch: list[tuple[Callable[..., None], tuple[Any, ...], asyncio.Future[Any]]],
+        running: asyncio.Future[list[BaseException | None]],
+    ) -> None:
+        self._batches -= 1
+        if running.cancelled():
+            outcomes: list[BaseException | None] = [asyncio.CancelledError()] * len(batch)
+        elif running.exception() is not None:
+            outcomes = [running.exception()] * len(batch)
+        else:
+            outcomes = running.result()
+        for (_, _, future), outcome in zip(batch, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
+        if self._pending and not self._scheduled:
+            self._start()
+
+
+def _run_calls(
+    calls: list[tuple[Callable[..., None], tuple[Any, ...]]],
+) -> list[BaseException | None]:
+    """Run each call in order; what each raised, or None."""
+    outcomes: list[BaseException | None] = []
+    for func, args in calls:
+        try:
+            func(*args)
+        except Exception as exc:  # handed to the caller, which re-raises what is not ours
+            outcomes.append(exc)
+        else:
+            outcomes.append(None)
+    return outcomes
 
 
 @attrs.define
@@ -164,6 +237,10 @@ class WorkerService:
         # Queue mode: deliveries whose task has not finished running yet (the others are
         # being reported and settled, which no longer holds a task slot).
         self._executing = 0
+        # Running mean of task times (queue mode), which sets how many deliveries are held in
+        # reserve (domain.prefetch).
+        self._mean_task_s: float | None = None
+        self._settler = _OffLoopCalls()
         self._changed: asyncio.Event | None = None
         self._stop_taking = False
         self._terminating = False
@@ -462,12 +539,15 @@ class WorkerService:
             await changed.wait()
 
     async def _wait_for_task_slot(self, limit: int) -> None:
-        """Wait until fewer than ``limit`` tasks run and fewer than ``2 * limit`` deliveries
-        are in hand (running, or being reported and settled)."""
+        """Wait until fewer deliveries than ``_deliveries_held`` have unfinished tasks and
+        fewer than that plus ``limit`` are in hand (running, or being reported and settled)."""
         changed = self._changed
         if changed is None:
             return
-        while (self._executing >= limit or self._active >= 2 * limit) and not self._stop_taking:
+        while not self._stop_taking:
+            held = self._deliveries_held(limit)
+            if self._executing < held and self._active < held + limit:
+                return
             changed.clear()
             await changed.wait()
 
@@ -655,7 +735,8 @@ class WorkerService:
             await self._wait_for_task_slot(limit)
             if self._stop_taking:
                 break
-            free = min(limit - self._executing, 2 * limit - self._active)
+            held = self._deliveries_held(limit)
+            free = min(held - self._executing, held + limit - self._active)
             if self.options.max_num_tasks is not None:
                 free = min(free, self.options.max_num_tasks - started)
                 if free <= 0:
@@ -701,18 +782,27 @@ class WorkerService:
                 await asyncio.sleep(self._receive_wait_s)
         await self._drain()
 
+    def _deliveries_held(self, limit: int) -> int:
+        """Deliveries whose task has not finished that the worker may hold: one per task slot,
+        plus a reserve that waits in the fork server and starts the moment a slot frees."""
+        if self.options.report_task_starts:
+            # A reserved task would be reported as started while it waits.
+            return limit
+        return limit + tasks_to_prefetch(limit, self._mean_task_s)
+
     def _runs_task(self, task_id: str) -> bool:
         return any(running.task_id == task_id for running in self._running.values())
 
     async def _queue_call(self, func: Callable[..., None], *args: Any) -> bool:
-        try:
-            await asyncio.to_thread(func, *args)
-        except CloudTasksError as exc:
+        failure = await self._settler.call(func, *args)
+        if failure is None:
+            return True
+        if isinstance(failure, CloudTasksError):
             self._emit(
-                ev.NON_FATAL_EXCEPTION, exception=f"{getattr(func, '__name__', func)}: {exc}"
+                ev.NON_FATAL_EXCEPTION, exception=f"{getattr(func, '__name__', func)}: {failure}"
             )
             return False
-        return True
+        raise failure
 
     async def _renew_lease(self, queue: TaskQueue, receipt: str) -> None:
         visibility = self.options.visibility_timeout
@@ -753,6 +843,8 @@ class WorkerService:
             attempt = await self._execute(message.task_id, dict(message.data), message.attempt)
         finally:
             self._finished_executing()
+        if attempt.started:
+            self._mean_task_s = updated_mean(self._mean_task_s, attempt.elapsed_s)
         attempt = self._fit_event(message.task_id, message.attempt, attempt)
         decision = decide_outcome(
             attempt.kind,
