@@ -29,9 +29,10 @@ def tasks_to_prefetch(
     """
     if mean_task_s is None or slots <= 0 or not math.isfinite(mean_task_s):
         return 0
-    if mean_task_s <= 0:
+    budget_s = slots * window_s
+    if mean_task_s * slots <= budget_s:  # no division: a tiny mean would overflow it
         return slots
-    return max(0, min(slots, int(slots * window_s / mean_task_s)))
+    return max(0, int(budget_s / mean_task_s))
 
 
 def updated_mean(mean_s: float | None, elapsed_s: float, weight: float = MEAN_WEIGHT) -> float:

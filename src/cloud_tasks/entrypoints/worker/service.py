@@ -42,6 +42,7 @@ from cloud_tasks.entrypoints.worker.forkserver import (
     ForkServer,
 )
 from cloud_tasks.entrypoints.worker.options import WorkerOptions
+from cloud_tasks.entrypoints.worker.spot import SpotNotices
 from cloud_tasks.entrypoints.worker.summary import RunSummary
 from cloud_tasks.exceptions import CloudTasksError, ConfigError
 from cloud_tasks.ports import (
@@ -64,10 +65,6 @@ _KINDS = {
     KIND_EXCEPTION: OutcomeKind.EXCEPTION,
     KIND_MEMORY: OutcomeKind.MEMORY,
 }
-# Seconds from a real spot notice until unfinished tasks are killed and released: AWS warns
-# two minutes ahead, GCP 30 seconds; both leave a margin to release the messages.
-_NOTICE_TO_DEADLINE_S = {"aws": 100.0, "gcp": 20.0}
-_DEFAULT_NOTICE_TO_DEADLINE_S = 20.0
 # Characters of an oversized traceback kept in the error outcome that replaces it.
 _KEPT_TRACEBACK_CHARS = 4096
 
@@ -243,12 +240,20 @@ class WorkerService:
         self._settler = _OffLoopCalls()
         self._changed: asyncio.Event | None = None
         self._stop_taking = False
-        self._terminating = False
         self._signals = 0
         self._exit_code = 0
         self._background: list[asyncio.Task[None]] = []
         self._task_failure: BaseException | None = None
         self._summary: RunSummary | None = None
+        self._spot = SpotNotices(
+            provider=options.provider,
+            clock=self._clock,
+            flags=flags,
+            stop_taking=self._stop_taking_tasks,
+            kill_all=self._kill_all,
+            running_tasks=lambda: len(self._running),
+            emit=self._emit,
+        )
 
     async def serve(self) -> int:
         """Run until done and return the exit status; raises ``CloudTasksError`` on bad input.
@@ -306,6 +311,7 @@ class WorkerService:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await background
             self._background.clear()
+            await self._spot.stop()
             if self._events is not None:
                 await self._events.close()
             self._server.close()
@@ -436,26 +442,8 @@ class WorkerService:
                 self._events.abandon()
 
     def notice_termination(self, delay_s: float | None = None) -> None:
-        """Act on a spot termination notice as if it arrived now.
-
-        Stops taking tasks, sets ``received_termination_notice`` in running tasks, and kills and
-        releases the tasks still running ``delay_s`` later (default: by provider).
-        """
-        if self._terminating:
-            return
-        self._terminating = True
-        if delay_s is None:
-            delay_s = _NOTICE_TO_DEADLINE_S.get(
-                self.options.provider or "", _DEFAULT_NOTICE_TO_DEADLINE_S
-            )
-        self._flags.set_termination_notice()
-        self._stop_taking_tasks()
-        self._emit(ev.SPOT_TERMINATION, running_tasks=len(self._running), deadline_s=delay_s)
-        self._background.append(asyncio.get_running_loop().create_task(self._deadline(delay_s)))
-
-    async def _deadline(self, delay_s: float) -> None:
-        await self._clock.sleep(delay_s)
-        self._kill_all("spot termination")
+        """Act on a spot termination notice as if it arrived now (see ``spot.SpotNotices``)."""
+        self._spot.notice(delay_s)
 
     def _stop_taking_tasks(self) -> None:
         if not self._stop_taking and self._server is not None:
@@ -474,33 +462,16 @@ class WorkerService:
 
     def _start_background(self, metadata: InstanceMetadata | None, *, queue_mode: bool) -> None:
         loop = asyncio.get_running_loop()
-        after = self.options.simulate_spot_termination_after
-        if after is not None:
-            self._background.append(loop.create_task(self._simulated_termination(after)))
-        if metadata is not None and (self.options.is_spot or self._metadata is not None):
-            self._background.append(loop.create_task(self._watch_termination(metadata)))
+        self._spot.start(
+            metadata,
+            is_spot=self.options.is_spot,
+            metadata_supplied=self._metadata is not None,
+            poll_interval_s=self._metadata_poll_interval_s,
+            simulate_after_s=self.options.simulate_spot_termination_after,
+            simulate_delay_s=self.options.simulate_spot_termination_delay,
+        )
         if queue_mode and self.options.keepalive_interval > 0:
             self._background.append(loop.create_task(self._keepalive()))
-
-    async def _simulated_termination(self, after_s: float) -> None:
-        await self._clock.sleep(after_s)
-        self.notice_termination(self.options.simulate_spot_termination_delay)
-
-    async def _watch_termination(self, metadata: InstanceMetadata) -> None:
-        reported = False
-        while not self._terminating:
-            try:
-                notice = await asyncio.to_thread(metadata.termination_notice)
-            except CloudTasksError as exc:
-                notice = False
-                if not reported:
-                    reported = True
-                    self._emit(ev.NON_FATAL_EXCEPTION, exception=f"metadata: {exc}")
-            if notice:
-                delay = self.options.simulate_spot_termination_delay
-                self.notice_termination(delay)
-                return
-            await self._clock.sleep(self._metadata_poll_interval_s)
 
     async def _keepalive(self) -> None:
         while True:
