@@ -238,6 +238,8 @@ class WorkerService:
         # reserve (domain.prefetch).
         self._mean_task_s: float | None = None
         self._settler = _OffLoopCalls()
+        # Receipts of the deliveries held (queue mode), whose leases are renewed together.
+        self._leases: dict[str, None] = {}
         self._changed: asyncio.Event | None = None
         self._stop_taking = False
         self._signals = 0
@@ -696,6 +698,16 @@ class WorkerService:
 
     async def _run_queue(self, queue: TaskQueue) -> None:
         loop = asyncio.get_running_loop()
+        renewer = loop.create_task(self._renew_leases(queue))
+        try:
+            await self._serve_queue(queue)
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+
+    async def _serve_queue(self, queue: TaskQueue) -> None:
+        loop = asyncio.get_running_loop()
         limit = self.options.num_simultaneous_tasks or 1
         started = 0
         idle_since: float | None = None
@@ -775,11 +787,15 @@ class WorkerService:
             return False
         raise failure
 
-    async def _renew_lease(self, queue: TaskQueue, receipt: str) -> None:
+    async def _renew_leases(self, queue: TaskQueue) -> None:
+        """Every third of the visibility timeout, extend the lease of every message held."""
         visibility = self.options.visibility_timeout
         while True:
             await self._clock.sleep(visibility / 3)
-            await self._queue_call(queue.extend, receipt, visibility)
+            receipts = list(self._leases)
+            await asyncio.gather(
+                *(self._queue_call(queue.extend, receipt, visibility) for receipt in receipts)
+            )
 
     async def _run_queue_task(self, queue: TaskQueue, message: ReceivedTask) -> None:
         """Run one delivery; its outcome event is stored before its message is settled.
@@ -788,15 +804,13 @@ class WorkerService:
         at worst the task runs again or its outcome is reported twice, and the task database
         tolerates duplicate events.
         """
-        renewer = asyncio.get_running_loop().create_task(self._renew_lease(queue, message.receipt))
+        # The lease is held until the message is settled: a slow event queue must not let
+        # the message reappear while its outcome is being reported.
+        self._leases[message.receipt] = None
         try:
             await self._settle_queue_task(queue, message)
         finally:
-            # The lease is held until the message is settled: a slow event queue must not let
-            # the message reappear while its outcome is being reported.
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            del self._leases[message.receipt]
 
     async def _settle_queue_task(self, queue: TaskQueue, message: ReceivedTask) -> None:
         policy = self._retry_policy
