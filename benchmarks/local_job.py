@@ -18,6 +18,7 @@ import argparse
 import datetime
 import json
 import os
+import resource
 import sqlite3
 import subprocess
 import sys
@@ -87,8 +88,10 @@ def main() -> int:
             "-q",
         ]
         started = time.perf_counter()
+        cpu_before = _children_cpu_s()
         result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
         wall_s = time.perf_counter() - started
+        cpu_s = _children_cpu_s() - cpu_before
         if result.returncode != 0:
             print(result.stdout, result.stderr, sep="\n", file=sys.stderr)
             print(f"cloud_tasks run failed with exit status {result.returncode}", file=sys.stderr)
@@ -127,6 +130,10 @@ def main() -> int:
         f"overhead:         {wall_s - pure_s:.2f} s over the pure work "
         f"({(wall_s - pure_s) / args.tasks * 1000:.2f} ms per task)"
     )
+    print(
+        f"CPU:              {cpu_s:.2f} s of {cores} cores over the wall time "
+        f"({cpu_s / args.tasks * 1000:.2f} ms per task: manager, instances, task processes)"
+    )
     if steady is not None:
         window_s, in_window, instances = steady
         busy_s = in_window * args.task_ms / 1000.0
@@ -138,6 +145,11 @@ def main() -> int:
             "beyond its own"
         )
     return 0 if counts["completed"] == args.tasks else 1
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _steady_state(db_path: Path, task_s: float) -> tuple[float, int, int] | None:

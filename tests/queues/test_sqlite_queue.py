@@ -133,3 +133,23 @@ def test_send_once_skips_tasks_already_loaded(tmp_path: Path) -> None:
     queue.purge()
     assert queue.loaded_task_ids() == set()
     assert queue.send_once(first) == 10
+
+
+def test_a_large_receive_leases_each_message_once_and_each_receipt_settles_its_own(
+    tmp_path: Path,
+) -> None:
+    queue = SqliteTaskQueue(tmp_path / "q.sqlite3", "jobs")
+    queue.create()
+    queue.send([Envelope(Task(f"t{i}", {})) for i in range(1200)])
+    batch = queue.receive(1100, 60.0)
+    assert len(batch) == 1100 and len({m.receipt for m in batch}) == 1100
+    assert {m.delivery_count for m in batch} == {1}
+    assert [m.task_id for m in queue.receive(1000, 60.0)] == [f"t{i}" for i in range(1100, 1200)]
+    queue.release(batch[0].receipt)  # only this message comes back
+    (again,) = queue.receive(10, 60.0)
+    assert (again.task_id, again.delivery_count) == ("t0", 2)
+    queue.release(batch[0].receipt)  # an older receipt no longer releases it
+    assert queue.receive(10, 60.0) == []
+    for message in batch[1:]:
+        queue.ack(message.receipt)
+    assert queue.depth() == 101

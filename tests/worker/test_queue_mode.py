@@ -163,3 +163,19 @@ def test_keepalive_events_and_max_num_tasks() -> None:
     assert queue.depth() == 2
     keepalives = _of(events, "keep_alive")
     assert keepalives and all(e["hostname"] for e in keepalives)
+
+
+def test_a_spot_notice_among_short_tasks_loses_nothing_and_uses_no_attempt() -> None:
+    """Short tasks make the worker hold a reserve of deliveries in its fork server; a notice
+    hands the reserve back unstarted: each task is completed once or left in the queue."""
+    names = [f"t{i:03d}" for i in range(300)]
+    queue, events = _queues([(name, {"mode": "success"}) for name in names])
+    args = ["--num-simultaneous-tasks", "2"]
+    args += ["--simulate-spot-termination-after", "1", "--simulate-spot-termination-delay", "0"]
+    assert _serve(queue, events, args) == 0
+    completed = [e["task_id"] for e in _of(events, "task_completed")]
+    left = {e.task.task_id: e.failures for e in queue.peek()}
+    assert len(completed) == len(set(completed))
+    assert sorted([*completed, *left]) == names
+    assert set(left.values()) <= {0}
+    assert _of(events, "task_exception") == _of(events, "task_dead_lettered") == []

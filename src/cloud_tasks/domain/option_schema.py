@@ -12,15 +12,13 @@ One ``Option`` per name. Everything else is made from this table and never resta
   ``worker_flags``; the worker reads ``RMS_CLOUD_TASKS_<NAME>`` and the ``env_aliases``.
 
 The range of a numeric option is ``domain.ranges.RANGES[name]``. Help texts may hold
-``{default}``, replaced by the default as a user would write it. This module is light (stdlib and
-attrs): the worker imports it.
+``{default}``, replaced by the default as a user would write it. This module is light (the stdlib
+only, not even attrs): the worker imports it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
-import attrs
+from typing import Any, Literal, NamedTuple
 
 from cloud_tasks.domain.ranges import RANGES, Range
 
@@ -41,8 +39,7 @@ def format_default(value: Any) -> str:
     return str(value)
 
 
-@attrs.frozen
-class Option:
+class Option(NamedTuple):
     """One option. ``optional``: ``None`` is a valid value ("no limit", "unset").
 
     ``group``: the value object a configuration key belongs to (``None``: the worker's only).

@@ -15,16 +15,16 @@ index).
 from __future__ import annotations
 
 import math
-from typing import Any
-
-import attrs
+from typing import Any, NamedTuple
 
 _DAY_S = 24 * 3600.0
 
 
-@attrs.frozen
-class Range:
+class Range(NamedTuple):
     """``low <= value <= high`` (``low < value`` when ``above_low``), with a unit for messages.
+
+    A named tuple rather than attrs: the worker's options check their ranges, and
+    ``import cloud_tasks.worker`` stays free of attrs (a third of its import time).
 
     ``or_zero``: 0 is also allowed (it means "off"), below a ``low`` that keeps a loop from
     spinning (a keep-alive every nanosecond).

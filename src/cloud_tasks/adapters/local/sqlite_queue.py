@@ -31,6 +31,8 @@ from cloud_tasks.ports import Clock, ReceivedEvent, ReceivedTask
 
 BUSY_TIMEOUT_S = 60.0
 _POLL_S = (0.02, 0.25)  # first and longest sleep while waiting for a message
+# Message ids per UPDATE (far below SQLite's limit on bound parameters, 999 before 3.32).
+_IDS_PER_STATEMENT = 500
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS queues (
@@ -251,14 +253,23 @@ class _SqliteQueueBase:
                     (self.name, now, max(0, max_messages)),
                 ).fetchall()
                 leased: list[tuple[int, str, int, str]] = []
-                for message_id, body, count in rows:
+                if rows:
+                    # One lease token per receive: a receipt is the message id and the token,
+                    # so it still names one delivery of one message; one statement per batch.
                     token = secrets.token_hex(8)
-                    conn.execute(
-                        "UPDATE messages SET visible_at = ?, delivery_count = ?, lease = ? "
-                        "WHERE id = ?",
-                        (now + max(0.0, visibility_timeout_s), count + 1, token, message_id),
-                    )
-                    leased.append((message_id, body, count + 1, f"{message_id}:{token}"))
+                    visible_at = now + max(0.0, visibility_timeout_s)
+                    for start in range(0, len(rows), _IDS_PER_STATEMENT):
+                        ids = [row[0] for row in rows[start : start + _IDS_PER_STATEMENT]]
+                        conn.execute(
+                            "UPDATE messages SET visible_at = ?, "
+                            "delivery_count = delivery_count + 1, lease = ? "
+                            f"WHERE id IN ({','.join('?' * len(ids))})",
+                            (visible_at, token, *ids),
+                        )
+                    leased = [
+                        (message_id, body, count + 1, f"{message_id}:{token}")
+                        for message_id, body, count in rows
+                    ]
             if leased or max_messages <= 0:
                 return leased
             remaining = deadline - time.monotonic()

@@ -35,6 +35,7 @@ import socket
 import struct
 import sys
 import time
+import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,33 @@ _INTERNAL_ERROR_EXIT = 70
 _MAX_POLL_MS = 3_600_000
 # Reported instead of a wait status for a request dropped from the backlog before it started.
 NOT_STARTED = -1
+
+# The standard library's fork hooks (os.register_at_fork) that only guard against locks that
+# another thread held at the fork, by Python version: (module, hook functions). Python code run
+# in every task process, with its copy-on-write faults, roughly doubles the cost of a fork
+# (threading and logging's hooks, loaded with asyncio by the Quick Start form). The fork server
+# is single-threaded, so it turns them off while it forks; each task process turns them back
+# on before the user's code runs (a task that starts threads and forks gets them). Only the
+# versions whose hooks were checked are listed: the before, child and parent hooks of a module
+# go off together or not at all.
+_SINGLE_THREAD_FORK_HOOKS: dict[tuple[int, int], tuple[tuple[str, tuple[str, ...]], ...]] = {
+    (3, 11): (
+        ("threading", ("_after_fork",)),
+        ("logging", ("_acquireLock", "_after_at_fork_child_reinit_locks", "_releaseLock")),
+    ),
+    (3, 12): (
+        ("threading", ("_after_fork",)),
+        ("logging", ("_acquireLock", "_after_at_fork_child_reinit_locks", "_releaseLock")),
+        ("asyncio.events", ("on_fork",)),
+    ),
+    (3, 13): (
+        ("threading", ("_after_fork",)),
+        ("logging", ("_prepareFork", "_after_at_fork_child_reinit_locks", "_afterFork")),
+        ("asyncio.events", ("on_fork",)),
+    ),
+}
+# (function, its own code) of every hook the fork server turned off.
+_silenced_hooks: list[tuple[types.FunctionType, types.CodeType]] = []
 
 KIND_SUCCESS = "success"
 KIND_RETRY_REQUESTED = "retry_requested"
@@ -195,6 +223,41 @@ def _send_outcome(fd: int, token: int, payload: bytes) -> None:
             return
 
 
+def _do_nothing() -> None:
+    return None
+
+
+def silence_fork_hooks() -> int:
+    """Turn off the fork hooks of ``_SINGLE_THREAD_FORK_HOOKS`` in this (single-threaded)
+    process; returns how many. ``restore_fork_hooks`` turns them back on."""
+    hooks = _SINGLE_THREAD_FORK_HOOKS.get(sys.version_info[:2], ())
+    for module_name, names in hooks:
+        module = sys.modules.get(module_name)
+        if module is None:
+            continue
+        functions = [getattr(module, name, None) for name in names]
+        plain = [
+            f
+            for f in functions
+            if isinstance(f, types.FunctionType)
+            and f.__closure__ is None
+            and f.__code__.co_argcount == 0
+        ]
+        if len(plain) != len(names):
+            continue  # not the hooks this table knows: leave the module's hooks on
+        for function in plain:
+            _silenced_hooks.append((function, function.__code__))
+            function.__code__ = _do_nothing.__code__
+    return len(_silenced_hooks)
+
+
+def restore_fork_hooks() -> None:
+    """Turn the hooks ``silence_fork_hooks`` turned off back on."""
+    while _silenced_hooks:
+        function, code = _silenced_hooks.pop()
+        function.__code__ = code
+
+
 def _flush_std_streams() -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
@@ -214,7 +277,8 @@ def _child_main(
     """
     code = _INTERNAL_ERROR_EXIT
     try:
-        # The fork server runs without the collector (see _serve); the user's code needs it.
+        # The fork server runs without these (see ForkServer.fork); the user's code needs them.
+        restore_fork_hooks()
         gc.enable()
         # Also set by the server; set here too so that a subprocess the task starts at once
         # is in the task's group even if the server has not run yet.
@@ -504,6 +568,7 @@ class ForkServer:
                 # server's loop makes no reference cycles, so it runs without the collector.
                 gc.freeze()
                 gc.disable()
+                silence_fork_hooks()
                 _serve(
                     child_sock,
                     task_results.fileno(),

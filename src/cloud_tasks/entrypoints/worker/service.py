@@ -26,7 +26,6 @@ from cloud_tasks.domain.events import (
     KeepAlive,
     NonFatalException,
     ShutdownRequested,
-    SpotTermination,
     TaskCompleted,
     TaskDeadLettered,
     TaskException,
@@ -35,6 +34,7 @@ from cloud_tasks.domain.events import (
     TaskStarted,
     TaskTimedOut,
 )
+from cloud_tasks.domain.prefetch import tasks_to_prefetch, updated_mean
 from cloud_tasks.domain.retry import (
     Complete,
     DeadLetter,
@@ -58,6 +58,7 @@ from cloud_tasks.entrypoints.worker.forkserver import (
     ForkServer,
 )
 from cloud_tasks.entrypoints.worker.options import WorkerOptions
+from cloud_tasks.entrypoints.worker.spot import SpotNotices
 from cloud_tasks.entrypoints.worker.summary import RunSummary
 from cloud_tasks.exceptions import CloudTasksError, ConfigError
 from cloud_tasks.ports import (
@@ -80,10 +81,6 @@ _KINDS = {
     KIND_EXCEPTION: OutcomeKind.EXCEPTION,
     KIND_MEMORY: OutcomeKind.MEMORY,
 }
-# Seconds from a real spot notice until unfinished tasks are killed and released: AWS warns
-# two minutes ahead, GCP 30 seconds; both leave a margin to release the messages.
-_NOTICE_TO_DEADLINE_S = {"aws": 100.0, "gcp": 20.0}
-_DEFAULT_NOTICE_TO_DEADLINE_S = 20.0
 # Characters of an oversized traceback kept in the error outcome that replaces it.
 _KEPT_TRACEBACK_CHARS = 4096
 
@@ -97,6 +94,8 @@ def _short(task_id: str) -> str:
 # Deliveries of a speculative copy that a worker already running its task hands back before it
 # runs the copy itself.
 _MAX_BOUNCES = 4
+# Batches of queue calls running at once in worker threads (see _OffLoopCalls).
+_MAX_BATCHES = 4
 
 
 @attrs.frozen
@@ -125,6 +124,76 @@ class Attempt:
             return "process_task asked for a retry"
         kind: str = self.kind.value
         return kind
+
+
+class _OffLoopCalls:
+    """Runs blocking queue calls (ack, release, requeue, extend) in worker threads, the calls
+    made while one batch runs going together in the next: under load, one thread hop settles
+    many messages instead of one each.
+
+    Up to ``_MAX_BATCHES`` batches run at once, so a slow call does not hold up the others for
+    long; within a batch the calls run in order.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Callable[..., None], tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._batches = 0
+        self._scheduled = False
+
+    def call(self, func: Callable[..., None], *args: Any) -> asyncio.Future[BaseException | None]:
+        """Run ``func(*args)`` off the loop; the future gives what it raised, or None."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[BaseException | None] = loop.create_future()
+        self._pending.append((func, args, future))
+        if not self._scheduled and self._batches < _MAX_BATCHES:
+            # After the current step: the calls made in it go in one batch.
+            self._scheduled = True
+            loop.call_soon(self._start)
+        return future
+
+    def _start(self) -> None:
+        self._scheduled = False
+        if not self._pending or self._batches >= _MAX_BATCHES:
+            return
+        batch, self._pending = self._pending, []
+        self._batches += 1
+        loop = asyncio.get_running_loop()
+        calls = [(func, args) for func, args, _ in batch]
+        running = loop.run_in_executor(None, _run_calls, calls)
+        running.add_done_callback(functools.partial(self._finished, batch))
+
+    def _finished(
+        self,
+        batch: list[tuple[Callable[..., None], tuple[Any, ...], asyncio.Future[Any]]],
+        running: asyncio.Future[list[BaseException | None]],
+    ) -> None:
+        self._batches -= 1
+        if running.cancelled():
+            outcomes: list[BaseException | None] = [asyncio.CancelledError()] * len(batch)
+        elif running.exception() is not None:
+            outcomes = [running.exception()] * len(batch)
+        else:
+            outcomes = running.result()
+        for (_, _, future), outcome in zip(batch, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
+        if self._pending and not self._scheduled:
+            self._start()
+
+
+def _run_calls(
+    calls: list[tuple[Callable[..., None], tuple[Any, ...]]],
+) -> list[BaseException | None]:
+    """Run each call in order; what each raised, or None."""
+    outcomes: list[BaseException | None] = []
+    for func, args in calls:
+        try:
+            func(*args)
+        except Exception as exc:  # handed to the caller, which re-raises what is not ours
+            outcomes.append(exc)
+        else:
+            outcomes.append(None)
+    return outcomes
 
 
 @attrs.define
@@ -179,14 +248,28 @@ class WorkerService:
         # Queue mode: deliveries whose task has not finished running yet (the others are
         # being reported and settled, which no longer holds a task slot).
         self._executing = 0
+        # Running mean of task times (queue mode), which sets how many deliveries are held in
+        # reserve (domain.prefetch).
+        self._mean_task_s: float | None = None
+        self._settler = _OffLoopCalls()
+        # Receipts of the deliveries held (queue mode), whose leases are renewed together.
+        self._leases: dict[str, None] = {}
         self._changed: asyncio.Event | None = None
         self._stop_taking = False
-        self._terminating = False
         self._signals = 0
         self._exit_code = 0
         self._background: list[asyncio.Task[None]] = []
         self._task_failure: BaseException | None = None
         self._summary: RunSummary | None = None
+        self._spot = SpotNotices(
+            provider=options.provider,
+            clock=self._clock,
+            flags=flags,
+            stop_taking=self._stop_taking_tasks,
+            kill_all=self._kill_all,
+            running_tasks=lambda: len(self._running),
+            emit=self._emit,
+        )
 
     async def serve(self) -> int:
         """Run until done and return the exit status; raises ``CloudTasksError`` on bad input.
@@ -252,6 +335,7 @@ class WorkerService:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await background
             self._background.clear()
+            await self._spot.stop()
             if self._events is not None:
                 await self._events.close()
             self._server.close()
@@ -305,26 +389,8 @@ class WorkerService:
                 self._events.abandon()
 
     def notice_termination(self, delay_s: float | None = None) -> None:
-        """Act on a spot termination notice as if it arrived now.
-
-        Stops taking tasks, sets ``received_termination_notice`` in running tasks, and kills and
-        releases the tasks still running ``delay_s`` later (default: by provider).
-        """
-        if self._terminating:
-            return
-        self._terminating = True
-        if delay_s is None:
-            delay_s = _NOTICE_TO_DEADLINE_S.get(
-                self.options.provider or "", _DEFAULT_NOTICE_TO_DEADLINE_S
-            )
-        self._flags.set_termination_notice()
-        self._stop_taking_tasks()
-        self._emit(SpotTermination(running_tasks=len(self._running), deadline_s=delay_s))
-        self._background.append(asyncio.get_running_loop().create_task(self._deadline(delay_s)))
-
-    async def _deadline(self, delay_s: float) -> None:
-        await self._clock.sleep(delay_s)
-        self._kill_all("spot termination")
+        """Act on a spot termination notice as if it arrived now (see ``spot.SpotNotices``)."""
+        self._spot.notice(delay_s)
 
     def _stop_taking_tasks(self) -> None:
         if not self._stop_taking and self._server is not None:
@@ -343,33 +409,16 @@ class WorkerService:
 
     def _start_background(self, metadata: InstanceMetadata | None, *, queue_mode: bool) -> None:
         loop = asyncio.get_running_loop()
-        after = self.options.simulate_spot_termination_after
-        if after is not None:
-            self._background.append(loop.create_task(self._simulated_termination(after)))
-        if metadata is not None and (self.options.is_spot or self._metadata is not None):
-            self._background.append(loop.create_task(self._watch_termination(metadata)))
+        self._spot.start(
+            metadata,
+            is_spot=self.options.is_spot,
+            metadata_supplied=self._metadata is not None,
+            poll_interval_s=self._metadata_poll_interval_s,
+            simulate_after_s=self.options.simulate_spot_termination_after,
+            simulate_delay_s=self.options.simulate_spot_termination_delay,
+        )
         if queue_mode and self.options.keepalive_interval > 0:
             self._background.append(loop.create_task(self._keepalive()))
-
-    async def _simulated_termination(self, after_s: float) -> None:
-        await self._clock.sleep(after_s)
-        self.notice_termination(self.options.simulate_spot_termination_delay)
-
-    async def _watch_termination(self, metadata: InstanceMetadata) -> None:
-        reported = False
-        while not self._terminating:
-            try:
-                notice = await asyncio.to_thread(metadata.termination_notice)
-            except CloudTasksError as exc:
-                notice = False
-                if not reported:
-                    reported = True
-                    self._emit(NonFatalException(exception=f"metadata: {exc}"))
-            if notice:
-                delay = self.options.simulate_spot_termination_delay
-                self.notice_termination(delay)
-                return
-            await self._clock.sleep(self._metadata_poll_interval_s)
 
     async def _keepalive(self) -> None:
         while True:
@@ -408,12 +457,15 @@ class WorkerService:
             await changed.wait()
 
     async def _wait_for_task_slot(self, limit: int) -> None:
-        """Wait until fewer than ``limit`` tasks run and fewer than ``2 * limit`` deliveries
-        are in hand (running, or being reported and settled)."""
+        """Wait until fewer deliveries than ``_deliveries_held`` have unfinished tasks and
+        fewer than that plus ``limit`` are in hand (running, or being reported and settled)."""
         changed = self._changed
         if changed is None:
             return
-        while (self._executing >= limit or self._active >= 2 * limit) and not self._stop_taking:
+        while not self._stop_taking:
+            held = self._deliveries_held(limit)
+            if self._executing < held and self._active < held + limit:
+                return
             changed.clear()
             await changed.wait()
 
@@ -617,6 +669,16 @@ class WorkerService:
 
     async def _run_queue(self, queue: TaskQueue) -> None:
         loop = asyncio.get_running_loop()
+        renewer = loop.create_task(self._renew_leases(queue))
+        try:
+            await self._serve_queue(queue)
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+
+    async def _serve_queue(self, queue: TaskQueue) -> None:
+        loop = asyncio.get_running_loop()
         limit = self.options.num_simultaneous_tasks or 1
         started = 0
         idle_since: float | None = None
@@ -627,7 +689,8 @@ class WorkerService:
             await self._wait_for_task_slot(limit)
             if self._stop_taking:
                 break
-            free = min(limit - self._executing, 2 * limit - self._active)
+            held = self._deliveries_held(limit)
+            free = min(held - self._executing, held + limit - self._active)
             if self.options.max_num_tasks is not None:
                 free = min(free, self.options.max_num_tasks - started)
                 if free <= 0:
@@ -673,22 +736,35 @@ class WorkerService:
                 await asyncio.sleep(self._receive_wait_s)
         await self._drain()
 
+    def _deliveries_held(self, limit: int) -> int:
+        """Deliveries whose task has not finished that the worker may hold: one per task slot,
+        plus a reserve that waits in the fork server and starts the moment a slot frees."""
+        if self.options.report_task_starts:
+            # A reserved task would be reported as started while it waits.
+            return limit
+        return limit + tasks_to_prefetch(limit, self._mean_task_s)
+
     def _runs_task(self, task_id: str) -> bool:
         return any(running.task_id == task_id for running in self._running.values())
 
     async def _queue_call(self, func: Callable[..., None], *args: Any) -> bool:
-        try:
-            await asyncio.to_thread(func, *args)
-        except CloudTasksError as exc:
-            self._emit(NonFatalException(exception=f"{getattr(func, '__name__', func)}: {exc}"))
+        failure = await self._settler.call(func, *args)
+        if failure is None:
+            return True
+        if isinstance(failure, CloudTasksError):
+            self._emit(NonFatalException(exception=f"{getattr(func, '__name__', func)}: {failure}"))
             return False
-        return True
+        raise failure
 
-    async def _renew_lease(self, queue: TaskQueue, receipt: str) -> None:
+    async def _renew_leases(self, queue: TaskQueue) -> None:
+        """Every third of the visibility timeout, extend the lease of every message held."""
         visibility = self.options.visibility_timeout
         while True:
             await self._clock.sleep(visibility / 3)
-            await self._queue_call(queue.extend, receipt, visibility)
+            receipts = list(self._leases)
+            await asyncio.gather(
+                *(self._queue_call(queue.extend, receipt, visibility) for receipt in receipts)
+            )
 
     async def _run_queue_task(self, queue: TaskQueue, message: ReceivedTask) -> None:
         """Run one delivery; its outcome event is stored before its message is settled.
@@ -697,15 +773,13 @@ class WorkerService:
         at worst the task runs again or its outcome is reported twice, and the task database
         tolerates duplicate events.
         """
-        renewer = asyncio.get_running_loop().create_task(self._renew_lease(queue, message.receipt))
+        # The lease is held until the message is settled: a slow event queue must not let
+        # the message reappear while its outcome is being reported.
+        self._leases[message.receipt] = None
         try:
             await self._settle_queue_task(queue, message)
         finally:
-            # The lease is held until the message is settled: a slow event queue must not let
-            # the message reappear while its outcome is being reported.
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            del self._leases[message.receipt]
 
     async def _settle_queue_task(self, queue: TaskQueue, message: ReceivedTask) -> None:
         policy = self._retry_policy
@@ -723,6 +797,8 @@ class WorkerService:
             attempt = await self._execute(message.task_id, dict(message.data), message.attempt)
         finally:
             self._finished_executing()
+        if attempt.started:
+            self._mean_task_s = updated_mean(self._mean_task_s, attempt.elapsed_s)
         attempt = self._fit_event(message.task_id, message.attempt, attempt)
         decision = decide_outcome(
             attempt.kind,
