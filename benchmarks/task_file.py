@@ -11,7 +11,7 @@ sizes its message into a spool, then the spool read twice (recording, loading).
 can make (duplicate keys refused, task ids unique): the figure that decides between the two.
 ijson reports neither the line and column of an error nor of a task, which the error messages
 of a bad task file give (tests/taskfile, tests/badinput), so it would need to be faster to
-be worth a second pass that finds them.
+be worth a second pass that finds them. ijson is in the `dev` extra for this comparison only.
 
     .venv/bin/python benchmarks/task_file.py [--tasks N] [--compare-ijson]
 """
