@@ -35,11 +35,13 @@ from cloud_tasks.ports import (
 
 if TYPE_CHECKING:
     from cloud_tasks.adapters.local.sqlite_queue import LoadJournal
+    from cloud_tasks.adapters.local.taskdb import TaskDatabase
     from cloud_tasks.adapters.memory.catalog import MemoryPricing
     from cloud_tasks.adapters.memory.clock import VirtualClock
     from cloud_tasks.adapters.memory.compact_queue import CompactEventQueue, CompactTaskQueue
     from cloud_tasks.adapters.memory.compute import InMemoryCompute
     from cloud_tasks.adapters.memory.queue import InMemoryEventQueue, InMemoryTaskQueue
+    from cloud_tasks.adapters.memory.taskstore import InMemoryTaskStore
     from cloud_tasks.entrypoints.worker.options import WorkerOptions
 
 #: Regions used when neither ``region`` nor ``zone`` is configured.
@@ -832,3 +834,25 @@ def make_task_source(location: Location) -> TaskSource:
     from cloud_tasks.adapters.local.taskfile import LocalTaskSource
 
     return LocalTaskSource()
+
+
+# --- Task stores ----------------------------------------------------------------------------
+
+
+def open_task_database(
+    path: str | Path, *, job_id: str | None = None, existing: bool = False
+) -> TaskDatabase:
+    """The job's SQLite task database at ``path``: created when missing, or, with ``existing``,
+    only opened (a missing file, or one that is not a task database, is a one-line error)."""
+    from cloud_tasks.adapters.local.taskdb import TaskDatabase
+
+    if existing:
+        return TaskDatabase.open_existing(path, job_id=job_id)
+    return TaskDatabase(path, job_id=job_id)
+
+
+def memory_task_store(*, tasks_known: bool = False) -> InMemoryTaskStore:
+    """A task store held in memory (``simulate``, dry runs): the same state rules, no file."""
+    from cloud_tasks.adapters.memory.taskstore import InMemoryTaskStore
+
+    return InMemoryTaskStore(tasks_known=tasks_known)

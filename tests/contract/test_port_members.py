@@ -72,6 +72,10 @@ ADAPTERS: dict[type, tuple[str, ...]] = {
         "cloud_tasks.adapters.aws.checkpoints:S3CheckpointStore",
         "cloud_tasks.adapters.gcp.checkpoints:GcsCheckpointStore",
     ),
+    ports.TaskStore: (
+        "cloud_tasks.adapters.local.taskdb:TaskDatabase",
+        "cloud_tasks.adapters.memory.taskstore:InMemoryTaskStore",
+    ),
     ports.TaskSource: (
         "cloud_tasks.adapters.memory.tasksource:InMemoryTaskSource",
         "cloud_tasks.adapters.local.taskfile:LocalTaskSource",

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Final
 
 from cloud_tasks.adapters.local.taskdb import TaskDatabase
+from cloud_tasks.bootstrap import open_task_database
 from cloud_tasks.domain.events import KEEP_ALIVE
 from cloud_tasks.domain.tasks import Task
 from cloud_tasks.domain.taskstate import COMPLETED, STATES
@@ -246,7 +247,7 @@ def open_earlier_database(path: str | Path, current: str | Path | None = None) -
             f"--skip-completed {path}: that is this job's own task database; give the new job "
             "another --job-id (or --db-file) so the earlier database is kept"
         )
-    return TaskDatabase.open_existing(path)
+    return open_task_database(path, existing=True)
 
 
 __all__ = [

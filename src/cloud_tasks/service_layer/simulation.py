@@ -428,7 +428,7 @@ def simulate(
     for start in range(0, len(job_tasks), _SEND_BATCH):
         task_queue.send(list(map(Envelope, job_tasks[start : start + _SEND_BATCH])))
     if store is None:
-        store = InMemoryTaskStore()
+        store = bootstrap.memory_task_store()
     store.add_tasks(job_tasks, 0.0)
     store.set_meta(job_id=job_id, started_at=0.0)
 

@@ -16,7 +16,12 @@ import attrs
 import click
 
 from cloud_tasks.adapters.local.taskdb import TaskDatabase, identify
-from cloud_tasks.bootstrap import Adapters, build_job_adapters, build_plan_adapters
+from cloud_tasks.bootstrap import (
+    Adapters,
+    build_job_adapters,
+    build_plan_adapters,
+    open_task_database,
+)
 from cloud_tasks.domain.cost import estimate_job
 from cloud_tasks.domain.options import JobConfig
 from cloud_tasks.domain.text import one_line
@@ -409,7 +414,7 @@ class _FirstRunTasks:
                     earlier = None
                     if meta.get("skip_completed"):
                         earlier = stack.enter_context(
-                            TaskDatabase.open_existing(meta["skip_completed"])
+                            open_task_database(meta["skip_completed"], existing=True)
                         )
                     read_task_file(meta["tasks_file"], earlier=earlier, spool=spool)
             except BaseException:
@@ -627,7 +632,7 @@ def _run_job(
                 )
             adapters.task_queue.purge()
         TaskDatabase.remove(db_path, job_id)
-        with TaskDatabase(db_path, job_id=job_id) as db:
+        with open_task_database(db_path, job_id=job_id) as db:
             now = time.time()
             db.set_meta(
                 job_id=job_id,
@@ -690,7 +695,7 @@ def _resume(
 ) -> None:
     job_id = job_id_of(config)
     with (
-        TaskDatabase.open_existing(db_path, job_id=job_id) as db,
+        open_task_database(db_path, job_id=job_id, existing=True) as db,
         JobLock(db_path, job_id),
         _FirstRunTasks(db_path) as first_run,
     ):
@@ -839,7 +844,7 @@ def manage_pool_command(**params: Any) -> None:
         checked = make_plan(config, adapters, max(adapters.task_queue.depth(), 1))
         _preflight(config, adapters, checked, skip=False, quiet=quiet)
     TaskDatabase.check_new(db_path, job_id)  # before the event queue is created
-    with JobLock(db_path, job_id), TaskDatabase(db_path, job_id=job_id) as db:
+    with JobLock(db_path, job_id), open_task_database(db_path, job_id=job_id) as db:
         adapters.event_queue.create()
         if "started_at" not in db.meta():
             db.set_meta(job_id=job_id, provider=config.provider, started_at=time.time())
@@ -913,7 +918,7 @@ def status_command(**params: Any) -> None:
         return
     if params["dump_output"] is not None:
         raise click.UsageError("--output goes with --dump STATE")
-    with TaskDatabase.open_existing(db_path, job_id=job_id) as db:
+    with open_task_database(db_path, job_id=job_id, existing=True) as db:
         states = None
         if config.provider in RUNNABLE_PROVIDERS:
             try:
@@ -930,7 +935,7 @@ def status_command(**params: Any) -> None:
 def _dump(db_path: Path, choice: str, output: str | None, job_id: str) -> None:
     from cloud_tasks.service_layer.exports import dump_states, dump_tasks
 
-    with TaskDatabase.open_existing(db_path, job_id=job_id) as db:
+    with open_task_database(db_path, job_id=job_id, existing=True) as db:
         count = dump_tasks(db, dump_states(choice), output)
     if output is not None:
         _echo_err(f"wrote {count} {choice} task(s) to {output}")
@@ -994,7 +999,7 @@ def _own_database(db_path: Path, job_id: str) -> TaskDatabase | None:
     try:
         if problem is not None:
             raise CloudTasksError(f"{db_path}: not a Cloud Tasks task database ({problem})")
-        return TaskDatabase.open_existing(db_path, job_id=job_id)
+        return open_task_database(db_path, job_id=job_id, existing=True)
     except CloudTasksError as exc:
         _echo_err(f"note: {exc}; it is left untouched")
         return None
@@ -1027,7 +1032,7 @@ def monitor_event_queue_command(**params: Any) -> None:
             "'cloud_tasks load_queue' or 'cloud_tasks run'"
         )
     TaskDatabase.check_new(db_path, job_id)
-    with JobLock(db_path, job_id), TaskDatabase(db_path, job_id=job_id) as db:
+    with JobLock(db_path, job_id), open_task_database(db_path, job_id=job_id) as db:
         if "started_at" not in db.meta():
             db.set_meta(job_id=job_id, provider=config.provider, started_at=time.time())
         total = 0
