@@ -53,6 +53,19 @@ class ReceivedTask:
         return self.envelope.failures + 1
 
 
+class Lease(enum.Enum):
+    """What ``TaskQueue.extend`` found when it tried to renew a lease."""
+
+    #: The lease now runs from now (or the provider cannot tell that it does not: Pub/Sub).
+    HELD = "held"
+    #: The receipt is not the message's current lease (it lapsed, was released, or another
+    #: delivery holds the message); nothing changed, and the message may be received again.
+    LOST = "lost"
+    #: The message was deleted: its task was settled through another delivery (a duplicate
+    #: that acked first) or requeued; whoever runs this delivery runs a task finished elsewhere.
+    GONE = "gone"
+
+
 @runtime_checkable
 class TaskQueue(Protocol):
     """A durable queue of tasks with at-least-once delivery and visibility timeouts.
@@ -63,6 +76,8 @@ class TaskQueue(Protocol):
     - A received message is hidden from other receivers until its visibility timeout (lease)
       expires, then it is delivered again (``delivery_count`` + 1).
     - ``extend`` restarts the lease from now; a lease extended in time is never redelivered.
+      It returns a ``Lease``: ``GONE`` once the message was deleted through any receipt (where
+      the provider can tell: not Pub/Sub), ``LOST`` when the receipt no longer holds it.
     - ``ack`` removes the message; acking twice, or acking an expired receipt whose message was
       already acked, is not an error.
     - ``release`` makes the message visible again at once without touching ``failures``.
@@ -106,7 +121,8 @@ class TaskQueue(Protocol):
     ) -> list[ReceivedTask]:
         """Lease up to ``max_messages``; waits up to ``wait_s`` for the first one."""
 
-    def extend(self, receipt: str, visibility_timeout_s: float) -> None: ...
+    def extend(self, receipt: str, visibility_timeout_s: float) -> Lease:
+        """Restart the lease of ``receipt`` from now; what was found (see ``Lease``)."""
 
     def ack(self, receipt: str) -> None: ...
 
@@ -401,6 +417,7 @@ __all__ = [
     "InstanceMetadata",
     "InstanceSpec",
     "InstanceState",
+    "Lease",
     "Preflight",
     "PreflightRequest",
     "Pricing",

@@ -48,6 +48,9 @@ class QueueKit:
     # them, so they refuse neither an oversized task nor an event that is not JSON: checking
     # would cost simulate seconds of CPU per million tasks.
     checks_bodies: bool = True
+    # Pub/Sub accepts a new ack deadline for an acked message without an error, so ``extend``
+    # cannot tell that a message is gone there (ports.Lease); every other adapter can.
+    reports_gone: bool = True
 
     def new_name(self) -> str:
         return f"q{uuid.uuid4().hex[:10]}"
@@ -134,6 +137,7 @@ def _pubsub_kit(project_id: str) -> QueueKit:
         ),
         depth_counts_leased=False,
         exclusive_leases=False,
+        reports_gone=False,
     )
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from cloud_tasks.domain.tasks import Envelope, Task
 from cloud_tasks.exceptions import NotSupportedError, ProviderError, QueueNotFoundError
-from cloud_tasks.ports import ReceivedTask, TaskQueue
+from cloud_tasks.ports import Lease, ReceivedTask, TaskQueue
 from tests.contract.conftest import QueueKit
 
 LONG_LEASE_S = 60.0
@@ -96,6 +96,73 @@ def test_extending_a_lease_prevents_redelivery(queue_kit: QueueKit, task_queue: 
     time.sleep(0.3)  # now past the original 2 s lease
     assert other.receive(10, LONG_LEASE_S, wait_s=QUIET_WAIT_S) == []
     task_queue.ack(message.receipt)
+
+
+def test_extend_says_the_lease_is_held_while_the_receipt_holds_it(task_queue: TaskQueue) -> None:
+    task_queue.send(envelopes(1))
+    (message,) = drain(task_queue, 1)
+    assert task_queue.extend(message.receipt, LONG_LEASE_S) is Lease.HELD
+    task_queue.ack(message.receipt)
+
+
+def test_extend_says_gone_once_the_message_was_acked(
+    queue_kit: QueueKit, task_queue: TaskQueue
+) -> None:
+    task_queue.send(envelopes(1))
+    (message,) = drain(task_queue, 1)
+    task_queue.ack(message.receipt)
+    found = task_queue.extend(message.receipt, LONG_LEASE_S)
+    # Pub/Sub takes a new deadline for an acked message without complaint (ports.Lease).
+    assert found is (Lease.GONE if queue_kit.reports_gone else Lease.HELD)
+
+
+def test_extend_says_gone_when_another_receiver_of_the_task_acked_it_first(
+    queue_kit: QueueKit, task_queue: TaskQueue
+) -> None:
+    """The losing copy of a task run twice learns, at its next renewal, that it lost."""
+    task_queue.send(envelopes(1))
+    (first,) = drain(task_queue, 1, visibility_s=1.0)
+    time.sleep(1.2)
+    other = queue_kit.make_tasks(task_queue.name)
+    (second,) = drain(other, 1)
+    assert second.task_id == first.task_id
+    other.ack(second.receipt)
+    found = task_queue.extend(first.receipt, LONG_LEASE_S)
+    if queue_kit.reports_gone:
+        assert found is Lease.GONE
+    else:
+        assert found is not Lease.GONE
+    assert task_queue.receive(10, LONG_LEASE_S, wait_s=QUIET_WAIT_S) == []
+
+
+def test_extend_of_a_replaced_receipt_says_lost_and_leaves_the_new_lease(
+    queue_kit: QueueKit, task_queue: TaskQueue
+) -> None:
+    if not queue_kit.exclusive_leases:
+        # SQS answers a replaced receipt as it answers a deleted message (moto extends the
+        # lease instead); Pub/Sub cannot tell. See ports.Lease and docs/worker.md.
+        pytest.skip(f"{queue_kit.kind}: a replaced receipt is not told apart")
+    task_queue.send(envelopes(1))
+    (first,) = drain(task_queue, 1, visibility_s=1.0)
+    time.sleep(1.2)
+    other = queue_kit.make_tasks(task_queue.name)
+    (second,) = drain(other, 1, visibility_s=1.0)
+    assert task_queue.extend(first.receipt, LONG_LEASE_S) is Lease.LOST
+    time.sleep(1.2)  # the second lease was not extended by the first receipt: it lapsed
+    (third,) = drain(other, 1)
+    assert third.delivery_count == second.delivery_count + 1
+    other.ack(third.receipt)
+
+
+def test_extend_after_release_says_lost(queue_kit: QueueKit, task_queue: TaskQueue) -> None:
+    if not queue_kit.exclusive_leases:
+        pytest.skip(f"{queue_kit.kind}: a released receipt is not told apart")
+    task_queue.send(envelopes(1))
+    (message,) = drain(task_queue, 1)
+    task_queue.release(message.receipt)
+    assert task_queue.extend(message.receipt, LONG_LEASE_S) is Lease.LOST
+    (again,) = drain(task_queue, 1)
+    task_queue.ack(again.receipt)
 
 
 def test_release_makes_the_message_visible_at_once(

@@ -34,7 +34,7 @@ from cloud_tasks.exceptions import (
     ProviderError,
     QueueNotFoundError,
 )
-from cloud_tasks.ports import ReceivedEvent, ReceivedTask
+from cloud_tasks.ports import Lease, ReceivedEvent, ReceivedTask
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
@@ -411,7 +411,7 @@ class _SqsQueueBase:
                 break
         return out
 
-    def _change_visibility(self, receipt: str, visibility_timeout_s: float) -> None:
+    def _change_visibility(self, receipt: str, visibility_timeout_s: float) -> Lease:
         try:
             with self._errors("changing a message's visibility"):
                 self.client.change_message_visibility(
@@ -426,6 +426,8 @@ class _SqsQueueBase:
                 raise
             # The lease already ended (or the message is gone): nothing left to change.
             log.debug("SQS queue %s: stale receipt: %s", self.name, exc)
+            return Lease.GONE if _is_gone(exc) else Lease.LOST
+        return Lease.HELD
 
     def _delete(self, receipts: Sequence[str]) -> None:
         url = self.url
@@ -448,6 +450,25 @@ class _SqsQueueBase:
 def _is_stale(exc: ProviderError) -> bool:
     cause = exc.__cause__
     return cause is not None and _error_code(cause) in _STALE_RECEIPT_CODES
+
+
+def _is_gone(exc: ProviderError) -> bool:
+    """Whether a visibility change failed because the receipt's message is no longer there.
+
+    SQS answers ``InvalidParameterValue`` "Message does not exist or is not available for
+    visibility timeout change" for a deleted message (and for a receipt another delivery
+    replaced); moto answers ``ReceiptHandleIsInvalid``. ``MessageNotInflight`` (a lapsed
+    lease, the message visible) and a visibility over the limit are not "gone".
+    """
+    cause = exc.__cause__
+    if cause is None:
+        return False
+    code = _error_code(cause)
+    if code in ("ReceiptHandleIsInvalid", "AWS.SimpleQueueService.ReceiptHandleIsInvalid"):
+        return True
+    response = getattr(cause, "response", None)
+    message = str(response.get("Error", {}).get("Message", "")) if response else ""
+    return code == "InvalidParameterValue" and "does not exist" in message
 
 
 def _clamp_visibility(seconds: float) -> int:
@@ -540,8 +561,8 @@ class SqsTaskQueue(_SqsQueueBase):
             received.append(ReceivedTask(envelope, raw.receipt, raw.receive_count))
         return received
 
-    def extend(self, receipt: str, visibility_timeout_s: float) -> None:
-        self._change_visibility(receipt, visibility_timeout_s)
+    def extend(self, receipt: str, visibility_timeout_s: float) -> Lease:
+        return self._change_visibility(receipt, visibility_timeout_s)
 
     def ack(self, receipt: str) -> None:
         self._delete([receipt])

@@ -35,7 +35,7 @@ from cloud_tasks.exceptions import (
     ProviderError,
     QueueNotFoundError,
 )
-from cloud_tasks.ports import ReceivedEvent, ReceivedTask
+from cloud_tasks.ports import Lease, ReceivedEvent, ReceivedTask
 
 if TYPE_CHECKING:
     from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
@@ -675,8 +675,11 @@ class PubSubTaskQueue(_PubSubQueueBase):
             received.append(ReceivedTask(envelope, raw.ack_id, raw.delivery_attempt))
         return received
 
-    def extend(self, receipt: str, visibility_timeout_s: float) -> None:
-        self._modify([receipt], visibility_timeout_s)
+    def extend(self, receipt: str, visibility_timeout_s: float) -> Lease:
+        """Never ``GONE``: Pub/Sub accepts a new deadline for an acked message without an
+        error, and exactly-once subscriptions refuse an acked and a lapsed ack id alike."""
+        kept = self._modify([receipt], visibility_timeout_s)
+        return Lease.HELD if kept else Lease.LOST
 
     def ack(self, receipt: str) -> None:
         self._acknowledge([receipt])

@@ -27,7 +27,7 @@ from cloud_tasks.adapters._bodies import encode_envelopes, encode_events
 from cloud_tasks.adapters.clock import SystemClock
 from cloud_tasks.domain.tasks import SQS_MAX_MESSAGE_BYTES, Envelope
 from cloud_tasks.exceptions import ProviderError, QueueNotFoundError
-from cloud_tasks.ports import Clock, ReceivedEvent, ReceivedTask
+from cloud_tasks.ports import Clock, Lease, ReceivedEvent, ReceivedTask
 
 BUSY_TIMEOUT_S = 60.0
 _POLL_S = (0.02, 0.25)  # first and longest sleep while waiting for a message
@@ -296,7 +296,8 @@ class SqliteTaskQueue(_SqliteQueueBase):
     """A ``TaskQueue`` in a SQLite file, shared by any number of local processes.
 
     ``extend`` and ``release`` act only with the message's current receipt; with an older one
-    (the lease expired and someone else received the message) they do nothing.
+    (the lease expired and someone else received the message) they do nothing, and ``extend``
+    says ``LOST``, or ``GONE`` once the message was deleted.
     """
 
     def __init__(
@@ -362,13 +363,20 @@ class SqliteTaskQueue(_SqliteQueueBase):
             for _id, body, count, receipt in self._lease(max_messages, visibility_timeout_s, wait_s)
         ]
 
-    def extend(self, receipt: str, visibility_timeout_s: float) -> None:
+    def extend(self, receipt: str, visibility_timeout_s: float) -> Lease:
         message_id, token = self._parse(receipt)
         with self._existing() as conn:
-            conn.execute(
+            cursor = conn.execute(
                 "UPDATE messages SET visible_at = ? WHERE queue = ? AND id = ? AND lease = ?",
                 (self._clock.now() + max(0.0, visibility_timeout_s), self.name, message_id, token),
             )
+            if cursor.rowcount:
+                return Lease.HELD
+            # Ids are never reused (AUTOINCREMENT): a missing row was deleted.
+            row = conn.execute(
+                "SELECT 1 FROM messages WHERE queue = ? AND id = ?", (self.name, message_id)
+            ).fetchone()
+        return Lease.LOST if row is not None else Lease.GONE
 
     def ack(self, receipt: str) -> None:
         self._ack([receipt])

@@ -21,7 +21,7 @@ import attrs
 from cloud_tasks.adapters.clock import SystemClock
 from cloud_tasks.domain.tasks import SQS_MAX_MESSAGE_BYTES, Envelope
 from cloud_tasks.exceptions import NotSupportedError, ProviderError, QueueNotFoundError
-from cloud_tasks.ports import Clock, ReceivedEvent, ReceivedTask
+from cloud_tasks.ports import Clock, Lease, ReceivedEvent, ReceivedTask
 
 #: A lease of ``math.inf`` seconds (a holder that keeps extending it) never lapses.
 _FOREVER = math.inf
@@ -170,13 +170,15 @@ class CompactTaskQueue:
             return None
         return message_id, message
 
-    def extend(self, receipt: str, visibility_timeout_s: float) -> None:
+    def extend(self, receipt: str, visibility_timeout_s: float) -> Lease:
         self._check()
         current = self._current(receipt)
-        if current is not None:
-            message_id, message = current
-            message.visible_at = self._clock.now() + max(0.0, visibility_timeout_s)
-            heapq.heappush(self._leases, (message.visible_at, message_id))
+        if current is None:
+            return Lease.LOST if self._lookup(receipt)[0] in self._messages else Lease.GONE
+        message_id, message = current
+        message.visible_at = self._clock.now() + max(0.0, visibility_timeout_s)
+        heapq.heappush(self._leases, (message.visible_at, message_id))
+        return Lease.HELD
 
     def ack(self, receipt: str) -> None:
         if not self._exists:

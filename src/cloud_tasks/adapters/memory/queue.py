@@ -20,7 +20,7 @@ from cloud_tasks.adapters._bodies import encode_envelopes, encode_events
 from cloud_tasks.adapters.clock import SystemClock
 from cloud_tasks.domain.tasks import SQS_MAX_MESSAGE_BYTES, Envelope
 from cloud_tasks.exceptions import NotSupportedError, ProviderError, QueueNotFoundError
-from cloud_tasks.ports import Clock, ReceivedEvent, ReceivedTask
+from cloud_tasks.ports import Clock, Lease, ReceivedEvent, ReceivedTask
 
 
 @attrs.define
@@ -191,11 +191,13 @@ class InMemoryTaskQueue(_MemoryQueueBase):
                 for m in self._lease(max_messages, visibility_timeout_s, wait_s)
             ]
 
-    def extend(self, receipt: str, visibility_timeout_s: float) -> None:
+    def extend(self, receipt: str, visibility_timeout_s: float) -> Lease:
         with self._cond:
             message = self._current(receipt)
-            if message is not None:
-                message.visible_at = self._clock.now() + max(0.0, visibility_timeout_s)
+            if message is None:
+                return Lease.LOST if self._find(receipt) is not None else Lease.GONE
+            message.visible_at = self._clock.now() + max(0.0, visibility_timeout_s)
+            return Lease.HELD
 
     def ack(self, receipt: str) -> None:
         self._ack(receipt)

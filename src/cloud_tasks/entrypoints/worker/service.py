@@ -66,6 +66,7 @@ from cloud_tasks.ports import (
     Clock,
     EventQueue,
     InstanceMetadata,
+    Lease,
     ReceivedTask,
     TaskQueue,
 )
@@ -96,6 +97,9 @@ def _short(task_id: str) -> str:
 _MAX_BOUNCES = 4
 # Batches of queue calls running at once in worker threads (see _OffLoopCalls).
 _MAX_BATCHES = 4
+# The kill reason, and the ``task_released`` reason, of a run whose message was deleted while
+# it ran: another delivery of the task settled it first (see _renew_leases).
+SUPERSEDED = "superseded"
 
 
 @attrs.frozen
@@ -200,6 +204,8 @@ def _run_calls(
 class _Running:
     task_id: str
     kill_reason: str | None = None
+    #: The delivery it runs for (queue mode).
+    receipt: str | None = None
 
 
 class WorkerService:
@@ -482,12 +488,14 @@ class WorkerService:
             changed.clear()
             await changed.wait()
 
-    async def _execute(self, task_id: str, data: Any, attempt: int) -> Attempt:
+    async def _execute(
+        self, task_id: str, data: Any, attempt: int, receipt: str | None = None
+    ) -> Attempt:
         """Run one task in a fresh process and classify how it ended."""
         if self._server is None:
             raise RuntimeError("the fork server is not running")
         token, future = self._server.submit(task_id, data, attempt, self._instance_id)
-        running = _Running(task_id)
+        running = _Running(task_id, receipt=receipt)
         self._running[token] = running
         try:
             report: ChildReport = await future
@@ -757,14 +765,39 @@ class WorkerService:
         raise failure
 
     async def _renew_leases(self, queue: TaskQueue) -> None:
-        """Every third of the visibility timeout, extend the lease of every message held."""
+        """Every third of the visibility timeout, extend the lease of every message held.
+
+        A message found gone was settled through another delivery of the same task (its
+        lease had lapsed and a second receiver finished first): the run here is stopped and
+        reports no outcome (see ``_stop_superseded``). A renewal that fails on an error leaves
+        the run alone.
+        """
         visibility = self.options.visibility_timeout
+        gone: list[str] = []
+
+        def extend(receipt: str) -> None:
+            if queue.extend(receipt, visibility) is Lease.GONE:
+                gone.append(receipt)
+
         while True:
             await self._clock.sleep(visibility / 3)
             receipts = list(self._leases)
-            await asyncio.gather(
-                *(self._queue_call(queue.extend, receipt, visibility) for receipt in receipts)
-            )
+            await asyncio.gather(*(self._queue_call(extend, receipt) for receipt in receipts))
+            for receipt in gone:
+                self._stop_superseded(receipt)
+            gone.clear()
+
+    def _stop_superseded(self, receipt: str) -> None:
+        """Kill the run of the delivery ``receipt``, whose message another delivery settled."""
+        if self._server is None:
+            return
+        for token, running in list(self._running.items()):
+            if running.receipt == receipt and running.kill_reason is None:
+                running.kill_reason = SUPERSEDED
+                logger.info(
+                    "task %s: stopped; another delivery of it finished first", running.task_id
+                )
+                self._server.kill(token)
 
     async def _run_queue_task(self, queue: TaskQueue, message: ReceivedTask) -> None:
         """Run one delivery; its outcome event is stored before its message is settled.
@@ -794,9 +827,28 @@ class WorkerService:
         if self.options.report_task_starts:
             self._emit(TaskStarted(task_id=message.task_id, attempt=message.attempt))
         try:
-            attempt = await self._execute(message.task_id, dict(message.data), message.attempt)
+            attempt = await self._execute(
+                message.task_id, dict(message.data), message.attempt, message.receipt
+            )
         finally:
             self._finished_executing()
+        if attempt.kind is OutcomeKind.PREEMPTED and attempt.release_reason == SUPERSEDED:
+            # The task's outcome was recorded by the delivery that settled the message: this
+            # run reports no outcome and settles nothing (the message is gone). The release
+            # note keeps the manager's count of runs in progress right.
+            await self._deliver(
+                [
+                    TaskReleased(
+                        task_id=message.task_id,
+                        attempt=message.attempt,
+                        elapsed_time=round(attempt.elapsed_s, 6),
+                        retry=False,
+                        outcome=attempt.kind.value,
+                        reason=SUPERSEDED,
+                    )
+                ]
+            )
+            return
         if attempt.started:
             self._mean_task_s = updated_mean(self._mean_task_s, attempt.elapsed_s)
         attempt = self._fit_event(message.task_id, message.attempt, attempt)
