@@ -209,11 +209,13 @@ class InMemoryTaskStore:
                     preempted[task_id] = preemptions
                 else:
                     del preempted[task_id]
-        decision = taskstate.decide(state, event, error=self._errors.get(task_id))
-        if isinstance(decision, taskstate.Complete):
+        errors = self._errors
+        decision = taskstate.decide(state, event, error=errors.get(task_id) if errors else None)
+        if type(decision) is taskstate.Complete:
             if decision.elapsed_s is not None:
                 self.completed_elapsed_s += decision.elapsed_s
-            self._errors.pop(task_id, None)
+            if errors:
+                errors.pop(task_id, None)
             return self._move(task_id, code, _C)
         if isinstance(decision, taskstate.Start):
             return self._move(task_id, code, _R)
