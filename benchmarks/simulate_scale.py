@@ -4,10 +4,13 @@ Scale (default): 10^4, 10^5 and 10^6 tasks (lognormal durations, median 55 s) ov
 1,000 2-vCPU spot instances preempted at 10 %/h; prints wall and CPU time, peak RSS, simulated
 makespan and cost for each. Every size runs in a fresh process so its peak RSS is its own.
 Target: 10^6 tasks within 30 s wall and 1 GB on a 2-core machine (the CPU time is the figure
-other load on the machine moves least). Last measured (2 cores, load average 6-8): 10^6 tasks
-in 80 s wall, 38 s CPU, 493 MiB peak; the same seed gives the same figures as before the
-compact queue and worker changes (which took it from 46 s CPU, 522 MiB). About a third of the
-remaining CPU time is per event: validating and applying it in the task store and the pool.
+other load on the machine moves least, though at a load average of 4-10 it still varies by
++-10 %). Last measured (2 cores, load average 4-8, runs of the two versions interleaved):
+10^6 tasks in 31-34 s CPU (44 s wall), 494 MiB peak, against 34-36 s CPU before the simulator's
+own task store stopped checking each event again (``trusted_events``; the store's per-event
+work went from about 4.8 to 3.7 us); at a load average of 5, 32 s wall. The same seed gives
+the same figures (makespan, cost, retries, events) as before this and the compact queue and
+worker changes (which took it from 46 s CPU, 522 MiB).
 
 Quality (``--quality``): 100,000 lognormal tasks on the bundled catalog with 10 %/h spot
 preemptions; prints cost / lower bound (target <= 1.15) and makespan / ideal makespan of the

@@ -851,8 +851,13 @@ def open_task_database(
     return TaskDatabase(path, job_id=job_id)
 
 
-def memory_task_store(*, tasks_known: bool = False) -> InMemoryTaskStore:
-    """A task store held in memory (``simulate``, dry runs): the same state rules, no file."""
+def memory_task_store(
+    *, tasks_known: bool = False, trusted_events: bool = False
+) -> InMemoryTaskStore:
+    """A task store held in memory (``simulate``, dry runs): the same state rules, no file.
+
+    ``trusted_events`` skips the check of each event: only for an in-process event queue that
+    nothing but the simulated workers writes to."""
     from cloud_tasks.adapters.memory.taskstore import InMemoryTaskStore
 
-    return InMemoryTaskStore(tasks_known=tasks_known)
+    return InMemoryTaskStore(tasks_known=tasks_known, trusted_events=trusted_events)

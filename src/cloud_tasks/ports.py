@@ -375,7 +375,8 @@ class TaskStore(Protocol):
     ``TaskDatabase`` (SQLite, one row per task and every event) satisfies it for real runs,
     ``InMemoryTaskStore`` for simulations and dry runs; both apply ``domain.taskstate``.
     ``ingest`` takes events as they arrive (JSON objects, possibly forged or malformed) and
-    refuses those ``domain.events.decode`` refuses.
+    refuses those ``domain.events.decode`` refuses (only a store built for ``simulate``'s
+    in-process event queue, which nothing else can write to, is told to trust its events).
     """
 
     def counts(self) -> TaskCounts: ...

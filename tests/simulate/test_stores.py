@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,8 +13,13 @@ from cloud_tasks.adapters.local.taskdb import TaskDatabase
 from cloud_tasks.adapters.memory.clock import VirtualClock
 from cloud_tasks.adapters.memory.compact_queue import CompactEventQueue, CompactTaskQueue
 from cloud_tasks.adapters.memory.taskstore import InMemoryTaskStore
+from cloud_tasks.domain.durations import ConstantDuration
+from cloud_tasks.domain.retry import OutcomeKind
+from cloud_tasks.domain.simulated_outcomes import FailureModel
 from cloud_tasks.domain.tasks import Envelope, Task
 from cloud_tasks.domain.taskstate import InstanceRecord
+from cloud_tasks.service_layer.simulation import simulate
+from tests.simulate.helpers import config
 
 TASKS = ["a", "b", "c"]
 
@@ -118,3 +124,40 @@ def test_compact_event_queue_redelivers_unacknowledged_events() -> None:
     assert events.receive(10) == []
     clock.advance(5.0)
     assert [e.event["n"] for e in events.receive(10)] == [2]
+
+
+@pytest.mark.parametrize(
+    ("extra", "failures"),
+    [
+        ("  max_attempts: 2\n  retry_on_exit: true\n", FailureModel(0.3, OutcomeKind.EXIT)),
+        ("  max_runtime: 90\n", FailureModel(0.2, OutcomeKind.TIMEOUT)),
+        ("  speculative_after: 3x\n", FailureModel(0.2, OutcomeKind.RETRY_REQUESTED)),
+    ],
+)
+def test_the_simulated_workers_send_accepted_events_only(
+    extra: str, failures: FailureModel
+) -> None:
+    # simulate's own store trusts the workers' events (trusted_events); a store that checks
+    # each one must refuse none of them and reach the same figures.
+    job = config(extra, max_instances=6)
+    runs = [
+        simulate(
+            job,
+            duration=ConstantDuration(60.0),
+            num_tasks=60,
+            preemption_rate_per_hour=3.0,
+            seed=3,
+            failures=failures,
+            slow_instances=(0.3, 4.0),
+            store=store,
+        )
+        for store in (None, InMemoryTaskStore())
+    ]
+    trusted, checked = runs
+    assert isinstance(trusted.store, InMemoryTaskStore) and trusted.store.trusted_events
+    assert not [line for line in checked.log if "invalid event" in line]
+    assert checked.result == trusted.result
+    assert checked.store.counts() == trusted.store.counts()
+    assert isinstance(checked.store, InMemoryTaskStore)
+    assert checked.store.events_applied == trusted.store.events_applied > 0
+    assert trusted.result.preempted_runs > 0 and trusted.result.retries > 0

@@ -200,6 +200,15 @@ def decide(state: str, event: Event, *, attempts: int = 0, error: str | None = N
         attempts: the highest attempt recorded for the task so far.
         error: the task's recorded error, if any.
     """
+    if type(event) is TaskCompleted and event.success:
+        # The same as the general case below, tested first: nearly every event is this one.
+        if state == COMPLETED:
+            return _COMPLETE_AGAIN
+        attempt = event.attempt or 0
+        elapsed = event.elapsed_time
+        return Complete(
+            max(attempts, attempt, 1), event.result, None if elapsed is None else float(elapsed)
+        )
     if not isinstance(event, TaskEvent) or isinstance(event, TaskReleased):
         return _NOTE  # not an outcome; perhaps not even a task event (a keep-alive, say)
     attempts = max(attempts, event.attempt or 0, 1)

@@ -474,7 +474,8 @@ class PoolManager:
                 if instance_id in self.tracked:
                     self.tracked[instance_id].last_busy = seen
                     self.tracked[instance_id].worked = True
-            anonymous = False
+            anonymous = task_event = busy = False
+            tracked_by = self.tracked
             # One pass, few lookups per event: simulations push millions through here.
             for event in events:
                 get = event.get
@@ -482,7 +483,7 @@ class PoolManager:
                 if not sender:
                     anonymous = True
                 if get("task_id") is not None:
-                    self._last_task_event = now
+                    task_event = True
                     if not sender:
                         self.ever_worked = True
                 if get("event_type") != KEEP_ALIVE:
@@ -493,12 +494,16 @@ class PoolManager:
                         (event[f] for f in _BUSY_FIELDS if isinstance(get(f), int)), default=0
                     )
                 if running > 0:
-                    self._busy_reported_at = now
-                tracked = self.tracked.get(str(sender))
+                    busy = True
+                tracked = tracked_by.get(sender if type(sender) is str else str(sender))
                 if tracked is not None:
                     tracked.running_tasks = running
                     if running > 0:
                         tracked.last_busy = now
+            if task_event:
+                self._last_task_event = now
+            if busy:
+                self._busy_reported_at = now
             if anonymous:
                 # A worker that cannot name its instance (no metadata): its events still show
                 # that the startup script works. Per-instance health then rests on the

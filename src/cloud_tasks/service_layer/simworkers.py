@@ -492,15 +492,16 @@ class EventDrivenWorkers:
         free = vm.slots - len(running)
         working = vm.working
         if free > 0 and working:
-            duration = self.duration
-            heap, seq, instance_id = self._heap, self._seq, vm.instance_id
-            slowdown, report_starts = vm.slowdown, self.report_starts
-            outcome = self.outcome
-            push = heapq.heappush
+            instance_id = vm.instance_id
             messages = self.task_queue.receive(free, _LEASE_S, 0.0)
             if not messages:
                 self._idle[instance_id] = None
                 return
+            duration = self.duration
+            heap, seq = self._heap, self._seq
+            slowdown, report_starts = vm.slowdown, self.report_starts
+            outcome = self.outcome
+            push = heapq.heappush
             started = 0
             for message in messages:
                 if message.delivery_count > 1 and self._refused(vm, message, now):

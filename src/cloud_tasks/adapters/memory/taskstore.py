@@ -13,7 +13,13 @@ from typing import Any
 import attrs
 
 from cloud_tasks.domain import taskstate
-from cloud_tasks.domain.events import KEEP_ALIVE, Event, decode_accepted, event_problem
+from cloud_tasks.domain.events import (
+    KEEP_ALIVE,
+    Event,
+    TaskReleased,
+    decode_accepted,
+    event_problem,
+)
 from cloud_tasks.domain.tasks import Task
 from cloud_tasks.domain.taskstate import (
     COMPLETED,
@@ -38,11 +44,18 @@ class InMemoryTaskStore:
     success is counted in ``duplicate_completions``, never twice).
     """
 
-    def __init__(self, *, tasks_known: bool = False) -> None:
+    def __init__(self, *, tasks_known: bool = False, trusted_events: bool = False) -> None:
         """``tasks_known``: every task is added before any event, so an event naming another
         task is refused (as the ``TaskDatabase`` of ``run`` does); otherwise tasks are learnt
-        from their events (``manage_pool``)."""
+        from their events (``manage_pool``).
+
+        ``trusted_events``: every event ``ingest`` gets was built in this process by code that
+        only builds accepted events (the simulated workers of ``simulate``, through an
+        in-process queue nothing else writes to), so ``event_problem`` is not asked again.
+        Never set it for a queue that anything outside the process can write to.
+        """
         self.tasks_known = tasks_known
+        self.trusted_events = trusted_events
         self._state: dict[str, int] = {}
         self._data: dict[str, Mapping[str, Any]] = {}
         self._counts = [0, 0, 0, 0]
@@ -143,11 +156,13 @@ class InMemoryTaskStore:
         active = self._active
         apply = self._apply
         known = self._state.__contains__ if self.tasks_known else None
+        check = not self.trusted_events
         for index, raw in enumerate(events):
-            problem = event_problem(raw, known)
-            if problem is not None:
-                rejected[index] = problem
-                continue
+            if check:
+                problem = event_problem(raw, known)
+                if problem is not None:
+                    rejected[index] = problem
+                    continue
             # Read from the accepted object: only an event that names a task is decoded (a
             # simulation sends millions of keep-alives).
             get = raw.get
@@ -186,17 +201,21 @@ class InMemoryTaskStore:
         state = _STATES[code]
         preempted = self._preempted
         before = preempted.get(task_id, 0)
-        preemptions = taskstate.preemptions_after(state, event, before)
-        if preemptions != before:
-            if preemptions:
-                preempted[task_id] = preemptions
-            else:
-                del preempted[task_id]
-        decision = taskstate.decide(state, event, error=self._errors.get(task_id))
-        if isinstance(decision, taskstate.Complete):
+        # Only a release adds to a streak: a task with none (nearly all) keeps none otherwise.
+        if before or isinstance(event, TaskReleased):
+            preemptions = taskstate.preemptions_after(state, event, before)
+            if preemptions != before:
+                if preemptions:
+                    preempted[task_id] = preemptions
+                else:
+                    del preempted[task_id]
+        errors = self._errors
+        decision = taskstate.decide(state, event, error=errors.get(task_id) if errors else None)
+        if type(decision) is taskstate.Complete:
             if decision.elapsed_s is not None:
                 self.completed_elapsed_s += decision.elapsed_s
-            self._errors.pop(task_id, None)
+            if errors:
+                errors.pop(task_id, None)
             return self._move(task_id, code, _C)
         if isinstance(decision, taskstate.Start):
             return self._move(task_id, code, _R)
