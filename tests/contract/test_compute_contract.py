@@ -256,6 +256,13 @@ def test_launching_n_at_once_gives_n_distinct_instances_of_the_job(kit: ComputeK
     assert ids(kit.compute.list_instances("job-a")) == ids(created)
 
 
+@pytest.mark.parametrize("count", [0, -1])
+def test_launching_fewer_than_one_is_a_value_error(kit: ComputeKit, count: int) -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        kit.compute.create_instances(kit.for_job("job-a"), count)
+    assert kit.compute.list_instances("job-a") == []
+
+
 def test_listing_is_scoped_by_job(kit: ComputeKit) -> None:
     a = kit.compute.create_instance(kit.for_job("job-a"))
     b = kit.compute.create_instances(kit.for_job("job-b", use_spot=False), 2)
