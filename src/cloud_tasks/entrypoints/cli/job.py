@@ -478,7 +478,13 @@ def _delete_queues(adapters: Adapters) -> None:
     default=None,
     help="With --dry-run: seconds one task takes, for the makespan and cost estimate.",
 )
-@click.option("--force", is_flag=True, help="Start over even if the queue or database exist.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Start the job over without asking: purge the messages its task queue holds and "
+    "replace its task database (db_file). Without it, an existing task database is an error "
+    "and a non-empty queue is purged only when you confirm.",
+)
 @_no_check_option
 @click.option("--strict", is_flag=True, help="Exit 1 when any task failed.")
 @click.option(
