@@ -118,7 +118,7 @@ def _ec2_kit(moto_server: str) -> Iterator[ComputeKit]:
 
     proxy = FaultProxy(moto_server, decide).start()
     try:
-        # One retry: EC2 answers a capacity error with a 500, which botocore retries.
+        # Few retries keep the test short (Ec2Compute never retries a capacity error).
         config = Config(retries={"mode": "standard", "max_attempts": 2})
         ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=proxy.url, config=config)
         image = ec2.register_image(
