@@ -252,7 +252,8 @@ class Compute(Protocol):
         allows (one ``RunInstances`` on EC2, one ``bulkInsert`` on Compute Engine).
 
         Returns the instances started: fewer than ``count`` (never none) when the provider had
-        capacity for fewer. Raises like ``create_instance`` when none started.
+        capacity for fewer. Raises like ``create_instance`` when none started, and
+        ``ValueError`` when ``count`` is below 1.
         """
 
     def list_instances(self, job_id: str | None) -> list[Instance]:

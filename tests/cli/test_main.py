@@ -37,6 +37,15 @@ def test_help_lists_every_command() -> None:
     assert listed == SPEC_COMMANDS
 
 
+def test_run_force_help_says_what_force_does() -> None:
+    result = CliRunner().invoke(cli, ["run", "--help"], terminal_width=2000)
+    assert result.exit_code == 0
+    force = next(line for line in result.output.splitlines() if "--force" in line)
+    assert "purge the messages its task queue holds" in force
+    assert "replace its task database" in force
+    assert "even if the queue or database exist" not in force
+
+
 def test_dash_and_underscore_names_are_the_same_command() -> None:
     runner = CliRunner()
     underscore = runner.invoke(cli, ["list_regions", "--help"])

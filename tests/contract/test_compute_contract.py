@@ -118,7 +118,7 @@ def _ec2_kit(moto_server: str) -> Iterator[ComputeKit]:
 
     proxy = FaultProxy(moto_server, decide).start()
     try:
-        # One retry: EC2 answers a capacity error with a 500, which botocore retries.
+        # Few retries keep the test short (Ec2Compute never retries a capacity error).
         config = Config(retries={"mode": "standard", "max_attempts": 2})
         ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=proxy.url, config=config)
         image = ec2.register_image(
@@ -254,6 +254,13 @@ def test_launching_n_at_once_gives_n_distinct_instances_of_the_job(kit: ComputeK
     assert len(ids(created)) == 3
     assert {i.job_id for i in created} == {"job-a"}
     assert ids(kit.compute.list_instances("job-a")) == ids(created)
+
+
+@pytest.mark.parametrize("count", [0, -1])
+def test_launching_fewer_than_one_is_a_value_error(kit: ComputeKit, count: int) -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        kit.compute.create_instances(kit.for_job("job-a"), count)
+    assert kit.compute.list_instances("job-a") == []
 
 
 def test_listing_is_scoped_by_job(kit: ComputeKit) -> None:

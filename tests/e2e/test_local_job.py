@@ -263,9 +263,36 @@ def test_interrupt_leaves_instances_running_and_stop_ends_them(tmp_path: Path) -
     result = _cli(tmp_path, "stop", "--config", "config.yml", "--delete-queues")
     assert result.returncode == 0, result.stderr
     assert "stopped 2 instances" in result.stdout
+    # The queues are gone: --continue no longer works, and the hint says what does.
+    assert "start it over with: cloud_tasks run --force --config config.yml --tasks " in (
+        result.stdout
+    )
     _wait_for(lambda: _alive_pids(tmp_path) == [])
     assert not _queue_exists(tmp_path, "e2e-job")
     assert not list((tmp_path / ".cloud_tasks" / "e2e-job").glob("*.sqlite3*"))
+
+
+def test_stop_with_delete_queues_tells_the_manager_to_hint_a_new_start(tmp_path: Path) -> None:
+    _write_job(tmp_path, 24, sleep_s=1.0)
+    manager = _start(tmp_path, "run", "--config", "config.yml", "--tasks", "tasks.json")
+    try:
+        _wait_for(lambda: len(_alive_pids(tmp_path)) == 2)
+        stopped = _cli(tmp_path, "stop", "--config", "config.yml", "--delete-queues")
+        assert stopped.returncode == 0, stopped.stderr
+        out, err = manager.communicate(timeout=120)
+    finally:
+        if manager.poll() is None:
+            manager.kill()
+    said = out + err
+    assert "stop --delete-queues" in said, said
+    hint = said.split("start it over with: ", 1)[1].split("\n", 1)[0].split()
+    assert hint[:3] == ["cloud_tasks", "run", "--force"], said
+    assert "--continue" not in said.split("stop --delete-queues", 1)[1]
+    # The hinted command is what works: it runs the job to the end.
+    restarted = _cli(tmp_path, *hint[1:])
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    assert _status(tmp_path)["tasks"]["completed"] == 24  # type: ignore[index]
+    assert _alive_pids(tmp_path) == []
 
 
 def test_load_queue_then_manage_pool(tmp_path: Path) -> None:

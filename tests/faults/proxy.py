@@ -13,8 +13,8 @@ them as they would in production:
 - ``deny``: a non-retryable ``AccessDenied``/``UnauthorizedOperation``/``403 PERMISSION_DENIED``;
 - ``signature``: AWS ``SignatureDoesNotMatch`` whose message quotes the access key id, as AWS
   does (for the test that credentials never reach our output);
-- ``capacity``, ``quota``: EC2's ``InsufficientInstanceCapacity`` (a 500, which botocore
-  retries) and ``VcpuLimitExceeded`` answers to ``RunInstances``.
+- ``capacity``, ``quota``: EC2's ``InsufficientInstanceCapacity`` (a 500, which botocore would
+  retry) and ``VcpuLimitExceeded`` answers to ``RunInstances``.
 """
 
 from __future__ import annotations

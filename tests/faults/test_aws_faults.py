@@ -370,3 +370,50 @@ def test_an_html_error_page_that_persists_is_one_line(moto_server: str, tmp_path
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert "502" in lines[0] and "<html" not in lines[0].lower(), lines[0]
     assert proxy.injected["html502"] == 3, proxy.injected
+
+
+def test_a_capacity_error_is_not_retried_but_a_plain_500_is(
+    moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EC2 sends ``InsufficientInstanceCapacity`` as a 500: retrying it only delays the move to
+    the next zone, so RunInstances is called once; any other 500 is still retried."""
+    from cloud_tasks.adapters.aws.clientconfig import MAX_ATTEMPTS
+    from cloud_tasks.exceptions import CapacityError
+
+    image = _image(moto_server)
+    faults: list[str] = []
+
+    def decide(request: Request) -> str | None:
+        if request.action == "RunInstances" and faults:
+            return faults.pop(0)
+        return None
+
+    proxy = _proxy(moto_server, decide)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    monkeypatch.delenv("AWS_MAX_ATTEMPTS", raising=False)
+    monkeypatch.delenv("AWS_RETRY_MODE", raising=False)
+    spec = InstanceSpec(
+        job_id="fault-job",
+        instance_type="m7i.large",
+        zone=f"{REGION}a",
+        image=image,
+        startup_script="#!/bin/bash\necho hi\n",
+        use_spot=True,
+        boot_disk_gb=10,
+    )
+    try:
+        compute = bootstrap.make_compute(load_config(_config(tmp_path)))
+        faults.extend(["capacity"] * MAX_ATTEMPTS)
+        with pytest.raises(CapacityError) as caught:
+            compute.create_instances(spec, 2)
+        capacity_calls = proxy.injected["capacity"]
+        faults.clear()
+        faults.extend(["500", "503"])
+        created = compute.create_instances(spec, 2)
+        compute.terminate([i.instance_id for i in created])
+    finally:
+        proxy.stop()
+    assert (caught.value.instance_type, caught.value.zone) == ("m7i.large", f"{REGION}a")
+    assert capacity_calls == 1
+    assert proxy.injected["500"] == 1 and proxy.injected["503"] == 1
+    assert len(created) == 2

@@ -130,6 +130,23 @@ def test_show_detail_shows_a_message_without_consuming_it(
     assert json.loads(out)["depth"] == 1
 
 
+def test_show_detail_escapes_control_characters_in_the_sample(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hostile = "evil\u202etxt.exe\x7f\u2028\x1b[2J"
+    path = tmp_path / "tasks.json"
+    path.write_text(json.dumps([{"task_id": hostile, "data": {"note": hostile}}]), "utf-8")
+    assert run(["load_queue", *LOCAL, "--tasks", str(path)], capsys)[0] == 0
+    status, out, err = run(["show_queue", *LOCAL, "--detail"], capsys)
+    assert status == 0, err
+    for raw in ("\u202e", "\x7f", "\u2028", "\x1b"):
+        assert raw not in out
+    assert out.count("evil\\u202etxt.exe\\x7f\\u2028\\u001b[2J") == 2
+    # Machine output keeps the values as they are.
+    status, out, _ = run(["show_queue", *LOCAL, "--detail", "--format", "json"], capsys)
+    assert json.loads(out)["sample"]["task_id"] == hostile
+
+
 def test_purge_asks_first_and_then_empties_the_queue(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

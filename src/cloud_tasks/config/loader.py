@@ -317,6 +317,8 @@ def _value_problem(spec: OptionSpec, value: Any) -> tuple[str | None, str]:
         return validation.job_id_problem(value), ""
     if spec.name == "queue_name":
         return validation.queue_name_problem(value), ""
+    if spec.name == "checkpoint_location":
+        return validation.checkpoint_location_problem(value), ""
     if spec.name == "architecture":
         return validation.choice_problem(value, validation.ARCHITECTURES), ""
     if spec.name == "notify":

@@ -412,13 +412,16 @@ OPTIONS: tuple[Option, ...] = (
         "queue mode: lease length in seconds, renewed every third of it (default {default})",
         worker_flags=("--visibility-timeout",),
     ),
-    Option(
+    _c(
+        "run",
         "checkpoint_location",
         "str",
         None,
-        "folder, s3://BUCKET/PREFIX or gs://BUCKET/PREFIX for worker_data.checkpoint",
-        optional=True,
+        "Where workers keep worker_data.checkpoint: a folder on the instance, "
+        "s3://BUCKET/PREFIX or gs://BUCKET/PREFIX (unset = no checkpoints).",
         worker_flags=("--checkpoint-location",),
+        worker_help="folder, s3://BUCKET/PREFIX or gs://BUCKET/PREFIX for worker_data.checkpoint",
+        export="CHECKPOINT_LOCATION",
     ),
     Option(
         "gpus",

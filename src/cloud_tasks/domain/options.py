@@ -95,6 +95,7 @@ class RunOptions:
     notify: Notify | None = default("notify")  # noqa: RUF009 (None, from the option table)
     speculative_after: str | None = default("speculative_after")
     speculative_max_extra_cost: float = default("speculative_max_extra_cost")
+    checkpoint_location: str | None = default("checkpoint_location")
 
     @property
     def speculation(self) -> SpeculationPolicy | None:

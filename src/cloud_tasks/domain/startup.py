@@ -64,6 +64,7 @@ class WorkerSettings:
     gpus: int | None = default("gpus")
     gpus_per_task: float | None = default("gpus_per_task")
     report_task_starts: bool = default("report_task_starts")
+    checkpoint_location: str | None = default("checkpoint_location")
 
     def option_values(self) -> dict[str, Any]:
         """The value of every exported option, by option name; ``None``: not exported."""
@@ -91,6 +92,7 @@ class WorkerSettings:
             "max_preemptions": self.max_preemptions,
             "max_memory_allowed_per_task": self.max_memory_allowed_per_task_gb,
             "keepalive_interval": self.keepalive_interval_s,
+            "checkpoint_location": self.checkpoint_location,
             # Speculative re-runs need to know when each task started.
             "report_task_starts": True if self.report_task_starts else None,
             # GPU instances only: each task slot gets its own devices.

@@ -144,6 +144,21 @@ def notify_problem(
     return None, ""
 
 
+def checkpoint_location_problem(location: str) -> str | None:
+    """Why ``location`` is not a folder, ``s3://BUCKET/PREFIX`` or ``gs://BUCKET/PREFIX``."""
+    scheme, sep, rest = location.partition("://")
+    if not sep:
+        return None
+    if scheme not in ("s3", "gs"):
+        return (
+            f"unknown scheme {scheme!r} in {location!r}; give a folder, s3://BUCKET/PREFIX "
+            "or gs://BUCKET/PREFIX"
+        )
+    if not rest.partition("/")[0]:
+        return f"no bucket in {location!r}; give {scheme}://BUCKET/PREFIX"
+    return None
+
+
 def choice_problem(value: str, choices: Sequence[str]) -> str | None:
     """Why ``value`` is not one of ``choices``, or ``None``."""
     if value in choices:

@@ -77,6 +77,7 @@ def worker_settings(
         gpus=candidate.offer.gpus,
         gpus_per_task=run.constraints.gpus_per_task,
         report_task_starts=run.speculative_after is not None,
+        checkpoint_location=run.checkpoint_location,
     )
 
 

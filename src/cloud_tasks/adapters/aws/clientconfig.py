@@ -4,12 +4,19 @@ botocore's ``standard`` retry mode retries throttling (``ThrottlingException``,
 ``RequestLimitExceeded``, ...), 5xx answers, timeouts and connection errors with capped
 exponential backoff and full jitter. ``AWS_RETRY_MODE`` / ``AWS_MAX_ATTEMPTS`` (or the same
 settings in the AWS config file) still win, so a user can pick ``adaptive`` or more attempts.
+
+EC2 answers a capacity error (``InsufficientInstanceCapacity``) to ``RunInstances`` with a 500,
+which the standard mode would retry up to ``MAX_ATTEMPTS`` times with backoff; the zone stays
+full meanwhile, so ``final_capacity_errors`` makes those answers final and the pool manager
+moves on to the next zone or type at once.
 """
 
 from __future__ import annotations
 
 import os
 from typing import Any
+
+from cloud_tasks.adapters.aws.translate import CAPACITY_CODES
 
 #: Tries per call, the first included.
 MAX_ATTEMPTS = 8
@@ -27,6 +34,28 @@ def client_config(**settings: Any) -> Any:
     options: dict[str, Any] = {"connect_timeout": 10, "read_timeout": 60, **settings}
     # The retries dict is built key by key, which the stubs cannot follow.
     return Config(retries=retries, **options)  # type: ignore[arg-type]
+
+
+def _capacity_is_final(response: Any = None, **_: Any) -> bool | None:
+    """``needs-retry`` handler: ``False`` (do not retry) for a capacity error, else no say.
+
+    botocore asks every handler and acts on the first answer that is not ``None``; handlers
+    of the operation's own event come before the service-wide retry handler.
+    """
+    if response is None:
+        return None
+    code = (response[1].get("Error") or {}).get("Code")
+    return False if code in CAPACITY_CODES else None
+
+
+def final_capacity_errors(client: Any) -> Any:
+    """``client`` (EC2), made to return a ``RunInstances`` capacity error without retrying it."""
+    client.meta.events.register(
+        "needs-retry.ec2.RunInstances",
+        _capacity_is_final,
+        unique_id="cloud-tasks-final-capacity-errors",
+    )
+    return client
 
 
 def _is_page(response: dict[str, Any]) -> bool:
@@ -55,4 +84,4 @@ def tolerate_proxy_pages(client: Any) -> Any:
     return client
 
 
-__all__ = ["MAX_ATTEMPTS", "client_config", "tolerate_proxy_pages"]
+__all__ = ["MAX_ATTEMPTS", "client_config", "final_capacity_errors", "tolerate_proxy_pages"]

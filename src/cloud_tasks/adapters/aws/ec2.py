@@ -9,6 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from cloud_tasks.adapters.aws.clientconfig import final_capacity_errors
 from cloud_tasks.adapters.aws.errors import aws_errors
 from cloud_tasks.adapters.aws.translate import (
     JOB_TAG,
@@ -67,7 +68,8 @@ class Ec2Compute:
     def create_instances(self, spec: InstanceSpec, count: int) -> list[Instance]:
         """One ``RunInstances`` call for all ``count`` instances (``MinCount = MaxCount``): EC2
         starts them all or fails with ``InsufficientInstanceCapacity``, and the pool manager
-        moves the batch to the next zone or type. A client token makes botocore's retries of
+        moves the batch to the next zone or type (a capacity error is not retried:
+        ``clientconfig.final_capacity_errors``). A client token makes botocore's retries of
         the call idempotent (a retried call never starts a second batch)."""
         if count < 1:
             raise ValueError("count must be at least 1")
@@ -120,7 +122,8 @@ class Ec2Compute:
         if self._subnet_id:
             request["SubnetId"] = self._subnet_id
         with aws_errors("run_instances", instance_type=spec.instance_type, zone=spec.zone):
-            response = self._ec2.run_instances(**request)
+            # Registered once per client (by its unique id), on the first launch.
+            response = final_capacity_errors(self._ec2).run_instances(**request)
         return [instance_from_ec2(item) for item in response["Instances"]]
 
     def _root_device(self, image: str) -> str:

@@ -63,7 +63,8 @@ _CPU_FAMILIES: dict[str, str] = {
     "t3": "Intel Xeon Platinum 8000",
 }
 
-_CAPACITY_CODES = frozenset(
+#: EC2 error codes meaning "no capacity for this launch here, now" (try another zone or type).
+CAPACITY_CODES = frozenset(
     {
         "InsufficientInstanceCapacity",
         "InsufficientCapacity",
@@ -354,7 +355,7 @@ def translate_error(
     line (AWS messages may hold line breaks)."""
     message = collapse_whitespace(message)
     where = f" for {instance_type} in {zone}" if instance_type or zone else ""
-    if code in _CAPACITY_CODES:
+    if code in CAPACITY_CODES:
         return CapacityError(
             f"AWS has no capacity{where} ({code}: {message}); trying another zone or type may help",
             instance_type=instance_type,

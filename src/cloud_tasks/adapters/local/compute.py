@@ -179,6 +179,8 @@ class LocalCompute:
 
     def create_instances(self, spec: InstanceSpec, count: int) -> list[Instance]:
         """Local instances are process groups started one by one (each is quick)."""
+        if count < 1:
+            raise ValueError("count must be at least 1")
         return [self.create_instance(spec) for _ in range(count)]
 
     def create_instance(self, spec: InstanceSpec) -> Instance:

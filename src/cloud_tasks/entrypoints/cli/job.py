@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shlex
 import signal
 import sys
 import time
@@ -219,7 +220,9 @@ def _supervise(
                 log=recorder.logged(display.log),
                 on_demand_options=plan.on_demand_options,
                 recorder=recorder,
-                stop_requested=_stop_request(db, resume_hint),
+                stop_requested=_stop_request(
+                    db, resume_hint, _restart_hint(config, db.meta().get("tasks_file"))
+                ),
             )
             try:
                 outcome = asyncio.run(_until_signal(manager.run()))
@@ -357,7 +360,9 @@ def _stop_after_signal(
     sys.exit(130)
 
 
-def _stop_request(db: TaskDatabase, resume_hint: str) -> Callable[[], str | None]:
+def _stop_request(
+    db: TaskDatabase, resume_hint: str, restart_hint: str
+) -> Callable[[], str | None]:
     """What the pool manager asks at each check: did 'cloud_tasks stop' run for this job, or
     was its task database removed or replaced under it?"""
 
@@ -374,6 +379,13 @@ def _stop_request(db: TaskDatabase, resume_hint: str) -> Callable[[], str | None
         if not db.meta().get("stop_requested"):
             return None
         remaining = db.counts().remaining
+        if db.meta().get("queues_deleted"):
+            # --continue needs the task queue: without it only a new start works.
+            return (
+                f"the job was stopped with 'cloud_tasks stop --delete-queues' ({remaining} "
+                f"tasks unfinished, recorded in {db.path}); its queues are gone, so start it "
+                f"over with: {restart_hint}"
+            )
         return (
             f"the job was stopped with 'cloud_tasks stop' ({remaining} tasks unfinished, kept "
             f"in {db.path}); resume it with: {resume_hint}"
@@ -483,7 +495,13 @@ def _delete_queues(adapters: Adapters) -> None:
     default=None,
     help="With --dry-run: seconds one task takes, for the makespan and cost estimate.",
 )
-@click.option("--force", is_flag=True, help="Start over even if the queue or database exist.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Start the job over without asking: purge the messages its task queue holds and "
+    "replace its task database (db_file). Without it, an existing task database is an error "
+    "and a non-empty queue is purged only when you confirm.",
+)
 @_no_check_option
 @click.option("--strict", is_flag=True, help="Exit 1 when any task failed.")
 @click.option(
@@ -684,6 +702,15 @@ def _resume_hint(config: JobConfig) -> str:
     return "cloud_tasks run --continue" + (f" --config {config.source}" if config.source else "")
 
 
+def _restart_hint(config: JobConfig, tasks_file: str | None, *, pool_only: bool = False) -> str:
+    """How to start a job over once its queues are deleted (``--continue`` needs them)."""
+    where = f" --config {shlex.quote(config.source)}" if config.source else ""
+    tasks = f" --tasks {shlex.quote(tasks_file)}" if tasks_file else " --tasks TASK_FILE"
+    if pool_only:
+        return f"cloud_tasks load_queue{where}{tasks}, then cloud_tasks manage_pool{where}"
+    return f"cloud_tasks run --force{where}{tasks}"
+
+
 def _resume(
     config: JobConfig,
     db_path: Path,
@@ -699,7 +726,8 @@ def _resume(
         JobLock(db_path, job_id),
         _FirstRunTasks(db_path) as first_run,
     ):
-        db.set_meta(stop_requested=None)  # a 'stop' of an earlier run is not for this one
+        # A 'stop' of an earlier run is not for this one.
+        db.set_meta(stop_requested=None, queues_deleted=None)
         adapters = build_job_adapters(config, db_path)
         meta = db.meta()
         if not db.recorded() and not meta.get("loaded") and meta.get("tasks_file"):
@@ -853,7 +881,7 @@ def manage_pool_command(**params: Any) -> None:
         settings = pool_settings(config, plan, tasks_known=False)
         settings = attrs.evolve(settings, delete_queues=False)
         hint = "cloud_tasks manage_pool" + (f" --config {config.source}" if config.source else "")
-        db.set_meta(stop_requested=None)
+        db.set_meta(stop_requested=None, queues_deleted=None)
         display = _LiveDisplay(0, quiet)
         with display, PoolRecorder(db.path, adapters.clock) as recorder:
             manager = PoolManager(
@@ -868,7 +896,7 @@ def manage_pool_command(**params: Any) -> None:
                 log=recorder.logged(display.log),
                 on_demand_options=plan.on_demand_options,
                 recorder=recorder,
-                stop_requested=_stop_request(db, hint),
+                stop_requested=_stop_request(db, hint, _restart_hint(config, None, pool_only=True)),
             )
             try:
                 outcome = asyncio.run(_until_signal(manager.run()))
@@ -955,7 +983,11 @@ def stop_command(**params: Any) -> None:
     # Tell a running manager first, so that it replaces none of the instances stopped here.
     holder = lock_holder(db_path)  # before it is told: it may end at once
     db = _own_database(db_path, job_id)
-    told = db is not None and _noted(lambda: db.set_meta(stop_requested=time.time()))
+    deleting = bool(params["delete_queues"])
+    told = db is not None and _noted(
+        lambda: db.set_meta(stop_requested=time.time(), queues_deleted=deleting)
+    )
+    unfinished, tasks_file = 0, None
     try:
         instances = adapters.compute.list_instances(job_id)
         ids = [i.instance_id for i in instances]
@@ -965,6 +997,7 @@ def stop_command(**params: Any) -> None:
             now = time.time()
             ended = [record.instance_id for record in db.instances(active_only=True)]
             _noted(lambda: [db.end_instance(i, now, "stopped") for i in ended])
+            unfinished, tasks_file = db.counts().remaining, db.meta().get("tasks_file")
     finally:
         if db is not None:
             db.close()
@@ -977,6 +1010,12 @@ def stop_command(**params: Any) -> None:
     if params["delete_queues"]:
         _delete_queues(adapters)
         click.echo(f"deleted queues {adapters.task_queue.name!r} and {adapters.event_queue.name!r}")
+        if unfinished:
+            click.echo(
+                f"{unfinished} tasks were unfinished; without its queues the job cannot be "
+                "resumed with --continue: start it over with: "
+                + _restart_hint(config, tasks_file, pool_only=tasks_file is None)
+            )
 
 
 def _noted(write: Callable[[], object]) -> bool:

@@ -12,6 +12,7 @@ import click
 
 from cloud_tasks.domain.options import JobConfig
 from cloud_tasks.domain.tasks import Envelope, Task, encoded_size
+from cloud_tasks.domain.text import escaped
 from cloud_tasks.domain.text import shown as shown_value
 from cloud_tasks.entrypoints.cli.options import (
     Number,
@@ -310,7 +311,10 @@ def show_queue(detail: bool, output_format: str, **params: Any) -> None:
             click.echo("No message was available to show (the queue is empty or all leased).")
         else:
             click.echo("Sample message:")
-            click.echo(json.dumps(sample, indent=2, ensure_ascii=False))
+            # JSON escapes only the C0 controls: bidi overrides (U+202E), DEL and line
+            # separators would reach the terminal raw.
+            shown_json = json.dumps(sample, indent=2, ensure_ascii=False)
+            click.echo("\n".join(escaped(line) for line in shown_json.split("\n")))
 
 
 def _event_depth(events: EventQueue) -> int | None:
