@@ -15,10 +15,12 @@ import functools
 import json
 import logging
 import os
+import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from cloud_tasks.adapters.retrying import Backoff
 from cloud_tasks.domain.events import Event, encode
 from cloud_tasks.exceptions import CloudTasksError, ConfigError
 from cloud_tasks.ports import MAX_EVENT_BYTES, Clock, EventQueue
@@ -27,6 +29,9 @@ logger = logging.getLogger("cloud_tasks.worker")
 
 # Events per send call; the adapters split it into the batches their service takes.
 _QUEUE_BATCH = 100
+#: The waits after a failed receive or event send: 0.5 s doubling to 30 s, full jitter; the
+#: worker retries for as long as it runs (``max_attempts`` is not used).
+QUEUE_BACKOFF = Backoff(initial_s=0.5, maximum_s=30.0)
 # The longest timestamp utc_timestamp writes (with microseconds), for sizing an event early.
 _LONGEST_TIMESTAMP = "2000-01-01T00:00:00.000000+00:00"
 
@@ -237,17 +242,17 @@ class EventLog:
             self._mark_stored(count)
 
     async def _send_forever(self) -> None:
-        delay_s = 0.5
+        failures = 0
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             try:
                 await self._send_once()
-                delay_s = 0.5
+                failures = 0
             except CloudTasksError as exc:
                 logger.warning("could not send events (will retry): %s", exc)
-                await asyncio.sleep(delay_s)
-                delay_s = min(delay_s * 2, 30.0)
+                await self._clock.sleep(QUEUE_BACKOFF.delay_s(failures, random.random()))
+                failures += 1
                 self._wakeup.set()
 
     async def close(self) -> None:
@@ -273,6 +278,7 @@ class EventLog:
 
 
 __all__ = [
+    "QUEUE_BACKOFF",
     "EventLog",
     "open_event_log",
     "utc_timestamp",
