@@ -210,3 +210,17 @@ def test_the_worker_backs_off_through_its_clock_while_receive_fails_then_recover
     backoff = [s for s in clock.sleeps if s < 30]
     assert len(backoff) == 3
     assert all(0.0 <= wait <= 0.5 * 2**retry for retry, wait in enumerate(backoff))
+
+
+def test_failed_event_sends_are_retried_through_the_clock_and_nothing_is_lost() -> None:
+    queue, events = _queues([("t0", {"mode": "success"})])
+    events.fail_sends(2)
+    clock = _RecordingClock()
+    args = ["--keepalive-interval", "1000", "--visibility-timeout", "300"]
+    assert _serve(queue, events, args, clock=clock) == 0
+    assert queue.depth() == 0
+    (done,) = _of(events, "task_completed")
+    assert done["task_id"] == "t0"
+    backoff = [s for s in clock.sleeps if s < 30]
+    assert len(backoff) == 2
+    assert all(0.0 <= wait <= 0.5 * 2**retry for retry, wait in enumerate(backoff))

@@ -247,9 +247,23 @@ class InMemoryEventQueue(_MemoryQueueBase):
     ) -> None:
         super().__init__(name, clock, service)
         self.visibility_timeout_s = visibility_timeout_s
+        self._failing_sends = 0
+
+    def fail_sends(self, count: int) -> None:
+        """Make the next ``count`` ``send`` calls on this adapter raise ``ProviderError`` and
+        store nothing (to try a worker's recovery from an event queue outage)."""
+        with self._cond:
+            self._failing_sends = max(0, count)
 
     def send(self, events: Sequence[Mapping[str, Any]]) -> None:
         """Store every event; each must be a JSON object."""
+        with self._cond:
+            if self._failing_sends > 0:
+                self._failing_sends -= 1
+                raise ProviderError(
+                    f"queue {self.name!r}: send failed (a failure asked for with fail_sends); "
+                    "the next calls may succeed"
+                )
         self._put(encode_events(self.name, events))
 
     def receive(self, max_messages: int, wait_s: float = 0.0) -> list[ReceivedEvent]:
