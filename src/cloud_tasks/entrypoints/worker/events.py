@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from cloud_tasks.adapters.retrying import Backoff
 from cloud_tasks.domain.events import Event, encode
 from cloud_tasks.exceptions import CloudTasksError, ConfigError
 from cloud_tasks.ports import MAX_EVENT_BYTES, Clock, EventQueue
@@ -29,9 +28,6 @@ logger = logging.getLogger("cloud_tasks.worker")
 
 # Events per send call; the adapters split it into the batches their service takes.
 _QUEUE_BATCH = 100
-#: The waits after a failed receive or event send: 0.5 s doubling to 30 s, full jitter; the
-#: worker retries for as long as it runs (``max_attempts`` is not used).
-QUEUE_BACKOFF = Backoff(initial_s=0.5, maximum_s=30.0)
 # The longest timestamp utc_timestamp writes (with microseconds), for sizing an event early.
 _LONGEST_TIMESTAMP = "2000-01-01T00:00:00.000000+00:00"
 
@@ -77,6 +73,16 @@ def open_event_log(path: str) -> IO[str]:
         raise ConfigError(f"{where}: {problem}; choose a writable file") from None
     os.set_blocking(fd, True)
     return os.fdopen(fd, "a", encoding="utf-8")
+
+
+def queue_retry_delay_s(failures: int) -> float:
+    """The wait after ``failures`` failed receives or event sends in a row (0 for the first):
+    the shared backoff rule from 0.5 s doubling to 30 s, full jitter; the worker retries for as
+    long as it runs. The rule is imported on the first failure only (it loads ``http.client``
+    and ``email``, which a worker that never fails does not need)."""
+    from cloud_tasks.adapters.retrying import Backoff
+
+    return Backoff(initial_s=0.5, maximum_s=30.0).delay_s(failures, random.random())
 
 
 def utc_timestamp(seconds: float) -> str:
@@ -251,7 +257,7 @@ class EventLog:
                 failures = 0
             except CloudTasksError as exc:
                 logger.warning("could not send events (will retry): %s", exc)
-                await self._clock.sleep(QUEUE_BACKOFF.delay_s(failures, random.random()))
+                await self._clock.sleep(queue_retry_delay_s(failures))
                 failures += 1
                 self._wakeup.set()
 
@@ -278,8 +284,8 @@ class EventLog:
 
 
 __all__ = [
-    "QUEUE_BACKOFF",
     "EventLog",
     "open_event_log",
+    "queue_retry_delay_s",
     "utc_timestamp",
 ]

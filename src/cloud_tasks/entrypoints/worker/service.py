@@ -9,7 +9,6 @@ import functools
 import itertools
 import logging
 import os
-import random
 import signal
 import sys
 import threading
@@ -711,7 +710,7 @@ class WorkerService:
                 failures = 0
             except CloudTasksError as exc:
                 self._emit(NonFatalException(exception=f"receive: {exc}"))
-                await self._clock.sleep(ev.QUEUE_BACKOFF.delay_s(failures, random.random()))
+                await self._clock.sleep(ev.queue_retry_delay_s(failures))
                 failures += 1
                 continue
             if self._stop_taking:
