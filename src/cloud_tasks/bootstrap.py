@@ -715,13 +715,14 @@ def make_metadata(provider: str | None, environ: Mapping[str, str]) -> InstanceM
 def make_checkpoint_store(location: str) -> CheckpointStore:
     """The checkpoint store at ``location``: a folder, ``s3://bucket/prefix`` or
     ``gs://bucket/prefix`` (the cloud stores load their SDK on first use)."""
+    from cloud_tasks.domain.validation import checkpoint_location_problem
+
+    problem = checkpoint_location_problem(location)
+    if problem is not None:
+        raise ConfigError(f"--checkpoint-location: {problem}")
     scheme, sep, rest = location.partition("://")
-    if sep and scheme in ("s3", "gs"):
+    if sep:
         bucket, _, prefix = rest.partition("/")
-        if not bucket:
-            raise ConfigError(
-                f"--checkpoint-location {location!r}: no bucket; give {scheme}://BUCKET/PREFIX"
-            )
         if scheme == "s3":
             from cloud_tasks.adapters.aws.checkpoints import S3CheckpointStore
 
@@ -729,11 +730,6 @@ def make_checkpoint_store(location: str) -> CheckpointStore:
         from cloud_tasks.adapters.gcp.checkpoints import GcsCheckpointStore
 
         return GcsCheckpointStore(bucket, prefix)
-    if sep:
-        raise ConfigError(
-            f"--checkpoint-location {location!r}: unknown scheme {scheme!r}; give a folder, "
-            "s3://BUCKET/PREFIX or gs://BUCKET/PREFIX"
-        )
     from cloud_tasks.adapters.local.checkpoints import FolderCheckpointStore
 
     return FolderCheckpointStore(location)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from cloud_tasks.domain.validation import checkpoint_location_problem
 from cloud_tasks.entrypoints.worker.checkpoint import (
     Checkpoint,
     checkpoint_key,
@@ -127,10 +128,19 @@ def test_unwritable_folder_is_one_clear_error(tmp_path: Path) -> None:
     [("ftp://host/x", "unknown scheme 'ftp'"), ("s3:///prefix", "no bucket")],
 )
 def test_bad_locations_are_config_errors(location: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError) as caught:
         open_checkpoint_store(location)
+    # The same words as the configuration check (domain.validation), naming the flag.
+    text = str(caught.value)
+    assert text == f"--checkpoint-location: {checkpoint_location_problem(location)}"
+    assert message in text and location in text and "\n" not in text
 
 
 def test_no_location_says_how_to_set_one() -> None:
-    with pytest.raises(ConfigError, match="--checkpoint-location"):
+    with pytest.raises(ConfigError) as caught:
         Checkpoint(None, "t1").save(1)
+    text = str(caught.value)
+    assert "--checkpoint-location" in text
+    assert "RMS_CLOUD_TASKS_CHECKPOINT_LOCATION" in text
+    assert "run.checkpoint_location" in text
+    assert "\n" not in text

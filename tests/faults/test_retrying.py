@@ -36,6 +36,12 @@ def test_delays_grow_exponentially_up_to_the_cap_with_full_jitter(
     assert backoff.delay_s(retry, fraction) == pytest.approx(cap * fraction)
 
 
+def test_retries_counted_for_hours_stay_at_the_cap() -> None:
+    """A worker retries a failing queue for as long as it runs: 2**5000 overflows a float."""
+    backoff = Backoff(initial_s=0.5, maximum_s=30.0)
+    assert backoff.delay_s(5_000, 0.5) == 15.0
+
+
 def _http_error(code: int, headers: dict[str, str] | None = None) -> urllib.error.HTTPError:
     from email.message import Message
 

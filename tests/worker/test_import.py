@@ -60,3 +60,19 @@ def test_task_processes_get_the_fork_hooks_the_fork_server_turns_off(tmp_path: P
         }
     ]
     assert "logged from a process a task forked" in proc.stderr
+
+
+def test_the_worker_loads_its_retry_rule_only_after_a_failure() -> None:
+    """Receive and event-send retries import the backoff rule (and tenacity never) on the
+    first failure, not at start."""
+    code = (
+        "import sys, cloud_tasks.entrypoints.worker.service as s\n"
+        "print(sorted(m for m in ('tenacity', 'cloud_tasks.adapters.retrying') "
+        "if m in sys.modules))\n"
+        "s.ev.queue_retry_delay_s(0)\n"
+        "print('cloud_tasks.adapters.retrying' in sys.modules, 'tenacity' in sys.modules)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert proc.stdout.split("\n")[:2] == ["[]", "True False"]

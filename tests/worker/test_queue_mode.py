@@ -12,12 +12,14 @@ from tests.fakes.metadata import imds_server
 from tests.worker.scripts.outcomes_worker import process_task
 
 from cloud_tasks.adapters.aws.metadata import Ec2InstanceMetadata
+from cloud_tasks.adapters.clock import SystemClock
 from cloud_tasks.adapters.memory.clock import VirtualClock
 from cloud_tasks.adapters.memory.queue import (
     InMemoryEventQueue,
     InMemoryQueueService,
     InMemoryTaskQueue,
 )
+from cloud_tasks.domain.events import NON_FATAL_EXCEPTION
 from cloud_tasks.domain.tasks import Envelope, Task
 from cloud_tasks.ports import Clock, InstanceMetadata
 from cloud_tasks.worker import Worker
@@ -179,3 +181,46 @@ def test_a_spot_notice_among_short_tasks_loses_nothing_and_uses_no_attempt() -> 
     assert sorted([*completed, *left]) == names
     assert set(left.values()) <= {0}
     assert _of(events, "task_exception") == _of(events, "task_dead_lettered") == []
+
+
+class _RecordingClock(SystemClock):
+    """Real time and real sleeps, remembering how long each sleep asked for."""
+
+    def __init__(self) -> None:
+        self.sleeps: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        await super().sleep(seconds)
+
+
+def test_the_worker_backs_off_through_its_clock_while_receive_fails_then_recovers() -> None:
+    queue, events = _queues([(f"t{i}", {"mode": "success"}) for i in range(3)])
+    queue.fail_receives(3)
+    clock = _RecordingClock()
+    # Keep-alives and lease renewals sleep far longer than any of the three backoff waits.
+    args = ["--keepalive-interval", "1000", "--visibility-timeout", "300"]
+    assert _serve(queue, events, args, clock=clock) == 0
+    assert queue.depth() == 0
+    assert sorted(e["task_id"] for e in _of(events, "task_completed")) == ["t0", "t1", "t2"]
+    failures = _of(events, NON_FATAL_EXCEPTION)
+    assert len(failures) == 3
+    assert all(e["exception"].startswith("receive: queue 'job': receive failed") for e in failures)
+    # Full jitter below a cap that doubles from 0.5 s: each wait went through the clock.
+    backoff = [s for s in clock.sleeps if s < 30]
+    assert len(backoff) == 3
+    assert all(0.0 <= wait <= 0.5 * 2**retry for retry, wait in enumerate(backoff))
+
+
+def test_failed_event_sends_are_retried_through_the_clock_and_nothing_is_lost() -> None:
+    queue, events = _queues([("t0", {"mode": "success"})])
+    events.fail_sends(2)
+    clock = _RecordingClock()
+    args = ["--keepalive-interval", "1000", "--visibility-timeout", "300"]
+    assert _serve(queue, events, args, clock=clock) == 0
+    assert queue.depth() == 0
+    (done,) = _of(events, "task_completed")
+    assert done["task_id"] == "t0"
+    backoff = [s for s in clock.sleeps if s < 30]
+    assert len(backoff) == 2
+    assert all(0.0 <= wait <= 0.5 * 2**retry for retry, wait in enumerate(backoff))

@@ -41,7 +41,10 @@ class Backoff:
     def delay_s(self, retry: int, fraction: float) -> float:
         """The wait before retry number ``retry`` (0 for the first) for a jitter ``fraction``
         in [0, 1)."""
-        cap = min(self.maximum_s, self.initial_s * self.multiplier**retry)
+        try:
+            cap = min(self.maximum_s, self.initial_s * self.multiplier**retry)
+        except OverflowError:  # a worker that has retried for hours: long past the cap
+            cap = self.maximum_s
         return cap * min(max(fraction, 0.0), 1.0)
 
 

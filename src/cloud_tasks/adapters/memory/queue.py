@@ -163,6 +163,7 @@ class InMemoryTaskQueue(_MemoryQueueBase):
     ) -> None:
         super().__init__(name, clock, service)
         self.max_message_bytes = max_message_bytes
+        self._failing_receives = 0
 
     #: Like the cloud queues it stands in for, it keeps no record of loaded task ids.
     remembers_loads = False
@@ -186,10 +187,22 @@ class InMemoryTaskQueue(_MemoryQueueBase):
     ) -> list[ReceivedTask]:
         """Lease up to ``max_messages`` in the order they were sent."""
         with self._cond:
+            if self._failing_receives > 0:
+                self._failing_receives -= 1
+                raise ProviderError(
+                    f"queue {self.name!r}: receive failed (a failure asked for with "
+                    "fail_receives); the next calls may succeed"
+                )
             return [
                 ReceivedTask(Envelope.decode(m.body), m.receipt or "", m.delivery_count)
                 for m in self._lease(max_messages, visibility_timeout_s, wait_s)
             ]
+
+    def fail_receives(self, count: int) -> None:
+        """Make the next ``count`` ``receive`` calls on this adapter raise ``ProviderError``, as
+        a cloud queue does while its service has an outage (to try a worker's recovery)."""
+        with self._cond:
+            self._failing_receives = max(0, count)
 
     def extend(self, receipt: str, visibility_timeout_s: float) -> Lease:
         with self._cond:
@@ -234,9 +247,23 @@ class InMemoryEventQueue(_MemoryQueueBase):
     ) -> None:
         super().__init__(name, clock, service)
         self.visibility_timeout_s = visibility_timeout_s
+        self._failing_sends = 0
+
+    def fail_sends(self, count: int) -> None:
+        """Make the next ``count`` ``send`` calls on this adapter raise ``ProviderError`` and
+        store nothing (to try a worker's recovery from an event queue outage)."""
+        with self._cond:
+            self._failing_sends = max(0, count)
 
     def send(self, events: Sequence[Mapping[str, Any]]) -> None:
         """Store every event; each must be a JSON object."""
+        with self._cond:
+            if self._failing_sends > 0:
+                self._failing_sends -= 1
+                raise ProviderError(
+                    f"queue {self.name!r}: send failed (a failure asked for with fail_sends); "
+                    "the next calls may succeed"
+                )
         self._put(encode_events(self.name, events))
 
     def receive(self, max_messages: int, wait_s: float = 0.0) -> list[ReceivedEvent]:

@@ -56,7 +56,8 @@ class Checkpoint:
             raise ConfigError(
                 "worker_data.checkpoint: no checkpoint location; give the worker "
                 "--checkpoint-location FOLDER|s3://BUCKET/PREFIX|gs://BUCKET/PREFIX "
-                "(or RMS_CLOUD_TASKS_CHECKPOINT_LOCATION)"
+                "(or RMS_CLOUD_TASKS_CHECKPOINT_LOCATION, or run.checkpoint_location in the "
+                "configuration)"
             )
         return open_checkpoint_store(self.location)
 

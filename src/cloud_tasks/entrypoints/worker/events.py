@@ -15,6 +15,7 @@ import functools
 import json
 import logging
 import os
+import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -72,6 +73,16 @@ def open_event_log(path: str) -> IO[str]:
         raise ConfigError(f"{where}: {problem}; choose a writable file") from None
     os.set_blocking(fd, True)
     return os.fdopen(fd, "a", encoding="utf-8")
+
+
+def queue_retry_delay_s(failures: int) -> float:
+    """The wait after ``failures`` failed receives or event sends in a row (0 for the first):
+    the shared backoff rule from 0.5 s doubling to 30 s, full jitter; the worker retries for as
+    long as it runs. The rule is imported on the first failure only (it loads ``http.client``
+    and ``email``, which a worker that never fails does not need)."""
+    from cloud_tasks.adapters.retrying import Backoff
+
+    return Backoff(initial_s=0.5, maximum_s=30.0).delay_s(failures, random.random())
 
 
 def utc_timestamp(seconds: float) -> str:
@@ -237,17 +248,17 @@ class EventLog:
             self._mark_stored(count)
 
     async def _send_forever(self) -> None:
-        delay_s = 0.5
+        failures = 0
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             try:
                 await self._send_once()
-                delay_s = 0.5
+                failures = 0
             except CloudTasksError as exc:
                 logger.warning("could not send events (will retry): %s", exc)
-                await asyncio.sleep(delay_s)
-                delay_s = min(delay_s * 2, 30.0)
+                await self._clock.sleep(queue_retry_delay_s(failures))
+                failures += 1
                 self._wakeup.set()
 
     async def close(self) -> None:
@@ -275,5 +286,6 @@ class EventLog:
 __all__ = [
     "EventLog",
     "open_event_log",
+    "queue_retry_delay_s",
     "utc_timestamp",
 ]

@@ -690,7 +690,7 @@ class WorkerService:
         limit = self.options.num_simultaneous_tasks or 1
         started = 0
         idle_since: float | None = None
-        backoff_s = 0.5
+        failures = 0
         while not self._stop_taking:
             # A task slot frees as soon as its task process ends: the next delivery is
             # received while the last one's outcome is still being stored and settled.
@@ -707,11 +707,11 @@ class WorkerService:
                 messages = await asyncio.to_thread(
                     queue.receive, free, self.options.visibility_timeout, self._receive_wait_s
                 )
-                backoff_s = 0.5
+                failures = 0
             except CloudTasksError as exc:
                 self._emit(NonFatalException(exception=f"receive: {exc}"))
-                await asyncio.sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, 30.0)
+                await self._clock.sleep(ev.queue_retry_delay_s(failures))
+                failures += 1
                 continue
             if self._stop_taking:
                 for message in messages:
