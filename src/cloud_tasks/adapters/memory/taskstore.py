@@ -158,7 +158,10 @@ class InMemoryTaskStore:
         apply = self._apply
         known = self._state.__contains__ if self.tasks_known else None
         check = not self.trusted_events
-        state_of = self._state.get
+        state = self._state
+        state_of = state.get
+        counts = self._counts
+        preempted = self._preempted
         for index, raw in enumerate(events):
             if check:
                 problem = event_problem(raw, known)
@@ -190,7 +193,12 @@ class InMemoryTaskStore:
                         self.completed_elapsed_s += float(elapsed)
                     if self._errors:
                         self._errors.pop(task_id, None)
-                    self._move(task_id, code, _C)
+                    # self._move(task_id, code, _C), inlined
+                    state[task_id] = _C
+                    counts[code] -= 1
+                    counts[_C] += 1
+                    if preempted:
+                        preempted.pop(task_id, None)
                     transitions += 1
                     continue
             if apply(task_id, decode_accepted(raw)):
