@@ -161,3 +161,37 @@ def test_the_simulated_workers_send_accepted_events_only(
     assert isinstance(checked.store, InMemoryTaskStore)
     assert checked.store.events_applied == trusted.store.events_applied > 0
     assert trusted.result.preempted_runs > 0 and trusted.result.retries > 0
+
+
+def test_a_trusted_store_applies_successes_as_a_checking_store_does() -> None:
+    # The trusted store's shortcut for a success must leave what _apply leaves: the state, the
+    # streak of preemptions and the error cleared, the elapsed time summed, a repeat ignored.
+    def event(task_id: str, kind: str, **fields: Any) -> dict[str, Any]:
+        head = {"timestamp": "1.000", "instance_id": "i-1", "event_type": kind}
+        return head | {"task_id": task_id} | fields
+
+    done = {"success": True, "retry": False, "attempt": 1, "elapsed_time": 2.5, "result": {}}
+    events = [
+        event("a", "task_started", attempt=1),
+        event("b", "task_released", attempt=1, reason="preempted"),
+        event("c", "task_exception", attempt=1, retry=True, exception="E: x", elapsed_time=1.0),
+        event("a", "task_completed", **done),
+        event("b", "task_completed", **done),
+        event("c", "task_completed", **done),
+        event("d", "task_completed", **done),
+        event("a", "task_completed", **done),
+        event("new", "task_completed", **done),
+    ]
+    stores = [InMemoryTaskStore(trusted_events=True), InMemoryTaskStore()]
+    results = []
+    for store in stores:
+        store.add_tasks([Task(task_id, {}) for task_id in "abcd"])
+        results.append(store.ingest(events, 5.0).transitions)
+    trusted, checked = stores
+    assert results[0] == results[1] == 6
+    assert trusted.counts() == checked.counts()
+    assert trusted.completed_elapsed_s == checked.completed_elapsed_s == 12.5
+    assert trusted.duplicate_completions == checked.duplicate_completions == 1
+    assert trusted.preempted_tasks(1) == checked.preempted_tasks(1) == 0
+    assert trusted.error_of("c") is checked.error_of("c") is None
+    assert [trusted.state_of(t) for t in "abcd"] == ["completed"] * 4

@@ -516,7 +516,9 @@ class EventDrivenWorkers:
                     # The worker kills a task at max_runtime, on any host.
                     seconds = self.max_runtime_s
                 else:
-                    seconds = max(0.0, duration(task.task_id, task.data, attempt)) * slowdown
+                    seconds = duration(task.task_id, task.data, attempt)
+                    # max(0.0, seconds) without the call (the same for NaN and -0.0)
+                    seconds = (seconds if seconds > 0.0 else 0.0) * slowdown
                 receipt = message.receipt
                 running[receipt] = (message, now, kind)
                 push(heap, (now + seconds, next(seq), _FINISH, instance_id, receipt))

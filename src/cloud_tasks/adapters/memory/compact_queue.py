@@ -221,7 +221,8 @@ class CompactTaskQueue:
 
 class CompactEventQueue:
     """An ``EventQueue`` holding event mappings as given; unacknowledged events come back
-    after ``visibility_timeout_s``."""
+    after ``visibility_timeout_s``. A receipt is a number of its own per delivery (event ids
+    and receipts are drawn from one counter)."""
 
     def __init__(
         self,
@@ -276,7 +277,7 @@ class CompactEventQueue:
             append = received.append
             for _ in range(count):
                 event_id, event = popleft()
-                receipt = f"{event_id}:{next(ids)}"
+                receipt = str(next(ids))
                 unacked[receipt] = (deadline, event_id, event)
                 append(ReceivedEvent(event, receipt))
         return received
@@ -284,7 +285,7 @@ class CompactEventQueue:
     def _deliver(
         self, received: list[ReceivedEvent], event_id: int, event: Mapping[str, Any], now: float
     ) -> None:
-        receipt = f"{event_id}:{next(self._ids)}"
+        receipt = str(next(self._ids))
         self._unacked[receipt] = (now + self.visibility_timeout_s, event_id, event)
         received.append(ReceivedEvent(event, receipt))
 
