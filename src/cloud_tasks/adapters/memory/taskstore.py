@@ -146,6 +146,15 @@ class InMemoryTaskStore:
             self._preempted.pop(task_id, None)
         return True
 
+    def _complete(self, task_id: str, code: int, elapsed_s: float | None) -> bool:
+        """``taskstate.Complete`` for a task in state ``code``: its time counts, its last error
+        goes; True when the state changed."""
+        if elapsed_s is not None:
+            self.completed_elapsed_s += elapsed_s
+        if self._errors:
+            self._errors.pop(task_id, None)
+        return self._move(task_id, code, _C)
+
     # -- events ---------------------------------------------------------------------------
 
     def ingest(self, events: Sequence[Mapping[str, Any]], now: float) -> IngestResult:
@@ -158,10 +167,8 @@ class InMemoryTaskStore:
         apply = self._apply
         known = self._state.__contains__ if self.tasks_known else None
         check = not self.trusted_events
-        state = self._state
-        state_of = state.get
-        counts = self._counts
-        preempted = self._preempted
+        state_of = self._state.get
+        complete = self._complete
         for index, raw in enumerate(events):
             if check:
                 problem = event_problem(raw, known)
@@ -189,16 +196,7 @@ class InMemoryTaskStore:
                 code = state_of(task_id)
                 if code in (_P, _R):
                     elapsed = get("elapsed_time")
-                    if elapsed is not None:
-                        self.completed_elapsed_s += float(elapsed)
-                    if self._errors:
-                        self._errors.pop(task_id, None)
-                    # self._move(task_id, code, _C), inlined
-                    state[task_id] = _C
-                    counts[code] -= 1
-                    counts[_C] += 1
-                    if preempted:
-                        preempted.pop(task_id, None)
+                    complete(task_id, code, None if elapsed is None else float(elapsed))
                     transitions += 1
                     continue
             if apply(task_id, decode_accepted(raw)):
@@ -237,11 +235,7 @@ class InMemoryTaskStore:
         errors = self._errors
         decision = taskstate.decide(state, event, error=errors.get(task_id) if errors else None)
         if type(decision) is taskstate.Complete:
-            if decision.elapsed_s is not None:
-                self.completed_elapsed_s += decision.elapsed_s
-            if errors:
-                errors.pop(task_id, None)
-            return self._move(task_id, code, _C)
+            return self._complete(task_id, code, decision.elapsed_s)
         if isinstance(decision, taskstate.Start):
             return self._move(task_id, code, _R)
         if isinstance(decision, taskstate.Fail):
