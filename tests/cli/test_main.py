@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
 from cloud_tasks.entrypoints.cli.main import cli
+from cloud_tasks.exceptions import TaskFileError
 
 SPEC_COMMANDS = {
     "run",
@@ -74,3 +77,16 @@ def test_unknown_command_is_a_usage_error() -> None:
     )
     assert result.returncode == 2
     assert "No such command" in result.stderr
+
+
+def test_check_reads_the_task_file_as_run_does(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.yml").write_text("provider: local\nlocal:\n  job_id: chk\n")
+    (tmp_path / "bad.json").write_text(
+        '[{"task_id": "a", "data": {}}, {"task_id": "a", "data": {}}]'
+    )
+    result = CliRunner().invoke(cli, ["check", "--config", "c.yml", "--tasks", "bad.json"])
+    assert isinstance(result.exception, TaskFileError)  # main() prints it as one line
+    assert "bad.json, task index 1" in str(result.exception)
+    assert "duplicate task_id 'a'" in str(result.exception)
+    assert not list(tmp_path.glob("*.db"))  # nothing was created

@@ -17,6 +17,7 @@ from cloud_tasks.entrypoints.cli.options import (
 )
 from cloud_tasks.service_layer.preflight import failed, render, run_checks
 from cloud_tasks.service_layer.session import db_path_of, make_plan
+from cloud_tasks.service_layer.taskload import read_task_file
 
 #: Tasks assumed when no task file is given: the pool is then as large as the limits allow.
 _UNBOUNDED_TASKS = 10**9
@@ -45,9 +46,9 @@ def check_command(**params: Any) -> None:
     adapters = build_job_adapters(config, db_path_of(config))
     n_tasks = _UNBOUNDED_TASKS
     if params["tasks_file"]:
-        from cloud_tasks.entrypoints.cli.job import _validate_tasks
-
-        n_tasks = _validate_tasks(params["tasks_file"], adapters.task_queue.max_message_bytes)
+        # The whole file and every message's size, in one pass, as `run` checks it.
+        max_bytes = adapters.task_queue.max_message_bytes
+        n_tasks = read_task_file(params["tasks_file"], max_message_bytes=max_bytes).total
     plan = make_plan(config, adapters, n_tasks)
     results = run_checks(config, adapters, plan)
     if params["output_format"] == "json":

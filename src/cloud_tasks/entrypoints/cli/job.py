@@ -89,11 +89,6 @@ def _require_runnable(config: JobConfig) -> None:
         )
 
 
-def _validate_tasks(path: str, max_message_bytes: int) -> int:
-    """Check the whole task file (and message sizes) in one pass, before anything is created."""
-    return read_task_file(path, max_message_bytes=max_message_bytes).total
-
-
 class _LiveDisplay:
     """A progress bar with done/failed/running and money spent (a plain line when not a tty)."""
 
