@@ -481,11 +481,8 @@ def make_task_queue(
     provider = config.provider
     if provider == "memory":
         from cloud_tasks.adapters.memory.queue import InMemoryTaskQueue
-        from cloud_tasks.domain.tasks import PUBSUB_MAX_MESSAGE_BYTES, SQS_MAX_MESSAGE_BYTES
 
-        # Standing in for a cloud, it takes the messages that cloud's queue takes.
-        limit = PUBSUB_MAX_MESSAGE_BYTES if config.section == "gcp" else SQS_MAX_MESSAGE_BYTES
-        return InMemoryTaskQueue(name, clock=clock, max_message_bytes=limit)
+        return InMemoryTaskQueue(name, clock=clock, max_message_bytes=cloud_message_limit(config))
     if provider == "local":
         from cloud_tasks.adapters.local.sqlite_queue import SqliteTaskQueue, queue_file
 
@@ -750,6 +747,14 @@ class SimulationAdapters:
     event_queue: CompactEventQueue
 
 
+def cloud_message_limit(config: JobConfig) -> int:
+    """The largest task message the queue of ``config``'s cloud takes, in bytes: the in-memory
+    queues standing in for a cloud (the memory provider, ``simulate``) take the same."""
+    from cloud_tasks.domain.tasks import PUBSUB_MAX_MESSAGE_BYTES, SQS_MAX_MESSAGE_BYTES
+
+    return PUBSUB_MAX_MESSAGE_BYTES if config.section == "gcp" else SQS_MAX_MESSAGE_BYTES
+
+
 def build_simulation_adapters(
     config: JobConfig,
     *,
@@ -781,7 +786,7 @@ def build_simulation_adapters(
         clock,
         compute,
         pricing,
-        CompactTaskQueue(queue_name, clock=clock),
+        CompactTaskQueue(queue_name, clock=clock, max_message_bytes=cloud_message_limit(config)),
         CompactEventQueue(f"{queue_name}-events", clock=clock),
     )
 

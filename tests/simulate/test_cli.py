@@ -77,6 +77,28 @@ def test_tasks_from_a_task_file() -> None:
     assert json.loads(out)["completed"] == 25
 
 
+def test_a_task_the_simulated_clouds_queue_refuses_is_refused_as_run_refuses_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """300 KB fit a Pub/Sub message but not an SQS one: simulate says what 'run' would."""
+    big = [{"task_id": "big-one", "data": {"x": "y" * 300_000}}, {"task_id": "small", "data": {}}]
+    Path("tasks.json").write_text(json.dumps(big))
+    code, out, err = _invoke("--tasks", "tasks.json", "--task-duration", "10", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["completed"] == 2
+    Path("aws.yml").write_text(CONFIG.replace("gcp", "aws"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", "--config", "aws.yml", "--tasks", "tasks.json", "--task-duration", "10"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1
+    assert "larger than the queue's 262144-byte message limit ('big-one')" in err
+    assert len(err.strip().splitlines()) == 1
+    Path("tasks.json").write_text("[]")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", "--config", "aws.yml", "--tasks", "tasks.json", "--task-duration", "10"])
+    assert exit_info.value.code == 1 and "holds no tasks" in capsys.readouterr().err
+
+
 def _fails(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     """Run the real entry point (its error handling included); exit code and stderr."""
     Path("c.yml").write_text(CONFIG)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -98,13 +98,14 @@ def read_task_file(
     earlier: TaskDatabase | None = None,
     spool: TaskSpool | None = None,
     source: TaskSource | None = None,
+    on_task: Callable[[Task], None] | None = None,
 ) -> TaskFileSummary:
     """Read the task file at ``location`` once, checking every task.
 
     With ``max_message_bytes`` (``run``, ``check``) the file must hold a task and every task's
     message must fit the queue. With ``earlier`` (``--skip-completed``'s database) the tasks it
     records as completed are not selected. With ``spool`` the selected tasks' messages are
-    kept there for the passes that follow.
+    kept there for the passes that follow. ``on_task`` is called with each selected task.
 
     Raises:
         TaskFileError: the file is unreadable or invalid, empty, or has tasks too large for
@@ -132,6 +133,8 @@ def read_task_file(
     selected = 0
     for task in tasks() if earlier is None else skip_completed(tasks(), earlier):
         selected += 1
+        if on_task is not None:
+            on_task(task)
         if spool is not None:
             # skip_completed yields a subsequence of the same objects, in order.
             while bodies[0][0] is not task:

@@ -175,12 +175,18 @@ def simulate_command(**params: Any) -> None:
     duration = duration_model_from_option(params["task_duration"])
     tasks = None
     if tasks_file is not None:
+        from cloud_tasks.bootstrap import cloud_message_limit
         from cloud_tasks.domain.tasks import Task
-        from cloud_tasks.taskfile import iter_tasks
+        from cloud_tasks.service_layer.taskload import read_task_file
 
-        tasks = [Task(task.task_id) for task in iter_tasks(tasks_file)]
-        if not tasks:
-            raise ConfigError(f"{tasks_file}: the task file holds no tasks; nothing to simulate")
+        # Only the ids are simulated, but a task the simulated cloud's queue would refuse
+        # makes 'run' refuse the file: simulate refuses it the same way.
+        tasks = []
+        read_task_file(
+            str(tasks_file),
+            max_message_bytes=cloud_message_limit(config),
+            on_task=lambda task: tasks.append(Task(task.task_id)),
+        )
 
     def simulated(job: Any) -> Any:
         return simulate(
