@@ -46,6 +46,8 @@ DURATION = "lognormal:4,0.5"
 RATE = 0.1
 #: The speculation scenario's slow instances: 5 % of them run every task 4x slower.
 SLOW = "0.05:4"
+#: How the pool manager's log line for an instance replaced as slow ends.
+SLOW_REPLACED = "slower than the job's other instances; replacing it"
 
 
 def _config(directory: Path, max_instances: int, extra: str = "") -> Path:
@@ -82,6 +84,12 @@ def run_one(
     model = parse_duration_model(duration)
     if model is None:
         raise SystemExit(f"bad duration model {duration!r}")
+    replaced = 0
+
+    def count_slow(line: str) -> None:
+        nonlocal replaced
+        replaced += line.endswith(SLOW_REPLACED)
+
     wall, cpu = time.perf_counter(), time.process_time()
     run = simulate(
         job,
@@ -90,12 +98,14 @@ def run_one(
         preemption_rate_per_hour=rate,
         seed=seed,
         slow_instances=slow,
+        log=count_slow,
     )
     figures = run.result.to_dict()
     figures["wall_s"] = time.perf_counter() - wall
     figures["cpu_s"] = time.process_time() - cpu
     figures["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     figures["events"] = getattr(run.store, "events_applied", 0)
+    figures["replaced"] = replaced
     return figures
 
 
@@ -250,14 +260,15 @@ def speculation(seeds: list[int]) -> None:
             print(
                 f"    speculative_after={label}: makespan {r['makespan_s']:.0f} s "
                 f"({span:+.1%}), cost ${r['cost_usd']:.2f} ({cost:+.1%}), "
-                f"{r['speculative_runs']} copies, wins back {back:.0%} of what the slow "
-                f"instances cost [{'ok' if ok else 'MISSED'}]"
+                f"{r['speculative_runs']} copies, {r['replaced']} slow instances replaced, wins "
+                f"back {back:.0%} of what the slow instances cost [{'ok' if ok else 'MISSED'}]"
             )
         r = figures["3x-even", seed]
         print(
             f"    no slow instance, speculative_after=3x: makespan {r['makespan_s']:.0f} s "
             f"({r['makespan_s'] / even['makespan_s'] - 1:+.1%}), cost ${r['cost_usd']:.2f} "
-            f"({r['cost_usd'] / even['cost_usd'] - 1:+.1%}), {r['speculative_runs']} copies"
+            f"({r['cost_usd'] / even['cost_usd'] - 1:+.1%}), {r['speculative_runs']} copies, "
+            f"{r['replaced']} instances replaced"
         )
     for label in ("3x", "2x"):
         span = _median([change[0] for change in changes[label]])
