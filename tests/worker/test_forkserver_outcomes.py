@@ -96,3 +96,14 @@ def test_an_outcome_cut_short_is_no_outcome() -> None:
     assert ChildReport(1, 0, payload[: len(payload) // 2]).outcome() is None
     assert ChildReport(1, 0, _MARSHALLED).outcome() is None
     assert ChildReport(1, 0, b"").outcome() is None
+
+
+def test_a_large_result_goes_as_json() -> None:
+    """The worker checks a marshalled result on its event loop, so only small ones come so."""
+    result = {"blob": "x" * 100_000, "pair": (1, 2)}
+    payload = _encode_outcome("t1", (True, result))
+    assert payload[:1] == b"{"
+    assert ChildReport(1, 0, payload).outcome() == {
+        "kind": "success",
+        "result": {"blob": "x" * 100_000, "pair": [1, 2]},
+    }

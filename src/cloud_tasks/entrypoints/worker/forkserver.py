@@ -101,7 +101,9 @@ _OUTCOME_JSON = json.JSONEncoder(allow_nan=False)
 # takes it: in a freshly forked process each page written is copied, and marshal writes far
 # fewer than the JSON encoder (about 10 pages against 50 for a small result). The worker then
 # checks that the result is JSON (see _unmarshal_outcome). Marshal only reads and writes
-# built-in types, so no code of the task runs in the worker.
+# built-in types, so no code of the task runs in the worker. Only an outcome that fits one
+# message goes this way: the worker's check of a large result would hold up its event loop,
+# while the task process encodes it in parallel with everything else.
 _MARSHALLED = b"M"
 
 KIND_SUCCESS = "success"
@@ -212,9 +214,11 @@ def _encode_outcome(task_id: str, returned: Any) -> bytes:
         )
     kind = KIND_SUCCESS if success else KIND_RETRY_REQUESTED
     try:
-        return _MARSHALLED + marshal.dumps((kind, result))
+        packed = marshal.dumps((kind, result))
     except ValueError:  # not built-in types only (a subclass, an instance), or nested too deep
-        pass
+        packed = b""
+    if packed and len(packed) < _PART_BYTES:
+        return _MARSHALLED + packed
     try:
         return _OUTCOME_JSON.encode({"kind": kind, "result": result}).encode("utf-8")
     except (TypeError, ValueError) as exc:
