@@ -14,9 +14,16 @@ and the time of ``import cloud_tasks.worker`` in a fresh interpreter.
 
 Targets on a 2-core machine: both forms >= 65% of the fork loop's rate (median of 5 runs) and
 <= 1.5x its CPU time per task; import <= 60 ms (median of 10, next to the ``python -c pass``
-floor). Other work on the machine moves the rates a lot;
-the ratio to the fork loop (measured in alternation with the workers) and the CPU time per task
-(all processes) move much less.
+floor). Other work on the machine moves the rates a lot, and the CPU time per task too (the
+fork loop's own moves by a third between runs), so each repeat runs the fork loop before and
+after the two forms (whose order alternates between repeats), each run is compared with the
+mean of the two loops around it, and the ratios printed are the medians of these per-repeat
+ratios, with their range.
+
+The fork loop runs in this process, which has imported ``threading`` (through ``subprocess``),
+so each of its children also runs ``threading``'s fork hook, as a fork loop in a user's program
+that imported ``asyncio`` would. For reference the same loop also runs in a fresh interpreter
+that imports nothing else (``python -S``); its figures are printed, not used for the targets.
 
     .venv/bin/python benchmarks/worker_throughput.py [--tasks 2000] [--repeat 5]
         [--reference-venv /tmp/refvenv]
@@ -126,6 +133,76 @@ def _bare_fork_loop(tasks: list[dict[str, Any]], simultaneous: int) -> tuple[flo
     return rate, cpu / len(tasks)
 
 
+# The fork loop of _bare_fork_loop in a fresh interpreter (``python -S``: no site, no threading);
+# it reads the tasks from argv[1] and prints "tasks/s CPU-seconds-per-task".
+FRESH_FORK_LOOP = """
+import json, os, resource, sys, time
+
+def trivial(task_id, task_data, worker_data):
+    return True, {"i": task_data["i"]}
+
+def cpu_s(who):
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+with open(sys.argv[1]) as f:
+    tasks = json.load(f)
+simultaneous = int(sys.argv[2])
+cpu_before = cpu_s(resource.RUSAGE_SELF) + cpu_s(resource.RUSAGE_CHILDREN)
+started = time.perf_counter()
+running = set()
+for task in tasks:
+    if len(running) >= simultaneous:
+        pid, _ = os.wait()
+        running.discard(pid)
+    pid = os.fork()
+    if pid == 0:
+        _, result = trivial(task["task_id"], task["data"], None)
+        json.dumps(result)
+        os._exit(0)
+    running.add(pid)
+while running:
+    pid, _ = os.wait()
+    running.discard(pid)
+rate = len(tasks) / (time.perf_counter() - started)
+cpu = cpu_s(resource.RUSAGE_SELF) + cpu_s(resource.RUSAGE_CHILDREN) - cpu_before
+print(rate, cpu / len(tasks))
+"""
+
+
+def fresh_fork_loop(python: str, tasks_file: Path, simultaneous: int) -> tuple[float, float]:
+    """(tasks/s, CPU seconds per task) of the bare fork loop in a fresh ``python -S``."""
+    proc = subprocess.run(
+        [python, "-S", "-c", FRESH_FORK_LOOP, str(tasks_file), str(simultaneous)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rate, cpu = proc.stdout.split()
+    return float(rate), float(cpu)
+
+
+def paired_ratios(
+    runs: list[tuple[int, float, float]], floors: list[tuple[float, float]]
+) -> tuple[list[float], list[float]]:
+    """Per run ``(repeat, tasks/s, CPU/task)``: its rate and CPU over the mean of the fork
+    loops run just before and just after its repeat (``floors[repeat]``, ``floors[repeat+1]``)."""
+    rates, cpus = [], []
+    for repeat, rate, cpu in runs:
+        (rate_a, cpu_a), (rate_b, cpu_b) = floors[repeat], floors[repeat + 1]
+        rates.append(rate / ((rate_a + rate_b) / 2))
+        cpus.append(cpu / ((cpu_a + cpu_b) / 2))
+    return rates, cpus
+
+
+def _spread(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
+    """ "median (min-max)" of ``values`` times ``scale``."""
+    return (
+        f"{scale * statistics.median(values):.{digits}f} "
+        f"({scale * min(values):.{digits}f}-{scale * max(values):.{digits}f})"
+    )
+
+
 def run_worker(
     python: str, script: Path, args: list[str], cwd: Path, count: int, timeout_s: float
 ) -> float | None:
@@ -203,37 +280,66 @@ def main() -> int:
         (work / "run.py").write_text(OUR_WORKER)
         ours_args = ["--tasks", "tasks.json", "--num-simultaneous-tasks", str(options.simultaneous)]
 
-        ours: dict[str, list[tuple[float, float]]] = {name: [] for name in forms}
-        floor: list[tuple[float, float]] = []
-        for _ in range(options.repeat):
-            for name, script in forms.items():
+        # Per form: (repeat, tasks/s, CPU/task) of each run that finished.
+        ours: dict[str, list[tuple[int, float, float]]] = {name: [] for name in forms}
+        # The fork loop before the first repeat and after each one (see paired_ratios).
+        floor = [_bare_fork_loop(tasks, options.simultaneous)]
+        fresh = [fresh_fork_loop(sys.executable, work / "tasks.json", options.simultaneous)]
+        loads = [os.getloadavg()[0]]
+        for repeat in range(options.repeat):
+            order = list(forms.items())
+            if repeat % 2:
+                order.reverse()
+            for name, script in order:
                 measured = _run_worker(
                     sys.executable, work / script, ours_args, work, len(tasks), 600
                 )
                 if measured is not None:
-                    ours[name].append(measured)
+                    ours[name].append((repeat, *measured))
             floor.append(_bare_fork_loop(tasks, options.simultaneous))
-        print(f"load average: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+            fresh.append(fresh_fork_loop(sys.executable, work / "tasks.json", options.simultaneous))
+            loads.append(os.getloadavg()[0])
+        print(
+            f"load average: {min(loads):.2f}-{max(loads):.2f} on {os.cpu_count()} CPUs "
+            "(1-minute, over the run)"
+        )
         shape = f"{options.tasks} trivial tasks, {options.simultaneous} at once"
         print(f"{shape}, median of {options.repeat} (CPU: all processes, per task):")
         floor_rate = statistics.median(r for r, _ in floor)
         floor_cpu = statistics.median(c for _, c in floor)
         print(
             f"  bare fork-per-task loop: {floor_rate:8.1f} tasks/s, CPU {1000 * floor_cpu:.2f} ms "
-            "(runs: " + ", ".join(f"{r:.0f}" for r, _ in floor) + ")"
+            f"(median of {len(floor)}; runs: " + ", ".join(f"{r:.0f}" for r, _ in floor) + ")"
         )
         for name, runs in ours.items():
             if not runs:
                 continue
-            rate = statistics.median(r for r, _ in runs)
-            cpu = statistics.median(c for _, c in runs)
+            rate = statistics.median(r for _, r, _ in runs)
+            cpu = statistics.median(c for _, _, c in runs)
             print(
                 f"  {name + ':':<24} {rate:8.1f} tasks/s, CPU {1000 * cpu:.2f} ms "
-                f"({100 * rate / floor_rate:.0f}% of the fork loop's rate, "
-                f"{cpu / floor_cpu:.2f}x its CPU; runs: "
-                + ", ".join(f"{r:.0f}" for r, _ in runs)
-                + ")"
+                "(runs: " + ", ".join(f"{r:.0f}" for _, r, _ in runs) + ")"
             )
+        print("against the fork loops run just before and after each run, median (range):")
+        for name, runs in ours.items():
+            if not runs:
+                continue
+            rate_ratios, cpu_ratios = paired_ratios(runs, floor)
+            print(
+                f"  {name + ':':<24} {_spread(rate_ratios, 100, 0)} % of the fork loop's rate, "
+                f"{_spread(cpu_ratios)}x its CPU per task ({len(runs)} runs)"
+            )
+        fresh_rate = statistics.median(r for r, _ in fresh)
+        fresh_cpu = statistics.median(c for _, c in fresh)
+        print(
+            f"reference, the fork loop in a fresh python -S: {fresh_rate:.1f} tasks/s, "
+            f"CPU {1000 * fresh_cpu:.2f} ms (median of {len(fresh)}); CPU per task against it: "
+            + ", ".join(
+                f"{name} {statistics.median(c for _, _, c in runs) / fresh_cpu:.2f}x"
+                for name, runs in ours.items()
+                if runs
+            )
+        )
         if options.reference_venv is not None:
             ref_python = str(options.reference_venv / "bin" / "python")
             ref_tasks = tasks[: options.reference_tasks]
