@@ -116,14 +116,18 @@ class LiveDeliveries:
         self._started.clear()
         return receipts
 
-    def forget_instance(self, instance_id: str) -> None:
-        """``instance_id`` is gone: its runs ended with it (their messages come back)."""
-        for task_id in list(self._runs):
-            kept = [run for run in self._runs[task_id] if run[0] != instance_id]
-            if kept:
-                self._runs[task_id] = kept
-            else:
-                del self._runs[task_id]
+    def forget_instances(self, instance_ids: Iterable[str]) -> None:
+        """These instances are gone: their runs ended with them (their messages come back)."""
+        gone = set(instance_ids)
+        runs = self._runs
+        if not gone or not runs:
+            return
+        for task_id, task_runs in list(runs.items()):
+            kept = [run for run in task_runs if run[0] not in gone]
+            if not kept:
+                del runs[task_id]
+            elif len(kept) < len(task_runs):
+                runs[task_id] = kept
 
 
 def _instance(value: object) -> str | None:

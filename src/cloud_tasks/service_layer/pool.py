@@ -65,6 +65,7 @@ from cloud_tasks.domain.speculation import SpeculationPolicy
 from cloud_tasks.domain.spread import SpreadPool, eligible_pools, spread_launches
 from cloud_tasks.domain.tasks import Envelope
 from cloud_tasks.domain.taskstate import InstanceRecord, TaskCounts
+from cloud_tasks.domain.text import shown
 from cloud_tasks.exceptions import (
     CapacityError,
     CloudTasksError,
@@ -546,7 +547,7 @@ class PoolManager:
         if failed:
             self.log(
                 f"could not stop {len(failed)} run(s) of tasks that finished elsewhere; they "
-                f"run to their end (first error: {failed[0]})"
+                f"run to their end (first error: {shown(str(failed[0]), 200)})"
             )
         if len(receipts) > len(failed):
             stopped = len(receipts) - len(failed)
@@ -608,9 +609,9 @@ class PoolManager:
         if cleanup:
             # Preempted and failed instances are deleted, not left behind.
             await self._call(self.compute.terminate, cleanup)
+        self.deliveries.forget_instances(loss.instance_id for loss in lost)
         for loss in lost:
             tracked = self.tracked.pop(loss.instance_id)
-            self.deliveries.forget_instance(loss.instance_id)
             self.db.end_instance(loss.instance_id, now, loss.reason)
             self.replaced += 1
             self._record_loss(tracked, preempted=loss.preempted)
@@ -1055,9 +1056,9 @@ class PoolManager:
         if not instance_ids:
             return
         await self._call(self.compute.terminate, list(instance_ids))
+        self.deliveries.forget_instances(instance_ids)
         for instance_id in instance_ids:
             self.tracked.pop(instance_id, None)
-            self.deliveries.forget_instance(instance_id)
             self.db.end_instance(instance_id, now, reason)
 
     async def stop_all(self, reason: str) -> list[str]:
