@@ -46,6 +46,7 @@ CHECKED: dict[str, st.SearchStrategy[Any]] = {
     "elapsed_time": _SECONDS,
     "retry": _FLAGS,
     "success": st.booleans(),
+    "receipt": st.none() | st.text(st.characters(codec="utf-8"), min_size=1, max_size=60),
 }
 
 

@@ -24,6 +24,7 @@ from cloud_tasks.domain.events import (
     TaskCompleted,
     TaskDeadLettered,
     TaskReleased,
+    TaskStarted,
     decode,
     encode,
     event_problem,
@@ -56,6 +57,7 @@ _KEYS = st.sampled_from(
         "result",
         "reason",
         "exception",
+        "receipt",
         "surprise",
     ]
 )
@@ -100,6 +102,9 @@ def test_decode_returns_an_event_or_raises_our_error_exactly_when_event_problem_
     # What it knows is typed, the rest is kept: together they are the whole object.
     again = encode(event)
     for key, value in obj.items():
+        if key == "receipt" and value is None and type(event) is TaskStarted:
+            assert key not in again  # a start without a delivery is written without one
+            continue
         assert again[key] is value or (key == "event_type" and again[key] == value)
 
 
@@ -124,6 +129,25 @@ def test_a_worker_event_is_written_in_the_order_workers_always_wrote() -> None:
     )
     dead = TaskDeadLettered(task_id="t1", attempt=5, retry=False, reason="r", error="e")
     assert list(encode(dead))[4:] == ["task_id", "attempt", "retry", "reason", "error"]
+
+
+def test_a_start_names_its_delivery_only_when_it_has_one() -> None:
+    started = TaskStarted(task_id="t1", attempt=1, receipt="17:ab")
+    assert list(encode(started))[4:] == ["task_id", "attempt", "receipt"]
+    assert decode(json.loads(json.dumps(encode(started)))) == started
+    # File mode has no delivery: the field is left out, as workers always wrote it.
+    assert list(encode(TaskStarted(task_id="t1", attempt=1)))[4:] == ["task_id", "attempt"]
+    old_worker = decode({"event_type": "task_started", "task_id": "t1", "attempt": 1})
+    assert isinstance(old_worker, TaskStarted) and old_worker.receipt is None
+
+
+@pytest.mark.parametrize("receipt", [7, "", "r" * (ev.MAX_RECEIPT_CHARS + 1), "\ud800", ["r"]])
+def test_a_start_with_a_bad_receipt_is_refused(receipt: object) -> None:
+    obj = {"event_type": "task_started", "task_id": "t1", "receipt": receipt}
+    problem = event_problem(obj)
+    assert problem is not None and problem.startswith("task_started: bad receipt")
+    with pytest.raises(EventError):
+        decode(obj)
 
 
 def test_fields_a_newer_worker_adds_are_kept_and_written_back_after_the_known_ones() -> None:

@@ -39,6 +39,14 @@ def test_each_run_reports_its_start_before_its_outcome() -> None:
         assert kinds == ["task_started", "task_completed"]
 
 
+def test_each_start_names_the_delivery_it_runs() -> None:
+    # The manager acks the delivery of a run that lost to another copy (docs/worker.md).
+    starts = [e for e in _events(["--report-task-starts"]) if e["event_type"] == "task_started"]
+    receipts = [e["receipt"] for e in starts]
+    assert len(starts) == 3 and all(isinstance(r, str) and r for r in receipts)
+    assert len(set(receipts)) == 3
+
+
 def test_starts_are_not_reported_by_default() -> None:
     assert all(e["event_type"] != "task_started" for e in _events([]))
 

@@ -20,6 +20,8 @@ An event is accepted when:
   ``task_completed``) and ``retry`` are real booleans, never ``"yes"`` or ``1``; ``attempt``
   and ``running_tasks`` are non-negative integers; ``elapsed_time`` is a finite number >= 0;
   integers fit in 64 bits (what SQLite stores);
+- a ``receipt`` (``task_started``, optional) is a non-empty string of at most
+  ``MAX_RECEIPT_CHARS`` characters;
 - its task is one the store knows, when the store knows every task of the job (``run``
   records them all before any worker starts; ``manage_pool`` learns tasks from their events).
 """
@@ -65,12 +67,16 @@ EVENT_TYPES = TASK_EVENTS | {
 }
 #: Longest ``instance_id`` and ``timestamp`` accepted (provider ids and ISO-8601 are far shorter).
 MAX_NAME_CHARS = 256
+#: Longest ``receipt`` accepted (an SQS receipt handle has at most 1,024 characters).
+MAX_RECEIPT_CHARS = 4096
 #: Integers SQLite stores (signed 64 bits); a larger one in an event is refused.
 _INT_LIMIT = 2**63
 
 #: A field the manager never reads: any JSON value is accepted and kept as it is.
 Json: TypeAlias = Any
 _NO_EXTRA: Mapping[str, Json] = types.MappingProxyType({})
+#: Field metadata: the field is left out of the JSON object while it is ``None``.
+_OMITTED_WHEN_NONE = "omitted_when_none"
 
 # -- the events ------------------------------------------------------------------------------
 # Field order is wire order: the order the worker has always written the keys in.
@@ -99,7 +105,16 @@ class TaskEvent(Event):
 
 @attrs.frozen(kw_only=True)
 class TaskStarted(TaskEvent):
+    """A run of the task started; ``receipt`` names the queue delivery it runs (queue mode).
+
+    The manager acks the delivery of a run that lost (the task ended through another
+    delivery), so the worker's next lease renewal finds it gone and stops it. Events without
+    a ``receipt`` (file mode, older workers) are accepted, and the field is left out on the
+    wire when there is none.
+    """
+
     event_type: ClassVar[str] = TASK_STARTED
+    receipt: str | None = attrs.field(default=None, metadata={_OMITTED_WHEN_NONE: True})
 
 
 @attrs.frozen(kw_only=True)
@@ -217,6 +232,11 @@ _BODY: dict[type[Event], tuple[str, ...]] = {
     cls: tuple(f.name for f in attrs.fields(cls) if f.name not in _HEADER and f.name != "extra")
     for cls in EVENT_CLASSES.values()
 }
+#: Per type: its fields left out of the JSON object while they are ``None``.
+_OPTIONAL: dict[type[Event], tuple[str, ...]] = {
+    cls: tuple(f.name for f in attrs.fields(cls) if f.metadata.get(_OMITTED_WHEN_NONE))
+    for cls in EVENT_CLASSES.values()
+}
 #: Per type: the keys of the object that are its fields.
 _FIELDS: dict[type[Event], frozenset[str]] = {
     cls: frozenset((*_HEADER, *body)) for cls, body in _BODY.items()
@@ -238,8 +258,12 @@ def encode(event: Event) -> dict[str, Json]:
         "instance_id": event.instance_id,
         "event_type": event.event_type,
     }
-    for name in _BODY[type(event)]:
+    cls = type(event)
+    for name in _BODY[cls]:
         wire[name] = getattr(event, name)
+    for name in _OPTIONAL[cls]:
+        if wire[name] is None:
+            del wire[name]
     if event.extra:
         for key, value in event.extra.items():
             wire.setdefault(key, value)
@@ -352,6 +376,18 @@ def event_problem(event: object, task_known: Callable[[str], bool] | None = None
     elapsed = event.get("elapsed_time")
     if elapsed is not None and not (_number(elapsed) and elapsed >= 0):
         return f"{kind}: elapsed_time must be a number of seconds, got {_v(elapsed)}"
+    receipt = event.get("receipt")
+    if (
+        receipt is not None
+        and kind == TASK_STARTED
+        and (
+            type(receipt) is not str
+            or not receipt
+            or len(receipt) > MAX_RECEIPT_CHARS
+            or not (receipt.isascii() or _storable(receipt))
+        )
+    ):
+        return f"{kind}: bad receipt {_v(receipt)}"
     if task_known is not None and not task_known(task_id):
         return f"{kind}: unknown task {_v(task_id, 80)}"
     return None
@@ -363,6 +399,7 @@ __all__ = [
     "FATAL_EXCEPTION",
     "KEEP_ALIVE",
     "MAX_NAME_CHARS",
+    "MAX_RECEIPT_CHARS",
     "NON_FATAL_EXCEPTION",
     "OUTCOME_EVENTS",
     "SHUTDOWN_REQUESTED",

@@ -65,6 +65,7 @@ from cloud_tasks.domain.speculation import SpeculationPolicy
 from cloud_tasks.domain.spread import SpreadPool, eligible_pools, spread_launches
 from cloud_tasks.domain.tasks import Envelope
 from cloud_tasks.domain.taskstate import InstanceRecord, TaskCounts
+from cloud_tasks.domain.text import shown
 from cloud_tasks.exceptions import (
     CapacityError,
     CloudTasksError,
@@ -86,6 +87,7 @@ from cloud_tasks.ports import (
     TaskQueue,
     TaskStore,
 )
+from cloud_tasks.service_layer.deliveries import STATES_BATCH, LiveDeliveries
 from cloud_tasks.service_layer.insight import DecisionRecorder
 from cloud_tasks.service_layer.speculation import Speculator
 
@@ -244,6 +246,8 @@ class PoolManager:
         self._failing_since: dict[str, float] = {}  # step → when it began to fail
         self._option_by_type = {option.candidate.name: option for option in self.options}
         self.speculator = Speculator(settings.speculation) if settings.speculation else None
+        #: Runs in progress by their delivery, to ack the loser of a task run twice.
+        self.deliveries = LiveDeliveries()
         self._launch_threads: ThreadPoolExecutor | None = None
 
     # -- plumbing -------------------------------------------------------------------------
@@ -439,7 +443,8 @@ class PoolManager:
                 self.ever_worked = True
 
     async def poll_events(self, max_batches: int = 50) -> int:
-        """Move waiting events into the database (ingest, then ack: at least once)."""
+        """Move waiting events into the database (ingest, then ack: at least once); then ack
+        the deliveries of runs whose task finished through another delivery."""
         total = 0
         for _ in range(max_batches):
             batch = await self._call(self.event_queue.receive, 500, 0.0)
@@ -460,6 +465,7 @@ class PoolManager:
                     f"(first: {first})"
                 )
                 events = [e for i, e in enumerate(events) if i not in result.rejected]
+            self.deliveries.observe(events)
             for instance_id, seen in result.alive.items():
                 tracked = self.tracked.get(instance_id)
                 if tracked is None:
@@ -515,7 +521,40 @@ class PoolManager:
                     tracked.last_alive = now
             if len(batch) < 500:
                 break
+        await self._stop_losers()
         return total
+
+    async def _stop_losers(self) -> None:
+        """Ack the deliveries of runs whose task ended through another delivery: each such
+        worker stops the run at its next lease renewal (see ``service_layer.deliveries``).
+
+        Best effort: a failed ack is logged, and that run goes on to its end as before.
+        """
+        deliveries = self.deliveries
+        tasks = deliveries.to_look_up()
+        if not tasks:
+            return
+        states: dict[str, str] = {}
+        for start in range(0, len(tasks), STATES_BATCH):
+            states.update(self.db.states_of(tasks[start : start + STATES_BATCH]))
+        receipts = deliveries.losers(states)
+        failed: list[CloudTasksError] = []
+        for receipt in receipts:
+            try:
+                await self._call(self.task_queue.ack, receipt)
+            except CloudTasksError as exc:
+                failed.append(exc)
+        if failed:
+            self.log(
+                f"could not stop {len(failed)} run(s) of tasks that finished elsewhere; they "
+                f"run to their end (first error: {shown(str(failed[0]), 200)})"
+            )
+        if len(receipts) > len(failed):
+            stopped = len(receipts) - len(failed)
+            self.log(
+                f"stopping {stopped} run{'s' if stopped > 1 else ''} of tasks that finished "
+                "elsewhere (their deliveries were acknowledged)"
+            )
 
     # -- one scaling check ----------------------------------------------------------------
 
@@ -570,6 +609,7 @@ class PoolManager:
         if cleanup:
             # Preempted and failed instances are deleted, not left behind.
             await self._call(self.compute.terminate, cleanup)
+        self.deliveries.forget_instances(loss.instance_id for loss in lost)
         for loss in lost:
             tracked = self.tracked.pop(loss.instance_id)
             self.db.end_instance(loss.instance_id, now, loss.reason)
@@ -1016,6 +1056,7 @@ class PoolManager:
         if not instance_ids:
             return
         await self._call(self.compute.terminate, list(instance_ids))
+        self.deliveries.forget_instances(instance_ids)
         for instance_id in instance_ids:
             self.tracked.pop(instance_id, None)
             self.db.end_instance(instance_id, now, reason)

@@ -102,6 +102,11 @@ class InMemoryTaskStore:
         code = self._state.get(task_id)
         return None if code is None else _STATES[code]
 
+    def states_of(self, task_ids: Sequence[str]) -> dict[str, str]:
+        """The state of each of ``task_ids`` the store knows."""
+        state = self._state
+        return {t: _STATES[state[t]] for t in task_ids if t in state}
+
     def error_of(self, task_id: str) -> str | None:
         return self._errors.get(task_id)
 

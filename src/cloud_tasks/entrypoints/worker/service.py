@@ -825,7 +825,11 @@ class WorkerService:
                 await self._queue_call(queue.ack, message.receipt)
             return
         if self.options.report_task_starts:
-            self._emit(TaskStarted(task_id=message.task_id, attempt=message.attempt))
+            self._emit(
+                TaskStarted(
+                    task_id=message.task_id, attempt=message.attempt, receipt=message.receipt
+                )
+            )
         try:
             attempt = await self._execute(
                 message.task_id, dict(message.data), message.attempt, message.receipt
