@@ -114,8 +114,8 @@ def dashboard_s(path: Path) -> tuple[float, float]:
     its job runs, and of a cheap refresh (plots reused, counts read again)."""
     import sqlite3
 
+    from cloud_tasks.adapters.local.taskdb_views import TaskDatabaseView
     from cloud_tasks.service_layer.dashboard_data import job_view
-    from cloud_tasks.service_layer.dbview import connect_read_only
 
     # A running job: the last tenth of the tasks not finished yet.
     db = sqlite3.connect(path)
@@ -123,7 +123,7 @@ def dashboard_s(path: Path) -> tuple[float, float]:
     db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('started_at', '1000.0')")
     db.commit()
     db.close()
-    connection = connect_read_only(path)
+    connection = TaskDatabaseView(path)
     try:
         start = time.perf_counter()
         view = job_view(connection, time.time())

@@ -34,8 +34,10 @@ from cloud_tasks.ports import (
 )
 
 if TYPE_CHECKING:
+    from cloud_tasks.adapters.local.pool_records import SqlitePoolRecords
     from cloud_tasks.adapters.local.sqlite_queue import LoadJournal
     from cloud_tasks.adapters.local.taskdb import TaskDatabase
+    from cloud_tasks.adapters.local.taskdb_views import TaskDatabaseView
     from cloud_tasks.adapters.memory.catalog import MemoryPricing
     from cloud_tasks.adapters.memory.clock import VirtualClock
     from cloud_tasks.adapters.memory.compact_queue import CompactEventQueue, CompactTaskQueue
@@ -862,3 +864,19 @@ def memory_task_store(
     from cloud_tasks.adapters.memory.taskstore import InMemoryTaskStore
 
     return InMemoryTaskStore(tasks_known=tasks_known, trusted_events=trusted_events)
+
+
+def open_task_database_view(path: str | Path) -> TaskDatabaseView:
+    """The task database at ``path``, read-only (``dashboard``, ``results``): it may be read
+    while the manager writes it, and is never changed."""
+    from cloud_tasks.adapters.local.taskdb_views import TaskDatabaseView
+
+    return TaskDatabaseView(path)
+
+
+def open_pool_records(path: str | Path) -> SqlitePoolRecords:
+    """Where the pool manager keeps its decisions, log and fired notifications: beside the
+    tasks, in the task database at ``path``."""
+    from cloud_tasks.adapters.local.pool_records import SqlitePoolRecords
+
+    return SqlitePoolRecords(path)

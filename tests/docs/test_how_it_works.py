@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -57,3 +58,34 @@ def test_imports_point_down_the_layers() -> None:
         if name.startswith(banned)
     ]
     assert wrong == []
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, at any depth (inside functions and TYPE_CHECKING too)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module is not None and not node.level:
+            names.add(node.module)
+    return names
+
+
+def test_only_adapters_speak_sql() -> None:
+    """SQL belongs to the SQLite adapters (``adapters/local/``): the service layer, the
+    entry points and the domain ask them, by name, for plain values."""
+    wrong = [
+        str(path.relative_to(PACKAGE))
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if not path.relative_to(PACKAGE).as_posix().startswith("adapters/")
+        and any(
+            name == "sqlite3" or name.startswith("sqlite3.") for name in _imported_modules(path)
+        )
+    ]
+    assert wrong == []
+
+
+def test_the_sql_check_sees_an_import_inside_a_function(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    from sqlite3 import connect\n    return connect\n")
+    assert "sqlite3" in _imported_modules(module)

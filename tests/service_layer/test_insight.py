@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 
 from cloud_tasks.adapters.local.taskdb import TaskDatabase
+from cloud_tasks.adapters.local.taskdb_views import TaskDatabaseView, connect_read_only
 from cloud_tasks.domain.constraints import InstanceConstraints
 from cloud_tasks.domain.options import PoolLimits
 from cloud_tasks.domain.tasks import Task
 from cloud_tasks.entrypoints.dashboard import DashboardServer
 from cloud_tasks.service_layer.dashboard_data import job_view
-from cloud_tasks.service_layer.dbview import connect_read_only
 from cloud_tasks.service_layer.insight import PoolRecorder
 from tests.service_layer.test_pool_memory import START, Job, make_job
 
@@ -35,7 +35,7 @@ def _recorded(job: Job) -> PoolRecorder:
 
 
 def _view(job: Job) -> dict[str, Any]:
-    connection = connect_read_only(job.db.path)
+    connection = TaskDatabaseView(job.db.path)
     try:
         return job_view(connection, job.clock.now())
     finally:
@@ -138,7 +138,7 @@ def test_a_database_from_before_the_dashboard_still_opens(tmp_path: Path) -> Non
     path = tmp_path / "old.db"
     with TaskDatabase(path) as db:
         db.set_meta(job_id="old", started_at=100.0, config="/home/me/secret-config.yml")
-    connection = connect_read_only(path)
+    connection = TaskDatabaseView(path)
     view = job_view(connection, 200.0)
     connection.close()
     assert view["decisions"] == [] and view["log"] == [] and view["notifications"] == []
@@ -215,7 +215,7 @@ def test_a_cheap_refresh_reuses_the_plots_and_reads_the_counts(tmp_path: Path) -
         db.set_meta(job_id="job", started_at=0.0)
         db.add_tasks([Task(f"t{i}") for i in range(3)], 0.0)
         db.ingest([{"event_type": "task_completed", "task_id": "t0", "success": True}], 5.0)
-    connection = connect_read_only(path)
+    connection = TaskDatabaseView(path)
     try:
         first = job_view(connection, 10.0)
         with TaskDatabase(path) as db:
@@ -243,7 +243,7 @@ def test_the_manager_log_masks_known_secrets(tmp_path: Path) -> None:
     TaskDatabase(path).close()
     with PoolRecorder(path, VirtualClock(5.0)) as recorder:
         recorder.log("could not start: key insight-test-secret-9f2c was refused")
-    connection = connect_read_only(path)
+    connection = TaskDatabaseView(path)
     try:
         (line,) = job_view(connection, 6.0)["log"]
     finally:

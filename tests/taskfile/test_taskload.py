@@ -13,7 +13,12 @@ from cloud_tasks.adapters.local.taskdb import TaskDatabase
 from cloud_tasks.adapters.memory.tasksource import InMemoryTaskSource
 from cloud_tasks.domain.tasks import Envelope, Task, encoded_size
 from cloud_tasks.exceptions import TaskFileError
-from cloud_tasks.service_layer.taskload import TaskSpool, read_task_file
+from cloud_tasks.service_layer.taskload import (
+    TaskFileSummary,
+    TaskSpool,
+    read_task_file,
+    scan_task_file,
+)
 
 URL = "https://data.example/tasks.json"
 _seq = itertools.count()
@@ -104,3 +109,32 @@ def test_a_bad_task_file_fails_with_the_readers_message(tmp_path: Path) -> None:
     assert str(info.value) == (
         f"{URL}, task index 1 (line 2): duplicate task_id 'a' (first used by task index 0)"
     )
+
+
+def test_a_scan_keeps_a_slice_and_names_its_oversized_tasks_without_refusing(
+    tmp_path: Path,
+) -> None:
+    tasks = [_task(i, pad="x" * (900 if i in (1, 4) else 1)) for i in range(10)]
+    limit = encoded_size(Task("t4", tasks[4]["data"])) - 1
+    with TaskDatabase(tmp_path / "old.db") as old:
+        old.add_tasks([Task("t3", {}), Task("t5", {})], 1.0)
+        done = [_event("task_started", "t3", attempt=1)]
+        done.append(_event("task_completed", "t3", success=True, retry=False))
+        old.ingest(done, 2.0)
+    source = InMemoryTaskSource({URL: _file(tasks)})
+    with TaskDatabase.open_existing(tmp_path / "old.db") as old, TaskSpool(tmp_path) as spool:
+        summary = scan_task_file(
+            URL,
+            max_message_bytes=limit,
+            earlier=old,
+            spool=spool,
+            source=source,
+            start=2,
+            limit=5,
+        )
+        kept = [task.task_id for task in spool]
+    # t2..t6 are the slice; t3 was completed; t4 is too large (and still kept: the caller
+    # refuses it), t1 is too large but outside the slice.
+    assert summary == TaskFileSummary(total=10, selected=4, oversized=("t4",))
+    assert kept == ["t2", "t4", "t5", "t6"]
+    assert source.opens == {URL: 1}

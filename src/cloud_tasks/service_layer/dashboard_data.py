@@ -1,22 +1,22 @@
 """The dashboard's view of a job: one JSON-ready mapping computed from the task database.
 
-Read-only (``dbview.connect_read_only``); every query is bounded (grouped in SQL, or limited
-to the newest rows), so a database of millions of tasks answers in well under a second.
-Nothing from the configuration is read here: the page cannot show a secret it never gets.
+Read-only (``adapters.local.taskdb_views.TaskDatabaseView``), whose every query is bounded
+(grouped in SQL, or limited to the newest rows), so a database of millions of tasks answers in
+well under a second. Nothing from the configuration is read here: the page cannot show a secret
+it never gets.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cloud_tasks.domain.events import KEEP_ALIVE, TASK_COMPLETED
+from cloud_tasks.adapters.local.pool_records import PoolDecisionRow
+from cloud_tasks.adapters.local.taskdb_views import TaskDatabaseView
+from cloud_tasks.domain.events import TASK_COMPLETED
 from cloud_tasks.domain.taskstate import COMPLETED, FAILED, PENDING, RUNNING, STATES
 from cloud_tasks.ports import InstanceState
-from cloud_tasks.service_layer.dbview import has_table
 
 #: Points on the time axis of every plot.
 TIME_BINS = 60
@@ -30,24 +30,15 @@ KEEPALIVE_SCAN = 5000
 _PREEMPTED = InstanceState.PREEMPTED.value
 
 
-def _meta(db: sqlite3.Connection) -> dict[str, Any]:
-    meta: dict[str, Any] = {}
-    for key, value in db.execute(
-        "SELECT key, value FROM meta WHERE key IN ('job_id', 'provider', 'started_at', "
-        "'finished_at')"
-    ):
-        try:
-            meta[key] = json.loads(value)
-        except ValueError:
-            continue
-    return meta
+def _meta(db: TaskDatabaseView) -> dict[str, Any]:
+    return db.meta(("job_id", "provider", "started_at", "finished_at"))
 
 
-def _counts(db: sqlite3.Connection, reported_running: int) -> dict[str, int]:
+def _counts(db: TaskDatabaseView, reported_running: int) -> dict[str, int]:
     counts = dict.fromkeys(STATES, 0)
-    for state, count in db.execute("SELECT state, COUNT(*) FROM tasks GROUP BY state"):
+    for state, count in db.state_counts().items():
         if state in counts:
-            counts[state] = int(count)
+            counts[state] = count
     # Workers report how many tasks they run, not which: that many pending are running.
     moved = min(counts[PENDING], max(reported_running, 0))
     counts[PENDING] -= moved
@@ -63,23 +54,18 @@ def _time_axis(start: float, end: float) -> tuple[float, float]:
 
 
 def _finishes(
-    db: sqlite3.Connection, t0: float, width: float
+    db: TaskDatabaseView, t0: float, width: float
 ) -> tuple[list[float], list[float], tuple[float, float, int]]:
     """Tasks completed and failed per time bin, and the (min, max, count) of the completed
     tasks' elapsed times: one pass over the tasks."""
     completed = [0.0] * TIME_BINS
     failed = [0.0] * TIME_BINS
     low, high, count = math.inf, -math.inf, 0
-    for index, state, n, shortest, longest, timed in db.execute(
-        "SELECT CAST((finished_at - ?) / ? AS INTEGER), state, COUNT(*), MIN(elapsed_s), "
-        "MAX(elapsed_s), COUNT(elapsed_s) FROM tasks "
-        "WHERE finished_at IS NOT NULL AND state IN (?, ?) GROUP BY 1, 2",
-        (t0, width, COMPLETED, FAILED),
-    ):
-        slot = min(max(int(index), 0), TIME_BINS - 1)
+    for index, state, n, shortest, longest, timed in db.finished_per_bin(t0, width):
+        slot = min(max(index, 0), TIME_BINS - 1)
         (completed if state == COMPLETED else failed)[slot] += n
-        if state == COMPLETED and timed:
-            low, high, count = min(low, shortest), max(high, longest), count + int(timed)
+        if state == COMPLETED and timed and shortest is not None and longest is not None:
+            low, high, count = min(low, shortest), max(high, longest), count + timed
     return completed, failed, (low, high, count)
 
 
@@ -91,24 +77,20 @@ def _cumulative(values: Sequence[float]) -> list[float]:
     return result
 
 
-def _instances(db: sqlite3.Connection) -> list[dict[str, Any]]:
-    rows = db.execute(
-        "SELECT instance_id, instance_type, zone, is_spot, price_per_hour_usd, launched_at, "
-        "ended_at, end_reason, running_tasks FROM instances ORDER BY launched_at"
-    ).fetchall()
+def _instances(db: TaskDatabaseView) -> list[dict[str, Any]]:
     return [
         {
-            "instance_id": r[0],
-            "instance_type": r[1] or "?",
-            "zone": r[2] or "",
-            "spot": bool(r[3]),
-            "price_per_hour_usd": float(r[4] or 0.0),
-            "launched_at": float(r[5]),
-            "ended_at": None if r[6] is None else float(r[6]),
-            "end_reason": r[7],
-            "running_tasks": int(r[8] or 0),
+            "instance_id": r.instance_id,
+            "instance_type": r.instance_type or "?",
+            "zone": r.zone or "",
+            "spot": r.is_spot,
+            "price_per_hour_usd": float(r.price_per_hour_usd or 0.0),
+            "launched_at": float(r.launched_at),
+            "ended_at": None if r.ended_at is None else float(r.ended_at),
+            "end_reason": r.end_reason,
+            "running_tasks": int(r.running_tasks or 0),
         }
-        for r in rows
+        for r in db.instances()
     ]
 
 
@@ -145,24 +127,20 @@ def _instance_series(
     return series
 
 
-def _durations(db: sqlite3.Connection, low: float, high: float, count: int) -> dict[str, Any]:
+def _durations(db: TaskDatabaseView, low: float, high: float, count: int) -> dict[str, Any]:
     """A histogram of the completed tasks' elapsed times, which range from ``low`` to ``high``."""
     if not count:
         return {"edges": [], "counts": [], "count": 0}
     width = (high - low) / DURATION_BINS if high > low else 1.0
     counts = [0] * DURATION_BINS
-    for index, n in db.execute(
-        "SELECT CAST((elapsed_s - ?) / ? AS INTEGER), COUNT(*) FROM tasks "
-        "WHERE state = ? AND elapsed_s IS NOT NULL GROUP BY 1",
-        (low, width, COMPLETED),
-    ):
-        counts[min(max(int(index), 0), DURATION_BINS - 1)] += int(n)
+    for index, n in db.elapsed_per_bin(low, width):
+        counts[min(max(index, 0), DURATION_BINS - 1)] += n
     edges = [low + width * k for k in range(DURATION_BINS + 1)]
     return {"edges": edges, "counts": counts, "count": count}
 
 
 def _slowest_running(
-    db: sqlite3.Connection, active: set[str], now: float, limit: int = 10
+    db: TaskDatabaseView, active: set[str], now: float, limit: int = 10
 ) -> list[dict[str, Any]]:
     """Tasks the newest keep-alive of each active instance lists, longest running first.
 
@@ -174,36 +152,16 @@ def _slowest_running(
     latest: dict[str, list[str]] = {}
     still: dict[str, set[str]] = {}  # listed by every keep-alive scanned so far, newest first
     since: dict[tuple[str, str], float] = {}
-    rows = db.execute(
-        "SELECT instance_id, received_at, body FROM events WHERE event_type = ? "
-        "AND id > (SELECT COALESCE(MAX(id), 0) FROM events) - ? ORDER BY id DESC",
-        (KEEP_ALIVE, KEEPALIVE_SCAN),
-    )
-    for instance_id, received_at, body in rows:
-        if instance_id not in active:
-            continue
-        try:
-            ids = json.loads(body).get("running_task_ids")
-        except ValueError:
-            continue
-        if not isinstance(ids, list):
-            continue
+    for instance_id, received_at, ids in db.keep_alive_listings(active, KEEPALIVE_SCAN):
         listed = {str(task_id) for task_id in ids}
         if instance_id not in latest:
             latest[instance_id] = [str(task_id) for task_id in ids]
             still[instance_id] = set(listed)
         still[instance_id] &= listed
         for task_id in still[instance_id]:
-            since[(instance_id, task_id)] = float(received_at)
+            since[(instance_id, task_id)] = received_at
     shown = [task_id for ids in latest.values() for task_id in ids][:500]
-    marks = ",".join("?" * len(shown))
-    finished = {
-        task_id
-        for (task_id,) in db.execute(
-            f"SELECT task_id FROM tasks WHERE task_id IN ({marks}) AND state IN (?, ?)",
-            [*shown, COMPLETED, FAILED],
-        )
-    }
+    finished = db.finished_among(shown)
     running = sorted(
         (
             (max(0.0, now - since[(instance_id, task_id)]), task_id, instance_id)
@@ -219,39 +177,22 @@ def _slowest_running(
     ]
 
 
-def _last_lines(db: sqlite3.Connection, task_id: str, lines: int = 3) -> list[str]:
-    row = db.execute(
-        "SELECT body FROM events WHERE task_id = ? AND event_type != ? ORDER BY id DESC LIMIT 1",
-        (task_id, TASK_COMPLETED),
-    ).fetchone()
-    if row is None:
-        return []
-    try:
-        event = json.loads(row[0])
-    except ValueError:
+def _last_lines(db: TaskDatabaseView, task_id: str, lines: int = 3) -> list[str]:
+    event = db.latest_event_other_than(task_id, TASK_COMPLETED)
+    if event is None:
         return []
     text = str(event.get("exception") or event.get("reason") or "")
     return [line for line in text.strip().splitlines() if line.strip()][-lines:]
 
 
-def _top_errors(db: sqlite3.Connection, limit: int = 8) -> list[dict[str, Any]]:
+def _top_errors(db: TaskDatabaseView, limit: int = 8) -> list[dict[str, Any]]:
     errors = []
-    for error, count in db.execute(
-        "SELECT error, COUNT(*) FROM tasks WHERE state = ? GROUP BY error "
-        "ORDER BY COUNT(*) DESC, error LIMIT ?",
-        (FAILED, limit),
-    ):
-        ids = [
-            r[0]
-            for r in db.execute(
-                "SELECT task_id FROM tasks WHERE state = ? AND error IS ? ORDER BY seq LIMIT 5",
-                (FAILED, error),
-            )
-        ]
+    for error, count in db.top_errors(limit):
+        ids = db.failed_task_ids(error, 5)
         errors.append(
             {
                 "error": error or "(no error recorded)",
-                "count": int(count),
+                "count": count,
                 "task_ids": ids,
                 "last_lines": _last_lines(db, ids[0]) if ids else [],
             }
@@ -259,71 +200,40 @@ def _top_errors(db: sqlite3.Connection, limit: int = 8) -> list[dict[str, Any]]:
     return errors
 
 
-def _decisions(db: sqlite3.Connection, limit: int = 15) -> list[dict[str, Any]]:
+def _what_it_decided(row: PoolDecisionRow) -> tuple[Any, ...]:
+    """The type, pool, target, starts, stops and reasons of a decision."""
+    return (
+        row.instance_type,
+        row.running,
+        row.target,
+        row.starting,
+        row.stopping,
+        row.limited_by,
+        row.reasons,
+    )
+
+
+def _decisions(db: TaskDatabaseView, limit: int = 15) -> list[dict[str, Any]]:
     """The latest decision, then the earlier ones that decided something else, newest first
     (a steady pool repeats the same decision at every check)."""
-    if not has_table(db, "pool_decisions"):
-        return []
-    rows = db.execute(
-        "SELECT at, instance_type, running, target, starting, stopping, remaining_tasks, "
-        "spent_usd, projected_usd, limited_by, max_total_cost_usd, reasons "
-        "FROM pool_decisions ORDER BY id DESC LIMIT ?",
-        (limit * 20,),
-    ).fetchall()
-    kept: list[tuple[Any, ...]] = []
+    rows = db.pool_decisions(limit * 20)
+    kept: list[PoolDecisionRow] = []
     for index, r in enumerate(rows):
         older = rows[index + 1] if index + 1 < len(rows) else None
-        # The same type, pool, target, starts, stops and reasons as the decision before it.
-        same = older is not None and (r[1:6] + r[9:10] + r[11:]) == (
-            older[1:6] + older[9:10] + older[11:]
-        )
+        same = older is not None and _what_it_decided(r) == _what_it_decided(older)
         if index == 0 or not same:
             kept.append(r)
         if len(kept) == limit:
             break
-    decisions = []
-    for r in kept:
-        try:
-            reasons = json.loads(r[11])
-        except ValueError:
-            reasons = []
-        decisions.append(
-            {
-                "at": r[0],
-                "instance_type": r[1],
-                "running": r[2],
-                "target": r[3],
-                "starting": r[4],
-                "stopping": r[5],
-                "remaining_tasks": r[6],
-                "spent_usd": r[7],
-                "projected_usd": r[8],
-                "limited_by": r[9],
-                "max_total_cost_usd": r[10],
-                "reasons": reasons,
-            }
-        )
-    return decisions
+    return [r._asdict() for r in kept]
 
 
-def _log(db: sqlite3.Connection, limit: int = 30) -> list[dict[str, Any]]:
-    if not has_table(db, "manager_log"):
-        return []
-    return [
-        {"at": at, "message": message}
-        for at, message in db.execute(
-            "SELECT at, message FROM manager_log ORDER BY id DESC LIMIT ?", (limit,)
-        )
-    ]
+def _log(db: TaskDatabaseView, limit: int = 30) -> list[dict[str, Any]]:
+    return [{"at": at, "message": message} for at, message in db.manager_log(limit)]
 
 
-def _notifications(db: sqlite3.Connection) -> list[dict[str, Any]]:
-    if not has_table(db, "notifications"):
-        return []
-    return [
-        {"kind": kind, "at": at}
-        for kind, at in db.execute("SELECT kind, fired_at FROM notifications ORDER BY fired_at")
-    ]
+def _notifications(db: TaskDatabaseView) -> list[dict[str, Any]]:
+    return [{"kind": kind, "at": at} for kind, at in db.notifications()]
 
 
 def _finite(value: float | None) -> float | None:
@@ -331,7 +241,7 @@ def _finite(value: float | None) -> float | None:
 
 
 def job_view(
-    db: sqlite3.Connection, now: float, reuse: Mapping[str, Any] | None = None
+    db: TaskDatabaseView, now: float, reuse: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """Everything the dashboard page shows, as JSON-ready data (times in Unix seconds).
 
@@ -346,7 +256,7 @@ def job_view(
     started_at = meta.get("started_at")
     if not isinstance(started_at, int | float):
         # Only a database no job command wrote its start into: one scan to find it.
-        started_at = db.execute("SELECT MIN(created_at) FROM tasks").fetchone()[0]
+        started_at = db.first_created_at()
     starts = [float(started_at)] if isinstance(started_at, int | float) else []
     starts += [i["launched_at"] for i in instances[:1]]
     start = min(starts) if starts else now
@@ -356,7 +266,7 @@ def job_view(
         end = float(finished_at)
     elif done:
         # Done, but the manager did not record its end (it was stopped, or manage_pool).
-        last = db.execute("SELECT MAX(finished_at) FROM tasks").fetchone()[0]
+        last = db.last_finished_at()
         end = max([float(last or start), *(i["ended_at"] or 0.0 for i in instances)])
     else:
         end = now

@@ -1,13 +1,10 @@
 """What the dashboard needs from the manager, recorded in the task database.
 
-``PoolRecorder`` adds three tables to a job's task database (created when missing, so a
-database written by an earlier version keeps working; nothing existing is changed):
-
-- ``pool_decisions``: one row per scaling check: the pool's size, target and spend, and the
-  reasons it is not larger (price cap, cost cap, capacity errors, quota, remaining work);
-- ``manager_log``: every line the manager logged (instances started, lost, replaced, stopped);
-- ``notifications``: which notifications a job has fired (each at most once per job, also
-  across ``run --continue``).
+``PoolRecorder`` keeps, beside the job's tasks (``adapters.local.pool_records``, where the
+tables are described): one row per scaling decision with the reasons the pool is not larger
+(price cap, cost cap, capacity errors, quota, remaining work), every line the manager logged,
+and which notifications a job has fired (each at most once per job, also across
+``run --continue``).
 
 Instances over time (type, zone, spot or on-demand, when each started and ended and why) are
 already in the ``instances`` table; the dashboard reads them there.
@@ -15,14 +12,12 @@ already in the ``instances`` table; the dashboard reads them there.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from cloud_tasks.adapters.local.pool_records import PoolDecisionRow, SqlitePoolRecords
 from cloud_tasks.domain.options import PoolLimits
 from cloud_tasks.domain.pool_reasons import CAPACITY, QUOTA, LaunchFailure, why_not_larger
 from cloud_tasks.domain.selection import Candidate
@@ -30,37 +25,6 @@ from cloud_tasks.domain.sizing import CostCapDecision, PoolTarget
 from cloud_tasks.exceptions import CapacityError, QuotaError
 from cloud_tasks.ports import Clock, Compute, Image, Instance, InstanceSpec, Region
 from cloud_tasks.redact import redact
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS pool_decisions (
-    id INTEGER PRIMARY KEY,
-    at REAL NOT NULL,
-    instance_type TEXT,
-    running INTEGER NOT NULL,
-    target INTEGER NOT NULL,
-    starting INTEGER NOT NULL,
-    stopping INTEGER NOT NULL,
-    remaining_tasks INTEGER NOT NULL,
-    spent_usd REAL NOT NULL,
-    projected_usd REAL NOT NULL,
-    limited_by TEXT,
-    max_total_cost_usd REAL,
-    reasons TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS manager_log (
-    id INTEGER PRIMARY KEY,
-    at REAL NOT NULL,
-    message TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS notifications (
-    kind TEXT PRIMARY KEY,
-    fired_at REAL NOT NULL,
-    body TEXT NOT NULL
-);
-"""
-
-#: Manager log lines kept (the oldest are dropped beyond this).
-MAX_LOG_LINES = 5000
 
 
 class DecisionRecorder(Protocol):
@@ -88,18 +52,15 @@ class PoolRecorder:
     """
 
     def __init__(self, path: str | Path, clock: Clock) -> None:
+        from cloud_tasks import bootstrap
+
         self.clock = clock
-        self._db = sqlite3.connect(Path(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA busy_timeout=10000")
-        # The task database is in WAL mode: a commit need not wait for the disk (as taskdb).
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        self._records: SqlitePoolRecords = bootstrap.open_pool_records(path)
         self._lock = threading.Lock()
         self._failures: list[LaunchFailure] = []
-        self._log_rows = 0
 
     def close(self) -> None:
-        self._db.close()
+        self._records.close()
 
     def __enter__(self) -> PoolRecorder:
         return self
@@ -139,44 +100,26 @@ class PoolRecorder:
             limits=limits,
             failures=failures,
         )
-        # The dashboard's history is kept when it can be: a task database that another program
-        # holds locked (or a full disk) skips a row rather than stopping the manager, which
-        # waits for the database itself (PoolManager).
-        with self._lock, contextlib.suppress(sqlite3.OperationalError):
-            self._db.execute(
-                "INSERT INTO pool_decisions (at, instance_type, running, target, starting, "
-                "stopping, remaining_tasks, spent_usd, projected_usd, limited_by, "
-                "max_total_cost_usd, reasons) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    now,
-                    candidate.name,
-                    running,
-                    target.count,
-                    decision.start,
-                    len(decision.stop),
-                    remaining_tasks,
-                    spent_usd,
-                    decision.projected_spend_usd,
-                    target.limited_by,
-                    limits.max_total_cost,
-                    json.dumps([{"kind": r.kind, "text": r.text} for r in reasons]),
-                ),
+        self._records.add_decision(
+            PoolDecisionRow(
+                now,
+                candidate.name,
+                running,
+                target.count,
+                decision.start,
+                len(decision.stop),
+                remaining_tasks,
+                spent_usd,
+                decision.projected_spend_usd,
+                target.limited_by,
+                limits.max_total_cost,
+                [{"kind": r.kind, "text": r.text} for r in reasons],
             )
+        )
 
     def log(self, message: str) -> None:
         """Keep one line the manager logged (known secrets masked, as on the terminal)."""
-        with self._lock, contextlib.suppress(sqlite3.OperationalError):  # as above
-            self._db.execute(
-                "INSERT INTO manager_log (at, message) VALUES (?, ?)",
-                (self.clock.now(), redact(message)),
-            )
-            self._log_rows += 1
-            if self._log_rows > MAX_LOG_LINES:
-                self._db.execute(
-                    "DELETE FROM manager_log WHERE id <= (SELECT MAX(id) FROM manager_log) - ?",
-                    (MAX_LOG_LINES,),
-                )
-                self._log_rows = MAX_LOG_LINES
+        self._records.add_log_line(self.clock.now(), redact(message))
 
     def logged(self, log: Callable[[str], None]) -> Callable[[str], None]:
         """``log``, also keeping each line in the database."""
@@ -202,17 +145,11 @@ class PoolRecorder:
 
     def fired_notifications(self) -> set[str]:
         """The notification kinds this job has fired already."""
-        with self._lock:
-            return {kind for (kind,) in self._db.execute("SELECT kind FROM notifications")}
+        return self._records.fired_notifications()
 
     def mark_fired(self, kind: str, body: dict[str, Any]) -> bool:
         """Record notification ``kind`` as fired; False when it had been already."""
-        with self._lock:
-            cursor = self._db.execute(
-                "INSERT OR IGNORE INTO notifications (kind, fired_at, body) VALUES (?, ?, ?)",
-                (kind, self.clock.now(), json.dumps(body)),
-            )
-            return cursor.rowcount > 0
+        return self._records.mark_fired(kind, self.clock.now(), body)
 
 
 class _WatchedCompute:
@@ -258,4 +195,4 @@ class _WatchedCompute:
         return self._compute.startup_log_hint(instance_id)
 
 
-__all__ = ["MAX_LOG_LINES", "SCHEMA", "DecisionRecorder", "PoolRecorder"]
+__all__ = ["DecisionRecorder", "PoolRecorder"]

@@ -1,9 +1,9 @@
 """Per-task results out of a task database (``cloud_tasks results``).
 
 One record per task with the keys of ``RESULT_KEYS``, as JSON lines or CSV, streamed: rows are
-read with one SQLite cursor and written as they come, so memory stays flat whatever the number
-of tasks. ``result`` is the JSON value the task returned (stored as JSON text and copied as is
-into JSON lines; in CSV it is that JSON text).
+read in batches (``TaskDatabaseView.result_rows``) and written as they come, so memory stays
+flat whatever the number of tasks. ``result`` is the JSON value the task returned (stored as
+JSON text and copied as is into JSON lines; in CSV it is that JSON text).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import csv
 import json
 import json.encoder
 import os
-import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
 
+from cloud_tasks.adapters.local.taskdb_views import TaskDatabaseView
 from cloud_tasks.domain.taskstate import STATES
 from cloud_tasks.exceptions import ConfigError
 
@@ -36,19 +36,11 @@ _FETCH = 10_000
 _encode_str: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 
-def _rows(connection: sqlite3.Connection, states: Sequence[str]) -> Iterator[tuple[Any, ...]]:
-    query = "SELECT task_id, state, attempts, result, error, elapsed_s, instance_id FROM tasks"
-    wanted = sorted(set(states))
-    if wanted:
-        unknown = [state for state in wanted if state not in STATES]
-        if unknown:
-            raise ConfigError(
-                f"--state {unknown[0]}: not a task state; use one of {', '.join(STATES)}"
-            )
-        query += f" WHERE state IN ({','.join('?' * len(wanted))})"
-    cursor = connection.execute(query + " ORDER BY seq", wanted)
-    while batch := cursor.fetchmany(_FETCH):
-        yield from batch
+def _rows(db: TaskDatabaseView, states: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+    unknown = sorted(state for state in set(states) if state not in STATES)
+    if unknown:
+        raise ConfigError(f"--state {unknown[0]}: not a task state; use one of {', '.join(STATES)}")
+    yield from db.result_rows(states)
 
 
 def _json_or_null(value: object) -> str:
@@ -91,7 +83,7 @@ def _write_csv(rows: Iterator[tuple[Any, ...]], stream: IO[str]) -> int:
 
 
 def export_results(
-    connection: sqlite3.Connection,
+    db: TaskDatabaseView,
     stream: IO[str],
     *,
     output_format: str = "jsonl",
@@ -101,7 +93,7 @@ def export_results(
 
     Returns the number of records.
     """
-    rows = _rows(connection, states)
+    rows = _rows(db, states)
     if output_format == "csv":
         return _write_csv(rows, stream)
     if output_format != "jsonl":
@@ -110,7 +102,7 @@ def export_results(
 
 
 def export_results_to_file(
-    connection: sqlite3.Connection,
+    db: TaskDatabaseView,
     output: str | Path,
     *,
     output_format: str = "jsonl",
@@ -132,7 +124,7 @@ def export_results_to_file(
         raise ConfigError(f"{target}: cannot write the results: {exc.strerror or exc}") from None
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            count = export_results(connection, stream, output_format=output_format, states=states)
+            count = export_results(db, stream, output_format=output_format, states=states)
         try:
             # A hard link fails when the target appeared meanwhile: never clobbers it.
             os.link(temp_name, target)

@@ -1,10 +1,12 @@
 """A job's task file, read once (SPEC §3, §11).
 
 ``run`` needs the tasks three times: to check the whole file before anything is created, to
-record them in the task database, and to send them to the queue. The file, perhaps a download,
-is read once by ``read_task_file``: every task is validated, its queue message encoded and
-sized, the tasks completed in an earlier job (``--skip-completed``) dropped, and the messages
-of the rest written to a ``TaskSpool``, an unnamed temporary file the later passes read back.
+record them in the task database, and to send them to the queue; ``load_queue`` twice, to check
+and to send. The file, perhaps a download, is read once by ``read_task_file`` (``scan_task_file``
+for ``load_queue``, which words its own errors): every task is validated, its queue message
+encoded and sized, the tasks outside a ``--start-task``/``--limit`` slice and those completed in
+an earlier job (``--skip-completed``) dropped, and the messages of the rest written to a
+``TaskSpool``, an unnamed temporary file the later passes read back.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import collections
 import json
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -37,10 +39,12 @@ _READ_BYTES = 1 << 20
 @attrs.frozen
 class TaskFileSummary:
     """What one read of a task file found: ``total`` tasks, of which ``selected`` are to run
-    (not completed in the earlier job)."""
+    (in the slice, and not completed in the earlier job); ``oversized``: the ids of the tasks in
+    the slice whose queue message is larger than the limit given, in file order."""
 
     total: int
     selected: int
+    oversized: tuple[str, ...] = ()
 
 
 class TaskSpool:
@@ -111,8 +115,40 @@ def read_task_file(
         TaskFileError: the file is unreadable or invalid, empty, or has tasks too large for
             the queue (their ids are named).
     """
+    summary = scan_task_file(
+        location,
+        max_message_bytes=max_message_bytes,
+        earlier=earlier,
+        spool=spool,
+        source=source,
+        on_task=on_task,
+    )
+    if max_message_bytes is not None:
+        _require_runnable(location, summary.total, summary.oversized, max_message_bytes)
+    return summary
+
+
+def scan_task_file(
+    location: str,
+    *,
+    max_message_bytes: int | None = None,
+    earlier: TaskDatabase | None = None,
+    spool: TaskSpool | None = None,
+    source: TaskSource | None = None,
+    on_task: Callable[[Task], None] | None = None,
+    start: int = 0,
+    limit: int | None = None,
+) -> TaskFileSummary:
+    """``read_task_file`` that selects only the tasks from index ``start`` (at most ``limit`` of
+    them) and refuses nothing but an unreadable or invalid file: the tasks too large for the
+    queue are in the summary, for the caller to refuse in its own words.
+
+    Raises:
+        TaskFileError: the file is unreadable or invalid.
+    """
     total = 0
     oversized: list[str] = []
+    end = None if limit is None else start + limit
     encode = spool is not None or max_message_bytes is not None
     # The messages of tasks read but not yet passed on (at most one batch of skip_completed).
     bodies: collections.deque[tuple[Task, str]] = collections.deque()
@@ -120,7 +156,11 @@ def read_task_file(
     def tasks() -> Iterator[Task]:
         nonlocal total
         for task in iter_tasks(location, source=source):
+            index = total
             total += 1
+            # Every task is read and checked; only those of the slice go on.
+            if index < start or (end is not None and index >= end):
+                continue
             if encode:
                 body = Envelope(task).encode()
                 # ensure_ascii (json's default): as many bytes as characters.
@@ -140,12 +180,10 @@ def read_task_file(
             while bodies[0][0] is not task:
                 bodies.popleft()
             spool.add(bodies.popleft()[1])
-    if max_message_bytes is not None:
-        _require_runnable(location, total, oversized, max_message_bytes)
-    return TaskFileSummary(total, selected)
+    return TaskFileSummary(total, selected, tuple(oversized))
 
 
-def _require_runnable(location: str, total: int, oversized: list[str], max_bytes: int) -> None:
+def _require_runnable(location: str, total: int, oversized: Sequence[str], max_bytes: int) -> None:
     if total == 0:
         raise TaskFileError(f"{location}: the task file holds no tasks; nothing to run")
     if oversized:
@@ -157,4 +195,4 @@ def _require_runnable(location: str, total: int, oversized: list[str], max_bytes
         )
 
 
-__all__ = ["TaskFileSummary", "TaskSpool", "read_task_file"]
+__all__ = ["TaskFileSummary", "TaskSpool", "read_task_file", "scan_task_file"]

@@ -10,7 +10,6 @@ import click
 from cloud_tasks.domain.taskstate import STATES
 from cloud_tasks.entrypoints.cli.options import common_options, resolve_config
 from cloud_tasks.entrypoints.dashboard import DEFAULT_HOST, DEFAULT_PORT, DashboardServer
-from cloud_tasks.service_layer.dbview import connect_read_only
 from cloud_tasks.service_layer.results import FORMATS, export_results, export_results_to_file
 from cloud_tasks.service_layer.session import db_path_of
 
@@ -56,23 +55,20 @@ def results_command(**params: Any) -> None:
     elapsed_s, instance_id; tasks in the order they were loaded. Reads the database without
     changing it, so it may run while the job does.
     """
+    from cloud_tasks.bootstrap import open_task_database_view
+
     config = resolve_config(**params)
     db_path = db_path_of(config)
-    connection = connect_read_only(db_path)
-    try:
+    with open_task_database_view(db_path) as db:
         output_format = params["output_format"].lower()
         if params["output"] is None:
-            export_results(
-                connection, sys.stdout, output_format=output_format, states=params["states"]
-            )
+            export_results(db, sys.stdout, output_format=output_format, states=params["states"])
             sys.stdout.flush()
             return
         count = export_results_to_file(
-            connection, params["output"], output_format=output_format, states=params["states"]
+            db, params["output"], output_format=output_format, states=params["states"]
         )
         click.echo(f"wrote {count} task results to {params['output']}", err=True)
-    finally:
-        connection.close()
 
 
 @click.command("dashboard")
@@ -100,9 +96,11 @@ def dashboard_command(**params: Any) -> None:
     larger. The page refreshes itself every few seconds while the job runs and stays useful
     after it. Read-only; everything it loads comes from this server.
     """
+    from cloud_tasks.bootstrap import open_task_database_view
+
     config = resolve_config(**params)
     db_path = db_path_of(config)
-    connect_read_only(db_path).close()
+    open_task_database_view(db_path).close()
     server = DashboardServer(db_path, params["host"], params["port"])
     if not server.loopback_only:
         click.echo(

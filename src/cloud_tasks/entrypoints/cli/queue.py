@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 from collections.abc import Callable, Iterator, Sequence
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cloud_tasks.domain.options import JobConfig
-from cloud_tasks.domain.tasks import Envelope, Task, encoded_size
+from cloud_tasks.domain.tasks import Envelope, Task
 from cloud_tasks.domain.text import escaped
 from cloud_tasks.domain.text import shown as shown_value
 from cloud_tasks.entrypoints.cli.options import (
@@ -26,6 +27,7 @@ from cloud_tasks.ports import EventQueue, TaskQueue
 
 if TYPE_CHECKING:
     from cloud_tasks.adapters.local.sqlite_queue import LoadJournal
+    from cloud_tasks.service_layer.taskload import TaskFileSummary, TaskSpool
 
 #: Tasks handed to the queue per call (and recorded as loaded at once); the adapters split
 #: them into service-sized batches. SQS takes ten per request, so smaller chunks keep the
@@ -65,12 +67,35 @@ def _too_large(path: str, oversized: Sequence[str], limit: int, provider: str) -
     )
 
 
-def _not_completed(tasks: Iterator[Task], earlier_db: str) -> Iterator[Task]:
-    """``--skip-completed``: the tasks the earlier job's database does not record as completed."""
-    from cloud_tasks.service_layer.exports import open_earlier_database, skip_completed
+def _read_once(
+    tasks_path: str,
+    spool: TaskSpool,
+    *,
+    max_message_bytes: int,
+    start_task: int,
+    limit: int | None,
+    skip_completed_db: str | None,
+) -> TaskFileSummary:
+    """One read of the whole file: every task is checked, every one of the slice sized, and
+    the messages of those to load (``--skip-completed``: not completed in the earlier job's
+    database) kept in ``spool`` for sending."""
+    from cloud_tasks.service_layer.exports import open_earlier_database
+    from cloud_tasks.service_layer.taskload import scan_task_file
 
-    with open_earlier_database(earlier_db) as earlier:
-        yield from skip_completed(tasks, earlier)
+    earlier_db = (
+        contextlib.nullcontext(None)
+        if skip_completed_db is None
+        else open_earlier_database(skip_completed_db)
+    )
+    with earlier_db as earlier:
+        return scan_task_file(
+            tasks_path,
+            max_message_bytes=max_message_bytes,
+            earlier=earlier,
+            spool=spool,
+            start=start_task,
+            limit=limit,
+        )
 
 
 def _progress(enabled: bool, total: int) -> tuple[Callable[[int], None], Callable[[], None]]:
@@ -147,22 +172,25 @@ def load_queue(
     nothing is sent. Loading is idempotent: running the same command again, for example after
     an interruption, sends only the tasks that were not loaded yet (see docs/queues.md).
     """
-    from cloud_tasks import taskfile
+    from cloud_tasks.service_layer.taskload import TaskSpool
 
     config = resolve_config(**params)
     queue, events = _queues(config)
 
-    # One pass over the whole file checks every task and the size of every selected one.
+    # The file (perhaps a download) is read once; the later passes read the spool.
+    spool = click.get_current_context().with_resource(TaskSpool())
+    read = _read_once(
+        tasks_path,
+        spool,
+        max_message_bytes=queue.max_message_bytes,
+        start_task=start_task,
+        limit=limit,
+        skip_completed_db=skip_completed_db,
+    )
+    total_in_file = read.total
+    if read.oversized:
+        raise _too_large(tasks_path, read.oversized, queue.max_message_bytes, config.provider)
     end = None if limit is None else start_task + limit
-    total_in_file = 0
-    oversized: list[str] = []
-    for index, task in enumerate(taskfile.iter_tasks(tasks_path)):
-        total_in_file += 1
-        in_range = index >= start_task and (end is None or index < end)
-        if in_range and encoded_size(task) > queue.max_message_bytes:
-            oversized.append(task.task_id)
-    if oversized:
-        raise _too_large(tasks_path, oversized, queue.max_message_bytes, config.provider)
     stop = total_in_file if end is None else min(total_in_file, end)
     to_load = max(0, stop - start_task)
     # Nothing half-done: a file or a slice without tasks creates no queue.
@@ -175,16 +203,8 @@ def load_queue(
             + f" selects none of its {total_in_file} tasks (the first is 0); nothing to load"
         )
 
-    def selected() -> Iterator[Task]:
-        tasks = taskfile.select_tasks(
-            taskfile.iter_tasks(tasks_path), start=start_task, limit=limit
-        )
-        if skip_completed_db is None:
-            return tasks
-        return _not_completed(tasks, skip_completed_db)
-
     if skip_completed_db is not None:
-        to_load = sum(1 for _task in selected())
+        to_load = read.selected
         if to_load == 0:
             click.echo(f"every selected task is completed in {skip_completed_db}; nothing to load")
             return
@@ -231,7 +251,7 @@ def load_queue(
 
     try:
         chunk_size = LOAD_CHUNK.get(config.provider, DEFAULT_LOAD_CHUNK)
-        for chunk in _chunks(selected(), chunk_size):
+        for chunk in _chunks(iter(spool), chunk_size):
             if len(pending) >= 2 * workers:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 settle(finished)

@@ -13,7 +13,6 @@ import ipaddress
 import json
 import logging
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -21,11 +20,14 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from cloud_tasks import bootstrap
 from cloud_tasks.exceptions import CloudTasksError
 from cloud_tasks.service_layer.dashboard_data import job_view
-from cloud_tasks.service_layer.dbview import connect_read_only
+
+if TYPE_CHECKING:
+    from cloud_tasks.adapters.local.taskdb_views import TaskDatabaseView
 
 logger = logging.getLogger("cloud_tasks.dashboard")
 
@@ -160,7 +162,7 @@ class DashboardServer(ThreadingHTTPServer):
             ) from None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._connection: sqlite3.Connection | None = None
+        self._db: TaskDatabaseView | None = None
         self._view: dict[str, Any] | None = None
         self._version: int | None = None
         self._inode: int | None = None
@@ -186,31 +188,30 @@ class DashboardServer(ThreadingHTTPServer):
                 inode = self.db_path.stat().st_ino
             except OSError:
                 inode = None
-            if self._connection is not None and inode != self._inode:
+            if self._db is not None and inode != self._inode:
                 # The file was replaced ('run --force' starts the job over): read the new one.
-                self._connection.close()
-                self._connection, self._view = None, None
-            if self._connection is None:
-                self._connection = connect_read_only(self.db_path)
+                self._db.close()
+                self._db, self._view = None, None
+            if self._db is None:
+                self._db = bootstrap.open_task_database_view(self.db_path)
                 self._inode = inode
-            # data_version changes when another connection (the manager) committed.
-            version = int(self._connection.execute("PRAGMA data_version").fetchone()[0])
-            if (
-                self._view is not None
-                and version == self._version
-                and now - self._computed_at < UNCHANGED_REFRESH_S
-            ):
-                return self._view
-            reuse = self._view if now < self._series_next_at else None
-            started = time.perf_counter()
             try:
-                view = job_view(self._connection, now, reuse)
-            except sqlite3.Error as exc:
-                self._connection.close()
-                self._connection = None
-                raise CloudTasksError(
-                    f"{self.db_path}: cannot read the task database: {exc}"
-                ) from None
+                version = self._db.data_version()
+                if (
+                    self._view is not None
+                    and version == self._version
+                    and now - self._computed_at < UNCHANGED_REFRESH_S
+                ):
+                    return self._view
+                reuse = self._view if now < self._series_next_at else None
+                started = time.perf_counter()
+                view = job_view(self._db, now, reuse)
+            except CloudTasksError:
+                # Read again from a fresh connection next time (the file may have been damaged
+                # or swapped between two reads).
+                self._db.close()
+                self._db = None
+                raise
             cost = time.perf_counter() - started
             if view["series_at"] == now:
                 self._series_next_at = now + max(REFRESH_S / 2, COST_FACTOR * cost)
@@ -233,9 +234,9 @@ class DashboardServer(ThreadingHTTPServer):
     def server_close(self) -> None:
         super().server_close()
         with self._lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "REFRESH_S", "DashboardServer"]
