@@ -22,6 +22,7 @@ a ``_PART`` header (token, last part?) followed by up to ``_PART_BYTES`` of the 
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # no stub; see _child_main
 import collections
 import contextlib
 import gc
@@ -94,6 +95,12 @@ KIND_SUCCESS = "success"
 KIND_RETRY_REQUESTED = "retry_requested"
 KIND_EXCEPTION = "exception"
 KIND_MEMORY = "memory"
+# The outcome of a task that returned no result (None): made once, in the parent, because a
+# first call of the JSON encoder in a fresh task process copies dozens of the server's pages.
+_NO_RESULT = {
+    success: json.dumps({"kind": kind, "result": {}}).encode("utf-8")
+    for success, kind in ((True, KIND_SUCCESS), (False, KIND_RETRY_REQUESTED))
+}
 
 
 class ChildReport:
@@ -169,13 +176,13 @@ def _encode_outcome(task_id: str, returned: Any) -> bytes:
             f"process_task must return a tuple (success, result), got {type(returned).__name__}"
         )
     success, result = returned
-    if result is None:
-        result = {}
     if not isinstance(success, bool):
         # Only a real bool decides: ("no", x) or a numpy bool must not pass for success.
         raise TypeError(
             f"process_task returned success of type {type(success).__name__}; expected bool"
         )
+    if result is None:
+        return _NO_RESULT[success]
     kind = KIND_SUCCESS if success else KIND_RETRY_REQUESTED
     try:
         # allow_nan=False: NaN and Infinity are not JSON (SPEC §7: an error outcome).
@@ -260,8 +267,11 @@ def restore_fork_hooks() -> None:
 
 def _flush_std_streams() -> None:
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
+        # Not contextlib.suppress: this runs in every task process (see _child_main).
+        try:  # noqa: SIM105
             stream.flush()
+        except Exception:  # a closed or broken stream: nothing to flush
+            pass
 
 
 def _child_main(
@@ -282,10 +292,15 @@ def _child_main(
         gc.enable()
         # Also set by the server; set here too so that a subprocess the task starts at once
         # is in the task's group even if the server has not run yet.
-        with contextlib.suppress(OSError):
+        # (Not contextlib.suppress: its first use here copies about 15 of the server's pages.)
+        try:  # noqa: SIM105
             os.setpgid(0, 0)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        except OSError:
+            pass
+        # The C functions under signal.signal: its wrapper converts to and from enums, whose
+        # machinery this fresh process would first copy (page by page) from the server.
+        _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+        _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
         if memory_limit_bytes is not None:
             resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
         # This process owns its copy of the (frozen) WorkerData: setting the per-attempt
