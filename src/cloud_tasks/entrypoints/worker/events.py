@@ -139,6 +139,7 @@ class EventLog:
         # The loop, once started, and whether a send through the view is scheduled on it.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._send_scheduled = False
+        self._sender_busy = False
         self._in_flight: asyncio.Future[None] | None = None
         self.emitted: int = 0
 
@@ -214,6 +215,7 @@ class EventLog:
             return False
         if self._send_now() and self._stored >= self._queued:
             return True
+        self._wakeup.set()
         waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiters.append((self._queued, waiter))
         return await waiter
@@ -244,13 +246,15 @@ class EventLog:
         off the loop (events go in order); False when nothing could be sent that way. A
         provider error leaves the events to the background sender, which retries."""
         quick = self._quick
-        if quick is None or self._in_flight is not None:
+        if quick is None or self._in_flight is not None or self._sender_busy:
             return False
         while self._pending:
             batch = self._pending[:_QUEUE_BATCH]
             try:
                 quick.send(batch)
             except CloudTasksError:  # QueueBusyError included: sent off the loop instead
+                # Until the sender has stored them (the view would likely fail again).
+                self._sender_busy = True
                 return False
             self._mark_stored(len(batch))
         return True
@@ -264,7 +268,7 @@ class EventLog:
         queue = self._queue
         if queue is None:
             return
-        self._send_now()
+        # Off the loop only: the sender runs when a send through the view could not be made.
         while self._pending or self._in_flight is not None:
             if self._in_flight is None:
                 batch = self._pending[:_QUEUE_BATCH]
@@ -282,6 +286,7 @@ class EventLog:
     def _sent(self, count: int, sending: asyncio.Future[None]) -> None:
         if not sending.cancelled() and sending.exception() is None:
             self._mark_stored(count)
+            self._sender_busy = False
 
     async def _send_forever(self) -> None:
         failures = 0
