@@ -89,7 +89,7 @@ class TaskQueue(Protocol):
       it raises ``NotSupportedError`` and a loader keeps its own record of loaded ids.
     - Operations on a queue that does not exist raise ``QueueNotFoundError``.
     - ``without_waiting`` is a view of the same queue for callers that must not wait (an
-      event loop's thread), or ``None`` where every call may wait on a network.
+      event loop's thread), or ``None`` where the adapter has none (a queue over a network).
     """
 
     name: str
@@ -138,13 +138,14 @@ class TaskQueue(Protocol):
     def purge(self) -> None: ...
 
     def without_waiting(self) -> TaskQueue | None:
-        """This queue for a caller that must never wait, or ``None`` (a queue over a network).
+        """This queue for a caller that must never wait, or ``None`` when the adapter has no
+        such view (a cloud queue, whose every call is a request over a network).
 
-        A call through the view returns within a few milliseconds: where the queue would wait
-        (another process holds its lock, ``receive`` finds nothing yet and ``wait_s`` asks to
-        wait, or housekeeping that may touch the disk is due) the view does nothing and raises
-        ``QueueBusyError``, and the caller makes the same call on the queue itself, off its
-        loop. The view and the queue see the same messages and receipts.
+        A call through the view never waits: where the queue would (another process holds
+        its lock, ``receive`` finds nothing yet and ``wait_s`` asks to wait, or housekeeping
+        that may sync the disk is due) the view does nothing and raises ``QueueBusyError``,
+        and the caller makes the same call on the queue itself, off its loop. The view and the
+        queue see the same messages and receipts.
         """
 
 
