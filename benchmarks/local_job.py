@@ -9,12 +9,14 @@ sum of task time / (slots x wall), from the moment the last instance started its
 to the end of the last task, with the overhead per task in ms. Target on a 2-core machine:
 slot utilisation >= 80 %.
 
-The default layout is the one a user gets on this machine: one local instance (the machine)
-with the default ``cpus_per_task`` of 1, so a task slot per core. Sleeping tasks on more slots
-than cores (the former default, 2 instances x 4 slots on 2 cores) measure how the task
-processes, the workers and the manager share the CPU, not how well slots are kept busy; that
-figure follows on a second line (``--no-second`` skips it). ``--instances``/``--slots`` measure
-one other layout instead.
+The default layout is a user's default instance on this machine: the local instance type is
+the machine itself, and the default ``cpus_per_task`` of 1 gives it a task slot per core; the
+job runs one of them (``max_instances: 1``: each local instance claims every core, so the
+default of ten would put ten slots on each core). Sleeping tasks on more slots than cores (the
+former default, 2 instances x 4 slots on 2 cores) measure how the task processes, the workers
+and the manager share the CPU, not how well slots are kept busy; that figure follows on a
+second line (``--no-second`` skips it). ``--instances``/``--slots`` measure one other layout
+instead.
 
     python benchmarks/local_job.py [--tasks 2000] [--task-ms 10] [--instances N --slots M]
 """
