@@ -75,6 +75,12 @@ class TaskStoreBusyError(CloudTasksError):
     """The task database is locked by another program; waiting may be enough."""
 
 
+class QueueBusyError(CloudTasksError):
+    """A call through a queue's ``without_waiting`` view would have had to wait (another
+    process holds the queue's lock, or nothing can be received yet); it did nothing. Make the
+    same call on the queue itself, where waiting is fine."""
+
+
 class SelectionError(CloudTasksError):
     """No instance type meets the constraints; the message names the eliminating constraint."""
 

@@ -1,9 +1,10 @@
 """The ports: interfaces every adapter implements (SPEC §1, §2).
 
 Ports are synchronous; SDK calls block. The worker and the pool manager own an asyncio loop and
-call ports off-loop (``asyncio.to_thread``). Every adapter translates its SDK's errors into
-``cloud_tasks.exceptions`` at the boundary. The contract suites in ``tests/contract/`` enforce
-the semantics stated here on every adapter.
+call ports off-loop (``asyncio.to_thread``), except through a queue's ``without_waiting`` view,
+whose calls never wait and so are made on the loop's thread. Every adapter translates its SDK's
+errors into ``cloud_tasks.exceptions`` at the boundary. The contract suites in
+``tests/contract/`` enforce the semantics stated here on every adapter.
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ class TaskQueue(Protocol):
     - ``send_once`` exists only where ``remembers_loads`` is true (the SQLite queue); elsewhere
       it raises ``NotSupportedError`` and a loader keeps its own record of loaded ids.
     - Operations on a queue that does not exist raise ``QueueNotFoundError``.
+    - ``without_waiting`` is a view of the same queue for callers that must not wait (an
+      event loop's thread), or ``None`` where the adapter has none (a queue over a network).
     """
 
     name: str
@@ -134,6 +137,17 @@ class TaskQueue(Protocol):
 
     def purge(self) -> None: ...
 
+    def without_waiting(self) -> TaskQueue | None:
+        """This queue for a caller that must never wait, or ``None`` when the adapter has no
+        such view (a cloud queue, whose every call is a request over a network).
+
+        A call through the view never waits: where the queue would (another process holds
+        its lock, ``receive`` finds nothing yet and ``wait_s`` asks to wait, or housekeeping
+        that may sync the disk is due) the view does nothing and raises ``QueueBusyError``,
+        and the caller makes the same call on the queue itself, off its loop. The view and the
+        queue see the same messages and receipts.
+        """
+
 
 @attrs.frozen
 class ReceivedEvent:
@@ -150,7 +164,7 @@ class EventQueue(Protocol):
     At-least-once like ``TaskQueue``; consumers must tolerate duplicates. ``send`` refuses
     (``ProviderError``, before any is sent) an event larger than ``MAX_EVENT_BYTES``. ``depth``
     is approximate (unread plus leased events); ``purge`` removes every event and keeps the
-    queue.
+    queue. ``without_waiting`` is as for ``TaskQueue``.
     """
 
     name: str
@@ -170,6 +184,9 @@ class EventQueue(Protocol):
     def depth(self) -> int: ...
 
     def purge(self) -> None: ...
+
+    def without_waiting(self) -> EventQueue | None:
+        """This queue for a caller that must never wait, or ``None`` (see ``TaskQueue``)."""
 
 
 class InstanceState(enum.Enum):

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from cloud_tasks.exceptions import ProviderError, QueueNotFoundError
+from cloud_tasks.exceptions import ProviderError, QueueBusyError, QueueNotFoundError
 from cloud_tasks.ports import EventQueue, ReceivedEvent
 from tests.contract.conftest import EVENT_VISIBILITY_S, QueueKit
 
@@ -94,3 +94,22 @@ def test_a_missing_event_queue_raises_queue_not_found(queue_kit: QueueKit) -> No
         queue.send([event(0)])
     with pytest.raises(QueueNotFoundError, match=queue.name):
         queue.receive(1)
+
+
+def test_a_view_that_never_waits_shares_the_event_queue(
+    queue_kit: QueueKit, event_queue: EventQueue
+) -> None:
+    view = event_queue.without_waiting()
+    if view is None:
+        pytest.skip(f"{queue_kit.kind}: no view that never waits")
+    assert view.without_waiting() is view
+    for _ in range(100):  # the view may decline a call now and then
+        try:
+            view.send([event(1), event(2)])
+            break
+        except QueueBusyError:
+            time.sleep(0.01)
+    got = drain(event_queue, 2)
+    assert [e.event["task_id"] for e in got] == ["t1", "t2"]
+    with pytest.raises(QueueBusyError):
+        view.receive(1, wait_s=5.0)

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 
 from cloud_tasks.domain.tasks import Envelope, Task
-from cloud_tasks.exceptions import NotSupportedError, ProviderError, QueueNotFoundError
+from cloud_tasks.exceptions import (
+    NotSupportedError,
+    ProviderError,
+    QueueBusyError,
+    QueueNotFoundError,
+)
 from cloud_tasks.ports import Lease, ReceivedTask, TaskQueue
 from tests.contract.conftest import QueueKit
 
 LONG_LEASE_S = 60.0
 QUIET_WAIT_S = 0.3  # how long a receive that must come back empty waits
+T = TypeVar("T")
 
 # The Pub/Sub adapter sets return_immediately on purpose when asked not to wait.
 pytestmark = pytest.mark.filterwarnings("ignore:.*return_immediately:DeprecationWarning")
@@ -364,3 +372,45 @@ def test_receive_waits_for_a_message_sent_meanwhile(
     finally:
         timer.join()
     assert [m.task_id for m in got] == ["late000"]
+
+
+def _without_busy(call: Callable[[], T]) -> T:
+    """``call()``, again while the view says it would wait (another test's connection may hold
+    the lock for a moment, and the view declines a call now and then)."""
+    for _ in range(100):
+        try:
+            return call()
+        except QueueBusyError:
+            time.sleep(0.01)
+    raise AssertionError("the view stayed busy for a second")
+
+
+def test_a_view_that_never_waits_shares_the_queue(
+    queue_kit: QueueKit, task_queue: TaskQueue
+) -> None:
+    view = task_queue.without_waiting()
+    if view is None:
+        pytest.skip(f"{queue_kit.kind}: no view that never waits")
+    assert view.without_waiting() is view
+    task_queue.send(envelopes(3))
+    first = _without_busy(lambda: view.receive(1, LONG_LEASE_S, 0.0))
+    assert [m.task_id for m in first] == ["t000"]
+    second = drain(task_queue, 1)
+    assert [m.task_id for m in second] == ["t001"]
+    _without_busy(lambda: view.ack(first[0].receipt))
+    _without_busy(lambda: view.release(second[0].receipt))
+    (again,) = drain(task_queue, 1)
+    assert again.task_id == "t001"
+    _without_busy(lambda: view.requeue(again))
+    got = drain(task_queue, 2)
+    assert sorted((m.task_id, m.attempt) for m in got) == [("t001", 2), ("t002", 1)]
+    assert task_queue.depth() == 2
+
+
+def test_a_view_never_waits_for_a_message(queue_kit: QueueKit, task_queue: TaskQueue) -> None:
+    view = task_queue.without_waiting()
+    if view is None:
+        pytest.skip(f"{queue_kit.kind}: no view that never waits")
+    assert _without_busy(lambda: view.receive(1, LONG_LEASE_S, 0.0)) == []
+    with pytest.raises(QueueBusyError):
+        view.receive(1, LONG_LEASE_S, 5.0)

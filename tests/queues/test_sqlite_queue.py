@@ -7,11 +7,15 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
-from cloud_tasks.adapters.local.sqlite_queue import SqliteTaskQueue
+import pytest
+
+from cloud_tasks.adapters.local.sqlite_queue import SqliteEventQueue, SqliteTaskQueue
 from cloud_tasks.domain.tasks import Envelope, Task
+from cloud_tasks.exceptions import QueueBusyError
 
 RECEIVER = textwrap.dedent(
     """
@@ -153,3 +157,80 @@ def test_a_large_receive_leases_each_message_once_and_each_receipt_settles_its_o
     for message in batch[1:]:
         queue.ack(message.receipt)
     assert queue.depth() == 101
+
+
+def test_the_view_that_never_waits_declines_while_another_process_holds_the_lock(
+    tmp_path: Path,
+) -> None:
+    queue = SqliteTaskQueue(tmp_path / "q.sqlite3", "jobs")
+    queue.create()
+    queue.send([Envelope(Task("a", {})), Envelope(Task("b", {}))])
+    view = queue.without_waiting()
+    holder = sqlite3.connect(tmp_path / "q.sqlite3", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(QueueBusyError, match="locked"):
+            view.receive(1, 60.0)
+        with pytest.raises(QueueBusyError):
+            view.send([Envelope(Task("c", {}))])
+        # The queue itself waits for the lock.
+        released = threading.Timer(0.3, holder.execute, ["COMMIT"])
+        released.start()
+        (got,) = queue.receive(1, 60.0)
+        released.join()
+    finally:
+        holder.close()
+    assert got.task_id == "a"  # the view's receive leased nothing
+    assert queue.depth() == 2  # and its send sent nothing
+    (then,) = view.receive(1, 60.0)
+    assert then.task_id == "b"
+
+
+def test_the_view_leaves_checkpoints_to_the_queue_so_the_wal_stays_bounded(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "q.sqlite3"
+    events = SqliteEventQueue(path, "jobs-events")
+    events.create()
+    view = events.without_waiting()
+    declined = 0
+    for i in range(3000):
+        batch = [{"event_type": "keep_alive", "n": i, "pad": "x" * 500}]
+        try:
+            view.send(batch)
+        except QueueBusyError:  # as the worker does: the same call off the loop
+            declined += 1
+            events.send(batch)
+    assert declined > 0
+    # Every send appends a few 4 KiB pages; without checkpoints 3000 of them grow the WAL
+    # past 20 MB, with them it is reused from the start once copied to the database.
+    assert Path(f"{path}-wal").stat().st_size < 12 * 2**20
+    assert events.depth() == 3000
+
+
+def test_a_file_made_with_the_former_receive_index_gets_the_new_one(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, "
+        "body TEXT NOT NULL, visible_at REAL NOT NULL, delivery_count INTEGER NOT NULL "
+        "DEFAULT 0, lease TEXT);"
+        "CREATE INDEX messages_by_queue ON messages (queue, visible_at, id);"
+    )
+    old.close()
+    queue = SqliteTaskQueue(path, "jobs")
+    queue.create()
+    queue.send([Envelope(Task(f"t{i}", {})) for i in range(5)])
+    assert [m.task_id for m in queue.receive(2, 60.0)] == ["t0", "t1"]
+    with sqlite3.connect(path) as db:
+        indexes = {
+            row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='index'")
+        }
+        plan = db.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM messages WHERE queue = ? AND visible_at <= ? "
+            "ORDER BY id LIMIT 1",
+            ("jobs", time.time()),
+        ).fetchall()
+    assert "messages_by_queue" not in indexes and "messages_in_order" in indexes
+    # A receive walks the queue in id order instead of sorting every visible message.
+    assert not any("TEMP B-TREE" in str(row) for row in plan)

@@ -232,6 +232,10 @@ class _SqsQueueBase:
                 self._url = self.client.get_queue_url(QueueName=self.sqs_name)["QueueUrl"]
         return self._url
 
+    def without_waiting(self) -> None:
+        """None: every call is a request over the network, which may wait."""
+        return None
+
     def create(self) -> None:
         """Create the queue if missing (idempotent)."""
         attributes: dict[Any, str] = {

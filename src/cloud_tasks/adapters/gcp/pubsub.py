@@ -302,6 +302,10 @@ class _PubSubQueueBase:
     def _before_create(self) -> None:
         """Resources the subscription refers to (the dead-letter topic of task queues)."""
 
+    def without_waiting(self) -> None:
+        """None: every call is a request over the network, which may wait."""
+        return None
+
     def create(self) -> None:
         """Create the topic and subscription if missing (idempotent)."""
         self._create_topic(self.topic_path)

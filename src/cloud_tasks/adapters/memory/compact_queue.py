@@ -218,6 +218,10 @@ class CompactTaskQueue:
         self._check()
         self.purge_all()
 
+    def without_waiting(self) -> None:
+        """None: the one thread driving a simulation makes every call itself."""
+        return None
+
 
 class CompactEventQueue:
     """An ``EventQueue`` holding event mappings as given; unacknowledged events come back
@@ -302,6 +306,10 @@ class CompactEventQueue:
         self._check()
         self._waiting.clear()
         self._unacked.clear()
+
+    def without_waiting(self) -> None:
+        """None: the one thread driving a simulation makes every call itself."""
+        return None
 
 
 __all__ = ["CompactEventQueue", "CompactTaskQueue"]

@@ -101,7 +101,8 @@ class EventLog:
     File lines are written (and flushed) as events happen. Queue sends run off the event loop in
     batches: every event waiting when a send starts goes in it, so tasks that finish together
     share one send. A failed send is retried, so events are delayed, never dropped, while the
-    worker runs.
+    worker runs. Where the event queue has a view that never waits (``without_waiting``) sends
+    are made through it on the loop's thread, and off the loop only when it would wait.
 
     ``emit`` records an event and returns at once; ``deliver`` returns only once its events are
     stored (the queue's ``send`` returned), which is what a task's outcome needs before its
@@ -125,6 +126,7 @@ class EventLog:
         if path is not None:
             self._file = open_event_log(path)
         self._queue = event_queue
+        self._quick = event_queue.without_waiting() if event_queue is not None else None
         self._pending: list[dict[str, Any]] = []
         # Events handed to the queue sender so far, and how many of them are stored.
         self._queued = 0
@@ -134,13 +136,18 @@ class EventLog:
         self._abandoned = False
         self._wakeup = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
+        # The loop, once started, and whether a send through the view is scheduled on it.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._send_scheduled = False
+        self._sender_busy = False
         self._in_flight: asyncio.Future[None] | None = None
         self.emitted: int = 0
 
     def start(self) -> None:
         """Start the background queue sender (needs a running event loop)."""
         if self._queue is not None and self._sender is None:
-            self._sender = asyncio.get_running_loop().create_task(self._send_forever())
+            self._loop = asyncio.get_running_loop()
+            self._sender = self._loop.create_task(self._send_forever())
             self._sender.add_done_callback(self._sender_stopped)
 
     def _wire(self, event: Event, timestamp: str) -> dict[str, Any]:
@@ -184,7 +191,13 @@ class EventLog:
         elif self._queue is not None:
             self._pending.append(json.loads(line))
             self._queued += 1
-            self._wakeup.set()
+            if self._quick is not None and self._loop is not None:
+                # Sent after the current step, with the events it emits after this one.
+                if not self._send_scheduled:
+                    self._send_scheduled = True
+                    self._loop.call_soon(self._send_scheduled_events)
+            else:
+                self._wakeup.set()
         self.emitted += 1
         logger.debug("event %s", line)
         return wire
@@ -200,6 +213,9 @@ class EventLog:
             return True
         if self._abandoned:
             return False
+        if self._send_now() and self._stored >= self._queued:
+            return True
+        self._wakeup.set()
         waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiters.append((self._queued, waiter))
         return await waiter
@@ -225,10 +241,34 @@ class EventLog:
             if not waiter.done():
                 waiter.set_result(True)
 
+    def _send_now(self) -> bool:
+        """Send what is pending through the view that never waits, unless a send is running
+        off the loop (events go in order); False when nothing could be sent that way. A
+        provider error leaves the events to the background sender, which retries."""
+        quick = self._quick
+        if quick is None or self._in_flight is not None or self._sender_busy:
+            return False
+        while self._pending:
+            batch = self._pending[:_QUEUE_BATCH]
+            try:
+                quick.send(batch)
+            except CloudTasksError:  # QueueBusyError included: sent off the loop instead
+                # Until the sender has stored them (the view would likely fail again).
+                self._sender_busy = True
+                return False
+            self._mark_stored(len(batch))
+        return True
+
+    def _send_scheduled_events(self) -> None:
+        self._send_scheduled = False
+        if not self._send_now() and self._pending:
+            self._wakeup.set()
+
     async def _send_once(self) -> None:
         queue = self._queue
         if queue is None:
             return
+        # Off the loop only: the sender runs when a send through the view could not be made.
         while self._pending or self._in_flight is not None:
             if self._in_flight is None:
                 batch = self._pending[:_QUEUE_BATCH]
@@ -246,6 +286,7 @@ class EventLog:
     def _sent(self, count: int, sending: asyncio.Future[None]) -> None:
         if not sending.cancelled() and sending.exception() is None:
             self._mark_stored(count)
+            self._sender_busy = False
 
     async def _send_forever(self) -> None:
         failures = 0

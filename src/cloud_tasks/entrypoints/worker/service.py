@@ -60,7 +60,7 @@ from cloud_tasks.entrypoints.worker.forkserver import (
 from cloud_tasks.entrypoints.worker.options import WorkerOptions
 from cloud_tasks.entrypoints.worker.spot import SpotNotices
 from cloud_tasks.entrypoints.worker.summary import RunSummary
-from cloud_tasks.exceptions import CloudTasksError, ConfigError
+from cloud_tasks.exceptions import CloudTasksError, ConfigError, QueueBusyError
 from cloud_tasks.ports import (
     MAX_EVENT_BYTES,
     Clock,
@@ -258,6 +258,9 @@ class WorkerService:
         # reserve (domain.prefetch).
         self._mean_task_s: float | None = None
         self._settler = _OffLoopCalls()
+        # Queue mode: the task queue's view whose calls never wait (ports.TaskQueue), made on
+        # the loop's thread: no trip to a worker thread for most receives and settlements.
+        self._quick: TaskQueue | None = None
         # Receipts of the deliveries held (queue mode), whose leases are renewed together.
         self._leases: dict[str, None] = {}
         self._changed: asyncio.Event | None = None
@@ -677,6 +680,7 @@ class WorkerService:
 
     async def _run_queue(self, queue: TaskQueue) -> None:
         loop = asyncio.get_running_loop()
+        self._quick = queue.without_waiting()
         renewer = loop.create_task(self._renew_leases(queue))
         try:
             await self._serve_queue(queue)
@@ -687,6 +691,7 @@ class WorkerService:
 
     async def _serve_queue(self, queue: TaskQueue) -> None:
         loop = asyncio.get_running_loop()
+        quick = self._quick
         limit = self.options.num_simultaneous_tasks or 1
         started = 0
         idle_since: float | None = None
@@ -704,9 +709,11 @@ class WorkerService:
                 if free <= 0:
                     break
             try:
-                messages = await asyncio.to_thread(
-                    queue.receive, free, self.options.visibility_timeout, self._receive_wait_s
-                )
+                messages = self._receive_now(free)
+                if not messages:
+                    messages = await asyncio.to_thread(
+                        queue.receive, free, self.options.visibility_timeout, self._receive_wait_s
+                    )
                 failures = 0
             except CloudTasksError as exc:
                 self._emit(NonFatalException(exception=f"receive: {exc}"))
@@ -715,7 +722,11 @@ class WorkerService:
                 continue
             if self._stop_taking:
                 for message in messages:
-                    await self._queue_call(queue.release, message.receipt)
+                    await self._queue_call(
+                        queue.release,
+                        message.receipt,
+                        on_loop=None if quick is None else quick.release,
+                    )
                 break
             if not messages:
                 if self._active == 0 and self.options.exit_when_idle is not None:
@@ -734,7 +745,11 @@ class WorkerService:
                 ):
                     # A speculative copy of a task running here: leave it to another worker
                     # (a few times only: each delivery counts against --max-preemptions).
-                    await self._queue_call(queue.release, message.receipt)
+                    await self._queue_call(
+                        queue.release,
+                        message.receipt,
+                        on_loop=None if quick is None else quick.release,
+                    )
                     bounced = True
                     continue
                 started += 1
@@ -755,7 +770,33 @@ class WorkerService:
     def _runs_task(self, task_id: str) -> bool:
         return any(running.task_id == task_id for running in self._running.values())
 
-    async def _queue_call(self, func: Callable[..., None], *args: Any) -> bool:
+    def _receive_now(self, count: int) -> list[ReceivedTask]:
+        """Deliveries received on the loop's thread through the queue's view that never
+        waits; none when there is no view or it would have to wait."""
+        if self._quick is None:
+            return []
+        try:
+            return self._quick.receive(count, self.options.visibility_timeout, self._receive_wait_s)
+        except QueueBusyError:
+            return []
+
+    async def _queue_call(
+        self, func: Callable[..., None], *args: Any, on_loop: Callable[..., None] | None = None
+    ) -> bool:
+        """Call ``func(*args)``: ``on_loop`` (the same call through the queue's view that never
+        waits) on the loop's thread if given, else, or when it would wait, ``func`` off the
+        loop. False when the call failed on a provider error, reported as a non-fatal
+        exception."""
+        if on_loop is not None:
+            try:
+                on_loop(*args)
+            except QueueBusyError:
+                pass
+            except CloudTasksError as exc:
+                self._emit(NonFatalException(exception=f"{func.__name__}: {exc}"))
+                return False
+            else:
+                return True
         failure = await self._settler.call(func, *args)
         if failure is None:
             return True
@@ -816,13 +857,16 @@ class WorkerService:
 
     async def _settle_queue_task(self, queue: TaskQueue, message: ReceivedTask) -> None:
         policy = self._retry_policy
+        quick = self._quick
         rejected = admit_delivery(message.delivery_count, policy)
         if rejected is not None:
             self._finished_executing()
             dead = self._dead_letter_event(message, rejected, "preempted")
             if await self._deliver([dead]):
                 await self._forget_checkpoint(message.task_id)
-                await self._queue_call(queue.ack, message.receipt)
+                await self._queue_call(
+                    queue.ack, message.receipt, on_loop=None if quick is None else quick.ack
+                )
             return
         if self.options.report_task_starts:
             self._emit(
@@ -871,15 +915,23 @@ class WorkerService:
             if not await self._deliver(events):
                 # The events could not be stored (the worker is stopping at once): run the
                 # task again rather than settle it unreported.
-                await self._queue_call(queue.release, message.receipt)
+                await self._queue_call(
+                    queue.release, message.receipt, on_loop=None if quick is None else quick.release
+                )
                 return
         if isinstance(decision, Complete | Fail | DeadLetter):
             await self._forget_checkpoint(message.task_id)
-            await self._queue_call(queue.ack, message.receipt)
+            await self._queue_call(
+                queue.ack, message.receipt, on_loop=None if quick is None else quick.ack
+            )
         elif isinstance(decision, Requeue):
-            await self._queue_call(queue.requeue, message)
+            await self._queue_call(
+                queue.requeue, message, on_loop=None if quick is None else quick.requeue
+            )
         elif isinstance(decision, Release):
-            await self._queue_call(queue.release, message.receipt)
+            await self._queue_call(
+                queue.release, message.receipt, on_loop=None if quick is None else quick.release
+            )
 
     async def _forget_checkpoint(self, task_id: str) -> None:
         """Delete the task's checkpoint once its outcome is final (no-op without a location)."""
