@@ -414,3 +414,12 @@ def test_a_view_never_waits_for_a_message(queue_kit: QueueKit, task_queue: TaskQ
     assert _without_busy(lambda: view.receive(1, LONG_LEASE_S, 0.0)) == []
     with pytest.raises(QueueBusyError):
         view.receive(1, LONG_LEASE_S, 5.0)
+
+
+def test_only_the_sqlite_queue_offers_a_view_that_never_waits(
+    queue_kit: QueueKit, task_queue: TaskQueue
+) -> None:
+    """The worker calls a queue on its event loop only through such a view: the cloud queues
+    (network calls) and the in-memory ones (no lock to wait for) offer none."""
+    offers = task_queue.without_waiting() is not None
+    assert offers == (queue_kit.kind == "sqlite")
