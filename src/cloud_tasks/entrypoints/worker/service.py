@@ -691,7 +691,6 @@ class WorkerService:
 
     async def _serve_queue(self, queue: TaskQueue) -> None:
         loop = asyncio.get_running_loop()
-        quick = self._quick
         limit = self.options.num_simultaneous_tasks or 1
         started = 0
         idle_since: float | None = None
@@ -722,11 +721,7 @@ class WorkerService:
                 continue
             if self._stop_taking:
                 for message in messages:
-                    await self._queue_call(
-                        queue.release,
-                        message.receipt,
-                        on_loop=None if quick is None else quick.release,
-                    )
+                    await self._release(queue, message.receipt)
                 break
             if not messages:
                 if self._active == 0 and self.options.exit_when_idle is not None:
@@ -745,11 +740,7 @@ class WorkerService:
                 ):
                     # A speculative copy of a task running here: leave it to another worker
                     # (a few times only: each delivery counts against --max-preemptions).
-                    await self._queue_call(
-                        queue.release,
-                        message.receipt,
-                        on_loop=None if quick is None else quick.release,
-                    )
+                    await self._release(queue, message.receipt)
                     bounced = True
                     continue
                 started += 1
@@ -769,6 +760,24 @@ class WorkerService:
 
     def _runs_task(self, task_id: str) -> bool:
         return any(running.task_id == task_id for running in self._running.values())
+
+    async def _ack(self, queue: TaskQueue, receipt: str) -> bool:
+        quick = self._quick
+        return await self._queue_call(
+            queue.ack, receipt, on_loop=None if quick is None else quick.ack
+        )
+
+    async def _release(self, queue: TaskQueue, receipt: str) -> bool:
+        quick = self._quick
+        return await self._queue_call(
+            queue.release, receipt, on_loop=None if quick is None else quick.release
+        )
+
+    async def _requeue(self, queue: TaskQueue, message: ReceivedTask) -> bool:
+        quick = self._quick
+        return await self._queue_call(
+            queue.requeue, message, on_loop=None if quick is None else quick.requeue
+        )
 
     def _receive_now(self, count: int) -> list[ReceivedTask]:
         """Deliveries received on the loop's thread through the queue's view that never
@@ -857,16 +866,13 @@ class WorkerService:
 
     async def _settle_queue_task(self, queue: TaskQueue, message: ReceivedTask) -> None:
         policy = self._retry_policy
-        quick = self._quick
         rejected = admit_delivery(message.delivery_count, policy)
         if rejected is not None:
             self._finished_executing()
             dead = self._dead_letter_event(message, rejected, "preempted")
             if await self._deliver([dead]):
                 await self._forget_checkpoint(message.task_id)
-                await self._queue_call(
-                    queue.ack, message.receipt, on_loop=None if quick is None else quick.ack
-                )
+                await self._ack(queue, message.receipt)
             return
         if self.options.report_task_starts:
             self._emit(
@@ -915,23 +921,15 @@ class WorkerService:
             if not await self._deliver(events):
                 # The events could not be stored (the worker is stopping at once): run the
                 # task again rather than settle it unreported.
-                await self._queue_call(
-                    queue.release, message.receipt, on_loop=None if quick is None else quick.release
-                )
+                await self._release(queue, message.receipt)
                 return
         if isinstance(decision, Complete | Fail | DeadLetter):
             await self._forget_checkpoint(message.task_id)
-            await self._queue_call(
-                queue.ack, message.receipt, on_loop=None if quick is None else quick.ack
-            )
+            await self._ack(queue, message.receipt)
         elif isinstance(decision, Requeue):
-            await self._queue_call(
-                queue.requeue, message, on_loop=None if quick is None else quick.requeue
-            )
+            await self._requeue(queue, message)
         elif isinstance(decision, Release):
-            await self._queue_call(
-                queue.release, message.receipt, on_loop=None if quick is None else quick.release
-            )
+            await self._release(queue, message.receipt)
 
     async def _forget_checkpoint(self, task_id: str) -> None:
         """Delete the task's checkpoint once its outcome is final (no-op without a location)."""
