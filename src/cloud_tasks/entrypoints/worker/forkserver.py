@@ -13,7 +13,9 @@ reaped (so a recycled pid is never signalled).
 
 The server's loop is kept small on purpose: after every fork each page it writes is copied
 (copy-on-write) while the child lives, so per-task work there costs more than anywhere else.
-A child costs the server one ``fork``, one pidfd and one ``waitpid``; no pipe, no buffer.
+A child costs the server one ``fork``, one pidfd, one pipe and one ``waitpid``. The server
+keeps one *spare* child forked ahead, started up and waiting on its pipe: a request costs one
+write to it, and the next spare is forked after the hand-off, off the path between two tasks.
 
 Requests (worker to server) are frames: a 4-byte big-endian length followed by a pickle.
 Reports (server to worker) are fixed-size records (``_DONE``); outcomes (child to worker) are
@@ -424,9 +426,20 @@ def _spare_main(
 
 
 class _Child:
-    """A task process: a spare (``token`` 0, ``pipe`` its request pipe) until its hand-off."""
+    """A task process: a spare (``token`` 0) until its hand-off; ``pipe`` takes its request."""
 
-    __slots__ = ("deadline", "pid", "pidfd", "pipe", "slot", "started", "timed_out", "token")
+    __slots__ = (
+        "body",
+        "deadline",
+        "killed",
+        "pid",
+        "pidfd",
+        "pipe",
+        "slot",
+        "started",
+        "timed_out",
+        "token",
+    )
 
     def __init__(self, pid: int, pidfd: int, pipe: int) -> None:
         self.token = 0
@@ -437,6 +450,8 @@ class _Child:
         self.deadline = 0.0
         self.timed_out = False
         self.slot = 0  # the task slot, which picks the task's GPUs
+        self.body = b""  # the request, kept until reaped (see _unread)
+        self.killed = False
 
 
 def _free_slot(running: dict[int, _Child]) -> int:
@@ -464,6 +479,18 @@ def _write_all(fd: int, data: bytes) -> bool:
     except OSError:
         return False
     return True
+
+
+def _unread(fd: int) -> bool:
+    """Whether the pipe ``fd`` writes to still holds bytes its reader has not taken."""
+    import fcntl  # loaded only when a task process was killed
+    import termios
+
+    try:
+        waiting = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
+    except OSError:
+        return False
+    return int.from_bytes(waiting, sys.byteorder) > 0
 
 
 def _serve(
@@ -509,6 +536,13 @@ def _serve(
             os.close(child.pipe)
 
     def reaped(child: _Child, status: int) -> None:
+        if os.WIFSIGNALED(status) and not child.killed and _unread(child.pipe):
+            # Killed before it read its request (a spare killed just before its hand-off):
+            # the request goes to the next task process, as if never handed off.
+            forget(child)
+            del by_token[child.token]
+            backlog.appendleft((child.token, child.body))
+            return
         forget(child)
         del by_token[child.token]
         elapsed = monotonic() - child.started
@@ -526,6 +560,8 @@ def _serve(
             os.close(write_fd)
             for fd in by_pidfd:
                 os.close(fd)
+            for running in by_token.values():
+                os.close(running.pipe)
             _spare_main(
                 process_task, worker_data, read_fd, result_fd, memory_limit_bytes, assign_gpus
             )
@@ -550,10 +586,9 @@ def _serve(
                 os.waitpid(child.pid, 0)
             child = fork_spare()
             _write_all(child.pipe, request)
-        os.close(child.pipe)
-        child.pipe = -1
         now = monotonic()
         child.token = token
+        child.body = body
         child.slot = slot
         child.started = now
         child.deadline = now + max_runtime_s
@@ -574,6 +609,7 @@ def _serve(
                 return
         child = by_token.get(token)
         if child is not None:
+            child.killed = True
             signal_group(child, signum)
 
     def drop_backlog() -> None:
@@ -589,7 +625,7 @@ def _serve(
             if child.timed_out:
                 continue
             if now >= child.deadline:
-                child.timed_out = True
+                child.timed_out = child.killed = True
                 signal_group(child, signal.SIGKILL)
             elif nearest is None or child.deadline < nearest:
                 nearest = child.deadline
