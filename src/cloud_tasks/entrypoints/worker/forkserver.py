@@ -59,6 +59,7 @@ _DONE = struct.Struct("=qidB")
 # A request handed to a spare task process: token, task slot, length of the body that follows
 # (a pickle of task id, data, attempt, instance id, made by the worker).
 _REQUEST = struct.Struct("=qiI")
+_REQUEST_READ = 4096
 # An outcome message: token, 1 on the last part; the part follows.
 _PART = struct.Struct("=qB")
 # Outcome bytes per message (well under the socket's send buffer, so a send never fails
@@ -332,20 +333,21 @@ def _flush_std_streams() -> None:
 
 def _read_request(fd: int) -> tuple[int, int, bytes] | None:
     """The spare's request ``(token, slot, body)`` from its pipe; None if the server is gone."""
-    buffer = bytearray()
-    need = _REQUEST.size
-    header: tuple[int, int, int] | None = None
-    while True:
-        if len(buffer) >= need:
-            if header is None:
-                header = _REQUEST.unpack_from(buffer)
-                need += header[2]
-                continue
-            return header[0], header[1], bytes(buffer[_REQUEST.size : need])
-        chunk = os.read(fd, max(_READ_CHUNK, need - len(buffer)))
-        if not chunk:
+    # A first read of one page: most requests fit, and a larger buffer is more pages to touch.
+    data = os.read(fd, _REQUEST_READ)
+    while len(data) < _REQUEST.size:
+        more = os.read(fd, _REQUEST_READ)
+        if not more:
             return None
-        buffer += chunk
+        data += more
+    token, slot, length = _REQUEST.unpack_from(data)
+    end = _REQUEST.size + length
+    while len(data) < end:
+        more = os.read(fd, end - len(data))
+        if not more:
+            return None
+        data += more
+    return token, slot, data[_REQUEST.size : end]
 
 
 def _spare_main(
