@@ -147,3 +147,16 @@ def test_requests_beyond_max_running_wait_and_each_runs_once() -> None:
         assert len({o["result"]["pid"] for o in outcomes if o is not None}) == 6
 
     _serve(body, max_running=2)
+
+
+def test_a_task_gets_back_the_sigpipe_disposition_of_its_worker() -> None:
+    # The fork server ignores SIGPIPE (a write to a dead spare must fail, not kill it).
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).parent / "scripts" / "sigpipe_worker.py")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "0 {'kind': 'success', 'result': {'sigpipe': 0}}"

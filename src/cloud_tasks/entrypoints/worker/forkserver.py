@@ -714,7 +714,9 @@ def _reset_inherited_state() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     global _sigpipe_handler
     handler = signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    _sigpipe_handler = None if handler == signal.SIG_IGN else handler
+    if handler != signal.SIG_IGN:
+        # _signal.signal takes SIG_DFL as the int, not as the enum signal.signal returns.
+        _sigpipe_handler = int(handler) if isinstance(handler, int) else handler
     with contextlib.suppress(OSError):
         # Out of the terminal's process group: Ctrl-C is the worker's to handle (grace period).
         os.setpgid(0, 0)
