@@ -582,7 +582,7 @@ def _serve(
         spare = None
         if not _write_all(child.pipe, request):
             # The spare died before its hand-off: a fresh one takes the request (should it
-            # die too, its wait status is the task's report).
+            # be killed too before reading it, reaped() puts the request back).
             forget(child)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(child.pid, 0)
