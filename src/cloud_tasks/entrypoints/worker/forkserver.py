@@ -13,7 +13,9 @@ reaped (so a recycled pid is never signalled).
 
 The server's loop is kept small on purpose: after every fork each page it writes is copied
 (copy-on-write) while the child lives, so per-task work there costs more than anywhere else.
-A child costs the server one ``fork``, one pidfd and one ``waitpid``; no pipe, no buffer.
+A child costs the server one ``fork``, one pidfd, one pipe and one ``waitpid``. The server
+keeps one *spare* child forked ahead, started up and waiting on its pipe: a request costs one
+write to it, and the next spare is forked after the hand-off, off the path between two tasks.
 
 Requests (worker to server) are frames: a 4-byte big-endian length followed by a pickle.
 Reports (server to worker) are fixed-size records (``_DONE``); outcomes (child to worker) are
@@ -23,6 +25,7 @@ a ``_PART`` header (token, last part?) followed by up to ``_PART_BYTES`` of the 
 from __future__ import annotations
 
 import _signal  # type: ignore[import-not-found]  # the C module under signal (no stubs)
+import _thread
 import collections
 import contextlib
 import gc
@@ -53,6 +56,10 @@ _HEADER = struct.Struct("!I")
 _READ_CHUNK = 1 << 16
 # A report: token, wait status (NOT_STARTED if never started), elapsed seconds, timed out.
 _DONE = struct.Struct("=qidB")
+# A request handed to a spare task process: token, task slot, length of the body that follows
+# (a pickle of task id, data, attempt, instance id, made by the worker).
+_REQUEST = struct.Struct("=qiI")
+_REQUEST_READ = 4096
 # An outcome message: token, 1 on the last part; the part follows.
 _PART = struct.Struct("=qB")
 # Outcome bytes per message (well under the socket's send buffer, so a send never fails
@@ -63,6 +70,11 @@ _INTERNAL_ERROR_EXIT = 70
 # The longest single wait of the server's poll (ms); far below the C int limit of poll().
 _MAX_POLL_MS = 3_600_000
 _SIGINT = int(signal.SIGINT)
+_SIGPIPE = int(signal.SIGPIPE)
+# The worker's SIGPIPE disposition when it was not "ignore" (Python's own); the fork server
+# ignores SIGPIPE (a write to a spare that died must fail, not kill it) and each task process
+# puts this back.
+_sigpipe_handler: Any = None
 # Reported instead of a wait status for a request dropped from the backlog before it started.
 NOT_STARTED = -1
 
@@ -90,6 +102,8 @@ _SINGLE_THREAD_FORK_HOOKS: dict[tuple[int, int], tuple[tuple[str, tuple[str, ...
         ("asyncio.events", ("on_fork",)),
     ),
 }
+# Held while a fork server is forked (see ForkServer.fork).
+_FORK_LOCK = _thread.allocate_lock()
 # (function, its own code) of every hook the fork server turned off.
 _silenced_hooks: list[tuple[types.FunctionType, types.CodeType]] = []
 
@@ -317,37 +331,78 @@ def _flush_std_streams() -> None:
             pass
 
 
-def _child_main(
+def _read_request(fd: int) -> tuple[int, int, bytes] | None:
+    """The spare's request ``(token, slot, body)`` from its pipe; None if the server is gone."""
+    # A first read of one page: most requests fit, and a larger buffer is more pages to touch.
+    data = os.read(fd, _REQUEST_READ)
+    while len(data) < _REQUEST.size:
+        more = os.read(fd, _REQUEST_READ)
+        if not more:
+            return None
+        data += more
+    token, slot, length = _REQUEST.unpack_from(data)
+    end = _REQUEST.size + length
+    while len(data) < end:
+        more = os.read(fd, end - len(data))
+        if not more:
+            return None
+        data += more
+    return token, slot, data[_REQUEST.size : end]
+
+
+def _spare_main(
     process_task: ProcessTask,
     worker_data: WorkerData,
-    request: tuple[Any, ...],
+    request_fd: int,
     result_fd: int,
     memory_limit_bytes: int | None,
+    assign_gpus: Callable[[int], None] | None,
 ) -> None:
-    """Body of a task process; never returns.
+    """Body of a spare task process: start up, wait for a task, run it; never returns.
 
-    ``request`` is ``(token, task_id, data, attempt, instance_id)``.
+    Every step that does not depend on the task is done before the request arrives, so it is
+    off the path from one task to the next. The request is ``(token, slot, body)``, the body
+    a pickle of ``(task_id, data, attempt, instance_id)``.
     """
     code = _INTERNAL_ERROR_EXIT
     try:
-        # The fork server runs without these (see ForkServer.fork); the user's code needs them.
-        restore_fork_hooks()
-        gc.enable()
-        # Each task in its own process group (whose whole group a kill signals). try/except and
-        # _signal.signal (signal.signal without the wrapper that makes the old handler an
-        # enum) rather than contextlib.suppress and signal.signal: every object touched here
-        # costs the task process a copied page.
-        try:  # noqa: SIM105
-            os.setpgid(0, 0)
-        except OSError:
-            pass
-        # SIGTERM is already SIG_DFL: the server set it so (_reset_inherited_state).
-        _signal.signal(_SIGINT, signal.default_int_handler)
-        if memory_limit_bytes is not None:
-            resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
+        startup_failure = ""
+        try:
+            # The fork server runs without these (see ForkServer.fork); the user's code needs
+            # them.
+            restore_fork_hooks()
+            gc.enable()
+            # Each task in its own process group (whose whole group a kill signals).
+            # try/except and _signal.signal (signal.signal without the wrapper that makes the
+            # old handler an enum) rather than contextlib.suppress and signal.signal: every
+            # object touched here costs the task process a copied page.
+            try:  # noqa: SIM105
+                os.setpgid(0, 0)
+            except OSError:
+                pass
+            # SIGTERM is already SIG_DFL: the server set it so (_reset_inherited_state).
+            _signal.signal(_SIGINT, signal.default_int_handler)
+            if _sigpipe_handler is not None:
+                _signal.signal(_SIGPIPE, _sigpipe_handler)
+            if memory_limit_bytes is not None:
+                resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
+        except Exception:
+            # Reported as the task's failure, once there is a task (a spare that died now
+            # would only be replaced by another that fails the same way).
+            startup_failure = _format_exc()
+        request = _read_request(request_fd)
+        if request is None:  # the fork server is gone: no task will come
+            code = 0
+            return
+        if startup_failure:
+            print(startup_failure, end="", file=sys.stderr)
+            return
+        token, slot, body = request
+        if assign_gpus is not None:
+            assign_gpus(slot)
+        task_id, data, attempt, instance_id = pickle.loads(body)
         # This process owns its copy of the (frozen) WorkerData: setting the per-attempt
         # fields in place is invisible elsewhere and cheaper than building a new instance.
-        token, task_id, data, attempt, instance_id = request
         object.__setattr__(worker_data, "attempt", attempt)
         object.__setattr__(worker_data, "instance_id", instance_id)
         object.__setattr__(worker_data, "task_id", task_id)
@@ -373,18 +428,32 @@ def _child_main(
 
 
 class _Child:
-    __slots__ = ("deadline", "pid", "pidfd", "slot", "started", "timed_out", "token")
+    """A task process: a spare (``token`` 0) until its hand-off; ``pipe`` takes its request."""
 
-    def __init__(
-        self, token: int, pid: int, pidfd: int, started: float, deadline: float, slot: int = 0
-    ) -> None:
-        self.token = token
+    __slots__ = (
+        "body",
+        "deadline",
+        "killed",
+        "pid",
+        "pidfd",
+        "pipe",
+        "slot",
+        "started",
+        "timed_out",
+        "token",
+    )
+
+    def __init__(self, pid: int, pidfd: int, pipe: int) -> None:
+        self.token = 0
         self.pid = pid
         self.pidfd = pidfd
-        self.started = started
-        self.deadline = deadline
+        self.pipe = pipe
+        self.started = 0.0
+        self.deadline = 0.0
         self.timed_out = False
-        self.slot = slot  # the task slot, which picks the task's GPUs
+        self.slot = 0  # the task slot, which picks the task's GPUs
+        self.body = b""  # the request, kept until reaped (see _unread)
+        self.killed = False
 
 
 def _free_slot(running: dict[int, _Child]) -> int:
@@ -403,6 +472,29 @@ def _open_pidfd(pid: int) -> int:
         return -1
 
 
+def _write_all(fd: int, data: bytes) -> bool:
+    """Write ``data`` to a pipe; False when its reader is gone."""
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError:
+        return False
+    return True
+
+
+def _unread(fd: int) -> bool:
+    """Whether the pipe ``fd`` writes to still holds bytes its reader has not taken."""
+    import fcntl  # loaded only when a task process was killed
+    import termios
+
+    try:
+        waiting = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
+    except OSError:
+        return False
+    return int.from_bytes(waiting, sys.byteorder) > 0
+
+
 def _serve(
     sock: socket.socket,
     result_fd: int,
@@ -412,58 +504,97 @@ def _serve(
     max_running: int,
     max_runtime_s: float,
 ) -> None:
-    """The fork server's loop: fork on request, time out, reap, report; exit with the worker.
+    """The fork server's loop: hand requests to task processes, time out, reap, report; exit
+    with the worker.
 
-    At most ``max_running`` children run at once; further requests wait in a backlog so the
-    next child starts the moment one finishes, without a round trip to the worker. A child
-    still running ``max_runtime_s`` after its fork is killed (its whole process group). A
-    child is reported when it is reaped; the reports of one round go in one send, after the
-    next children have been forked.
+    One *spare* task process is always forked ahead: it has done its start-up and waits on a
+    pipe of its own, so a request costs the server one write and the fork of the next spare
+    comes after the hand-off and the round's reports, off the path between two tasks. At most
+    ``max_running`` tasks run at once; further requests wait in a backlog so the next task
+    starts the moment one finishes, without a round trip to the worker. A task still running
+    ``max_runtime_s`` after its hand-off is killed (its whole process group). A task is
+    reported when its process is reaped; the reports of one round go in one send.
     """
     sock.setblocking(True)
     control = sock.fileno()
     inbox = bytearray()
     reports = bytearray()
-    backlog: collections.deque[tuple[Any, ...]] = collections.deque()
-    by_token: dict[int, _Child] = {}  # running, until reaped
-    by_pidfd: dict[int, _Child] = {}
+    backlog: collections.deque[tuple[int, bytes]] = collections.deque()
+    by_token: dict[int, _Child] = {}  # handed a task, until reaped
+    by_pidfd: dict[int, _Child] = {}  # the same, and the spare
+    spare: _Child | None = None
     poller = select.poll()
     poller.register(control, select.POLLIN)
     monotonic = time.monotonic
     pack_report = _DONE.pack
     assign_gpus = gpu_assigner(worker_data)
 
-    def reaped(child: _Child, status: int) -> None:
+    def forget(child: _Child) -> None:
         if child.pidfd >= 0:
             poller.unregister(child.pidfd)
             del by_pidfd[child.pidfd]
             os.close(child.pidfd)
+        if child.pipe >= 0:
+            os.close(child.pipe)
+
+    def reaped(child: _Child, status: int) -> None:
+        if os.WIFSIGNALED(status) and not child.killed and _unread(child.pipe):
+            # Killed before it read its request (a spare killed just before its hand-off):
+            # the request goes to the next task process, as if never handed off.
+            forget(child)
+            del by_token[child.token]
+            backlog.appendleft((child.token, child.body))
+            return
+        forget(child)
         del by_token[child.token]
         elapsed = monotonic() - child.started
         reports.extend(pack_report(child.token, status, elapsed, child.timed_out))
 
-    def start(request: tuple[Any, ...]) -> None:
+    def fork_spare() -> _Child:
         # No flush of stdout/stderr here: the server prints nothing while serving (both were
         # flushed before it was forked), and each call would touch (and copy) more pages.
-        slot = _free_slot(by_token) if assign_gpus is not None else 0
+        read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:
             # os.close rather than sock.close (fewer pages touched); the socket object is
             # never used again in this process, which leaves by os._exit.
             os.close(control)
+            os.close(write_fd)
             for fd in by_pidfd:
                 os.close(fd)
-            if assign_gpus is not None:
-                assign_gpus(slot)
-            _child_main(process_task, worker_data, request, result_fd, memory_limit_bytes)
-        # The child puts itself in its own process group before running any user code; a
-        # kill that comes first finds no group and signals the pid (see signal_group).
-        now = monotonic()
-        child = _Child(request[0], pid, _open_pidfd(pid), now, now + max_runtime_s, slot=slot)
-        by_token[child.token] = child
+            for running in by_token.values():
+                os.close(running.pipe)
+            _spare_main(
+                process_task, worker_data, read_fd, result_fd, memory_limit_bytes, assign_gpus
+            )
+        os.close(read_fd)
+        child = _Child(pid, _open_pidfd(pid), write_fd)
         if child.pidfd >= 0:
             by_pidfd[child.pidfd] = child
             poller.register(child.pidfd, select.POLLIN)
+        return child
+
+    def hand_off(token: int, body: bytes) -> None:
+        nonlocal spare
+        slot = _free_slot(by_token) if assign_gpus is not None else 0
+        request = _REQUEST.pack(token, slot, len(body)) + body
+        child = spare if spare is not None else fork_spare()
+        spare = None
+        if not _write_all(child.pipe, request):
+            # The spare died before its hand-off: a fresh one takes the request (should it
+            # be killed too before reading it, reaped() puts the request back).
+            forget(child)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(child.pid, 0)
+            child = fork_spare()
+            _write_all(child.pipe, request)
+        now = monotonic()
+        child.token = token
+        child.body = body
+        child.slot = slot
+        child.started = now
+        child.deadline = now + max_runtime_s
+        by_token[token] = child
 
     def signal_group(child: _Child, signum: int) -> None:
         try:
@@ -480,6 +611,7 @@ def _serve(
                 return
         child = by_token.get(token)
         if child is not None:
+            child.killed = True
             signal_group(child, signum)
 
     def drop_backlog() -> None:
@@ -495,7 +627,7 @@ def _serve(
             if child.timed_out:
                 continue
             if now >= child.deadline:
-                child.timed_out = True
+                child.timed_out = child.killed = True
                 signal_group(child, signal.SIGKILL)
             elif nearest is None or child.deadline < nearest:
                 nearest = child.deadline
@@ -504,12 +636,15 @@ def _serve(
         # poll() takes a C int of milliseconds: wake at least hourly, whatever the deadline.
         return min(int((nearest - now) * 1000) + 1, _MAX_POLL_MS)
 
-    # Pidfds exist on Linux >= 5.3; without them poll for exits a few hundred times a second.
+    # Pidfds exist on Linux >= 5.3; without them poll for exits a few hundred times a second
+    # (a spare that dies unseen is found at its hand-off).
     probe = _open_pidfd(os.getpid())
     pidfds = probe >= 0
     if pidfds:
         os.close(probe)
     while True:
+        if spare is None:
+            spare = fork_spare()
         timeout_ms = time_out() if by_token else None
         if not pidfds and by_token:
             timeout_ms = 5 if timeout_ms is None else min(timeout_ms, 5)
@@ -520,6 +655,10 @@ def _serve(
                     for child in list(by_token.values()):
                         with contextlib.suppress(OSError):
                             os.killpg(child.pid, signal.SIGKILL)
+                    if spare is not None:  # killed and reaped: no spare outlives the server
+                        os.kill(spare.pid, signal.SIGKILL)
+                        with contextlib.suppress(ChildProcessError):
+                            os.waitpid(spare.pid, 0)
                     return
                 inbox += chunk
                 for message in _split_frames(inbox):
@@ -533,12 +672,17 @@ def _serve(
             owner = by_pidfd.get(fd)
             if owner is not None:
                 pid, status = os.waitpid(owner.pid, os.WNOHANG)
-                if pid != 0:
+                if pid == 0:
+                    continue
+                if owner is spare:  # died before its hand-off: the loop forks another
+                    forget(owner)
+                    spare = None
+                else:
                     reaped(owner, status)
         if not pidfds and by_token:
             _reap_without_pidfds(by_token, reaped)
         while backlog and len(by_token) < max_running:
-            start(backlog.popleft())
+            hand_off(*backlog.popleft())
         if reports:
             sock.sendall(reports)
             reports.clear()
@@ -568,6 +712,11 @@ def _reset_inherited_state() -> None:
         signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    global _sigpipe_handler
+    handler = signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    if handler != signal.SIG_IGN:
+        # _signal.signal takes SIG_DFL as the int, not as the enum signal.signal returns.
+        _sigpipe_handler = int(handler) if isinstance(handler, int) else handler
     with contextlib.suppress(OSError):
         # Out of the terminal's process group: Ctrl-C is the worker's to handle (grace period).
         os.setpgid(0, 0)
@@ -607,6 +756,23 @@ class ForkServer:
         max_runtime_s: float = 3600.0,
     ) -> ForkServer:
         """Fork the server now; call before any thread is started."""
+        # One fork at a time: a server forked while another worker of this process (a thread)
+        # holds the worker's end of a socket pair made for its server would keep that server
+        # (and its spare) waiting for an end of input that never comes.
+        with _FORK_LOCK:
+            return cls._fork(
+                process_task, worker_data, max_running, memory_limit_bytes, max_runtime_s
+            )
+
+    @classmethod
+    def _fork(
+        cls,
+        process_task: ProcessTask,
+        worker_data: WorkerData,
+        max_running: int,
+        memory_limit_bytes: int | None,
+        max_runtime_s: float,
+    ) -> ForkServer:
         parent_sock, child_sock = socket.socketpair()
         try:
             results, task_results = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -776,7 +942,9 @@ class ForkServer:
         token = self._next_token
         future: asyncio.Future[ChildReport] = self._loop.create_future()
         self._waiting[token] = future
-        self._send(("run", token, task_id, data, attempt, instance_id))
+        # Pickled apart: the server hands these bytes to a task process without reading them.
+        body = pickle.dumps((task_id, data, attempt, instance_id), pickle.HIGHEST_PROTOCOL)
+        self._send(("run", token, body))
         return token, future
 
     def kill(self, token: int, signum: int = signal.SIGKILL) -> None:
