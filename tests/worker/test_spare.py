@@ -99,6 +99,10 @@ def test_a_spare_that_dies_before_its_hand_off_is_replaced_and_no_request_is_los
         for round_ in range(3):
             (spare,) = _wait_for(lambda: _spares(server, set()), "the spare")
             os.kill(spare, signal.SIGKILL)
+            # Dead before the request is written: a spare that the kill reaches while the
+            # request is already in its pipe may read it and die as that task (its report
+            # then says so, and the worker retries it as any killed task).
+            _wait_for(lambda s=spare: _gone(s), "the spare to die")
             if round_ == 1:  # also once the server has noticed (and forked another)
                 _wait_for(lambda s=spare: _spares(server, set()) not in ([], [s]), "a new spare")
             report = await _run(server, f"t{round_}")
