@@ -416,7 +416,7 @@ class TaskStore(Protocol):
     def unfinished(self) -> list[tuple[Task, int]]: ...
 
     def states_of(self, task_ids: Sequence[str]) -> dict[str, str]:
-        """The state of each of ``task_ids`` the store knows (at most 500 ids per call)."""
+        """The state of each of ``task_ids`` the store knows (any number of ids)."""
 
     def mark_resent(self, task_ids: Iterable[str]) -> None: ...
 

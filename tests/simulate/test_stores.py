@@ -90,6 +90,32 @@ def test_spend_and_instances_as_the_database_computes_them() -> None:
     assert store.instances(active_only=True) == db.instances(active_only=True)
 
 
+def test_states_of_any_number_of_ids_as_the_database_knows_them() -> None:
+    """More ids than one SQLite query binds: every known one is answered, unknown ones not."""
+    db = TaskDatabase(":memory:")
+    store = InMemoryTaskStore()
+    tasks = [Task(f"t{i:04d}") for i in range(1200)]
+    for target in (db, store):
+        target.add_tasks(tasks, 0.0)
+        target.ingest(
+            [
+                {
+                    "event_type": "task_started",
+                    "task_id": "t1100",
+                    "instance_id": "vm-1",
+                    "attempt": 1,
+                    "timestamp": "1",
+                }
+            ],
+            1.0,
+        )
+    asked = [task.task_id for task in tasks] + ["nope"]
+    states = db.states_of(asked)
+    assert len(states) == 1200 and "nope" not in states
+    assert states["t1100"] == "running" and states["t0000"] == "pending"
+    assert store.states_of(asked) == states
+
+
 def test_compact_task_queue_leases_releases_and_requeues() -> None:
     clock = VirtualClock(0.0)
     queue = CompactTaskQueue("q", clock=clock)

@@ -36,8 +36,6 @@ from cloud_tasks.domain.taskstate import COMPLETED, TERMINAL_STATES
 
 #: Events that end the run of the instance that sends them.
 _RUN_ENDS: Final = OUTCOME_EVENTS | {TASK_RELEASED}
-#: Ids a ``TaskStore.states_of`` call takes at most.
-STATES_BATCH: Final = 500
 
 #: One run in progress: the instance that runs it (``None``: a worker without metadata) and
 #: the receipt of its delivery.
@@ -142,4 +140,4 @@ def _instance(value: object) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
-__all__ = ["STATES_BATCH", "LiveDeliveries"]
+__all__ = ["LiveDeliveries"]

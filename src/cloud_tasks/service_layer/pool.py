@@ -87,7 +87,7 @@ from cloud_tasks.ports import (
     TaskQueue,
     TaskStore,
 )
-from cloud_tasks.service_layer.deliveries import STATES_BATCH, LiveDeliveries
+from cloud_tasks.service_layer.deliveries import LiveDeliveries
 from cloud_tasks.service_layer.insight import DecisionRecorder
 from cloud_tasks.service_layer.speculation import Speculator
 
@@ -534,10 +534,7 @@ class PoolManager:
         tasks = deliveries.to_look_up()
         if not tasks:
             return
-        states: dict[str, str] = {}
-        for start in range(0, len(tasks), STATES_BATCH):
-            states.update(self.db.states_of(tasks[start : start + STATES_BATCH]))
-        receipts = deliveries.losers(states)
+        receipts = deliveries.losers(self.db.states_of(tasks))
         failed: list[CloudTasksError] = []
         for receipt in receipts:
             try:

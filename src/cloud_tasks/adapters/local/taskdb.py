@@ -49,6 +49,8 @@ from cloud_tasks.domain.text import shown
 from cloud_tasks.exceptions import CloudTasksError, EventError, TaskStoreBusyError
 
 _INSERT_CHUNK = 5000
+#: Task ids bound in one lookup query (SQLite allows 999 bound values in older builds).
+_IDS_PER_QUERY = 500
 #: ``PRAGMA application_id`` of every task database ("ClTs"): how a file is recognised as ours.
 APPLICATION_ID = 0x436C5473
 #: The tables that make a database without our ``application_id`` (created before it was set)
@@ -884,14 +886,17 @@ class TaskDatabase:
             yield task_id, None if data is None else json.loads(data)
 
     def states_of(self, task_ids: Sequence[str]) -> dict[str, str]:
-        """The state of each of ``task_ids`` the database knows (at most 500 ids per call)."""
-        if not task_ids:
-            return {}
-        marks = ",".join("?" * len(task_ids))
-        rows = self._db.execute(
-            f"SELECT task_id, state FROM tasks WHERE task_id IN ({marks})", list(task_ids)
-        )
-        return dict(rows.fetchall())
+        """The state of each of ``task_ids`` the database knows (any number of ids: they are
+        looked up ``_IDS_PER_QUERY`` at a time, within SQLite's limit on bound values)."""
+        states: dict[str, str] = {}
+        for start in range(0, len(task_ids), _IDS_PER_QUERY):
+            chunk = list(task_ids[start : start + _IDS_PER_QUERY])
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT task_id, state FROM tasks WHERE task_id IN ({marks})", chunk
+            )
+            states.update(rows.fetchall())
+        return states
 
     def events_after(self, event_id: int, limit: int = 1000) -> list[tuple[int, str, str]]:
         """``(id, event_type, body)`` of up to ``limit`` events recorded after ``event_id``, in
