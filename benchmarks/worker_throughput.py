@@ -32,6 +32,7 @@ that imports nothing else (``python -S``); its figures are printed, not used for
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import resource
@@ -133,41 +134,19 @@ def _bare_fork_loop(tasks: list[dict[str, Any]], simultaneous: int) -> tuple[flo
     return rate, cpu / len(tasks)
 
 
-# The fork loop of _bare_fork_loop in a fresh interpreter (``python -S``: no site, no threading);
-# it reads the tasks from argv[1] and prints "tasks/s CPU-seconds-per-task".
-FRESH_FORK_LOOP = """
-import json, os, resource, sys, time
-
-def trivial(task_id, task_data, worker_data):
-    return True, {"i": task_data["i"]}
-
-def cpu_s(who):
-    usage = resource.getrusage(who)
-    return usage.ru_utime + usage.ru_stime
-
-with open(sys.argv[1]) as f:
-    tasks = json.load(f)
-simultaneous = int(sys.argv[2])
-cpu_before = cpu_s(resource.RUSAGE_SELF) + cpu_s(resource.RUSAGE_CHILDREN)
-started = time.perf_counter()
-running = set()
-for task in tasks:
-    if len(running) >= simultaneous:
-        pid, _ = os.wait()
-        running.discard(pid)
-    pid = os.fork()
-    if pid == 0:
-        _, result = trivial(task["task_id"], task["data"], None)
-        json.dumps(result)
-        os._exit(0)
-    running.add(pid)
-while running:
-    pid, _ = os.wait()
-    running.discard(pid)
-rate = len(tasks) / (time.perf_counter() - started)
-cpu = cpu_s(resource.RUSAGE_SELF) + cpu_s(resource.RUSAGE_CHILDREN) - cpu_before
-print(rate, cpu / len(tasks))
-"""
+# The same fork loop (the very functions above, by their source) in a fresh interpreter
+# (``python -S``: no site, no threading); it reads the tasks from argv[1] and prints
+# "tasks/s CPU-seconds-per-task".
+FRESH_FORK_LOOP = "\n\n".join(
+    [
+        # Annotations stay unevaluated: nothing beyond these modules is imported.
+        "from __future__ import annotations\nimport json, os, resource, sys, time",
+        *(inspect.getsource(function) for function in (_trivial, _cpu_s, _bare_fork_loop)),
+        "with open(sys.argv[1]) as f:\n"
+        "    tasks = json.load(f)\n"
+        "print(*_bare_fork_loop(tasks, int(sys.argv[2])))\n",
+    ]
+)
 
 
 def fresh_fork_loop(python: str, tasks_file: Path, simultaneous: int) -> tuple[float, float]:
