@@ -124,12 +124,6 @@ KIND_SUCCESS = "success"
 KIND_RETRY_REQUESTED = "retry_requested"
 KIND_EXCEPTION = "exception"
 KIND_MEMORY = "memory"
-# The outcome of a task that returned no result (None): made once, in the parent, because a
-# first call of the JSON encoder in a fresh task process copies dozens of the server's pages.
-_NO_RESULT = {
-    success: json.dumps({"kind": kind, "result": {}}).encode("utf-8")
-    for success, kind in ((True, KIND_SUCCESS), (False, KIND_RETRY_REQUESTED))
-}
 
 
 class ChildReport:
@@ -231,7 +225,7 @@ def _encode_outcome(task_id: str, returned: Any) -> bytes:
             f"process_task returned success of type {type(success).__name__}; expected bool"
         )
     if result is None:
-        return _NO_RESULT[success]
+        result = {}  # sent as marshal data, as any small result of built-in types
     kind = KIND_SUCCESS if success else KIND_RETRY_REQUESTED
     try:
         packed = marshal.dumps((kind, result))
