@@ -17,7 +17,6 @@ from __future__ import annotations
 import codecs
 import datetime
 import difflib
-import itertools
 import json
 import math
 import re
@@ -108,17 +107,6 @@ def validate_task_file(path: str | Path) -> int:
     for _task in iter_tasks(path):
         count += 1
     return count
-
-
-def select_tasks(
-    tasks: Iterable[Task], *, start: int = 0, limit: int | None = None
-) -> Iterator[Task]:
-    """Skip the first ``start`` tasks and yield at most ``limit`` of the rest (``--start-task``,
-    ``--limit``)."""
-    if start < 0 or (limit is not None and limit < 0):
-        raise ValueError("start and limit must not be negative")
-    stop = None if limit is None else start + limit
-    return itertools.islice(tasks, start, stop)
 
 
 def find_oversized(tasks: Iterable[Task], max_bytes: int) -> list[str]:

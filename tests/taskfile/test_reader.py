@@ -14,7 +14,6 @@ from cloud_tasks.taskfile import (
     find_oversized,
     iter_tasks,
     read_tasks,
-    select_tasks,
     validate_task_file,
 )
 
@@ -105,15 +104,6 @@ def test_iter_tasks_is_lazy() -> None:
 def test_validate_counts() -> None:
     text = json.dumps([{"task_id": str(i), "data": {}} for i in range(1234)])
     assert validate_task_file(_write("t.json", text)) == 1234
-
-
-def test_select_tasks_slices() -> None:
-    tasks = [Task(str(i)) for i in range(10)]
-    assert [t.task_id for t in select_tasks(tasks, start=3, limit=2)] == ["3", "4"]
-    assert [t.task_id for t in select_tasks(tasks, start=8)] == ["8", "9"]
-    assert list(select_tasks(tasks, limit=0)) == []
-    with pytest.raises(ValueError, match="negative"):
-        select_tasks(tasks, start=-1)
 
 
 def test_find_oversized_names_the_tasks_in_order() -> None:
